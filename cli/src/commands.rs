@@ -1,0 +1,143 @@
+//! Runs a parsed command and prints its result.
+
+use pipework_core::detach;
+use pipework_core::error::{Context, Result};
+use pipework_core::guest::{Guest, ResolveOptions};
+use pipework_core::inspect;
+use pipework_core::model::GuestRef;
+use pipework_core::netlink::Netlink;
+use pipework_core::routing;
+use pipework_core::settings::Settings;
+use pipework_core::state::AttachmentRecord;
+use pipework_core::wait::{self, Readiness};
+use pipework_drivers::Drivers;
+
+use crate::grammar::{Command, Invocation};
+
+/// Runs the command; `Ok` carries the exit code (for `tc`, the tool's own).
+pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
+    let drivers = Drivers::new();
+    let json = inv.global.json;
+    match inv.command {
+        Command::Help => print!("{}", crate::help::HELP),
+        Command::Version => println!("pipework {}", env!("CARGO_PKG_VERSION")),
+        Command::Attach(req) => {
+            let rec = pipework_core::attach::attach(&req, &drivers, settings).await?;
+            if json {
+                print_json(&rec);
+            }
+        }
+        Command::Route { guest, cmd } => {
+            let (g, nl) = guest_netlink(&guest).await?;
+            routing::run_route(&nl, cmd)
+                .await
+                .map_err(|e| e.context(format!("guest {}", g.name())))?;
+        }
+        Command::Rule { guest, cmd } => {
+            let (g, nl) = guest_netlink(&guest).await?;
+            routing::run_rule(&nl, cmd)
+                .await
+                .map_err(|e| e.context(format!("guest {}", g.name())))?;
+        }
+        Command::Tc { guest, args } => {
+            let g = resolve(&guest).await?;
+            let code = routing::run_tc(&g.netns, &args)?;
+            return Ok(code.clamp(0, 255) as u8);
+        }
+        Command::Wait {
+            ifname,
+            timeout,
+            need_address,
+        } => {
+            let nl = Netlink::connect_here("this").step("open netlink")?;
+            wait::wait_ready(
+                &nl,
+                &Readiness {
+                    ifname: ifname.to_string(),
+                    need_address,
+                    timeout,
+                },
+            )
+            .await?;
+        }
+        Command::Detach { guest, ifname } => {
+            let done = detach::detach(&guest, ifname.as_ref(), &drivers, settings).await?;
+            if json {
+                print_json(&done);
+            }
+        }
+        Command::Inspect { guest } => {
+            let v = inspect::inspect(&guest, settings).await?;
+            print_json(&v);
+        }
+        Command::List => {
+            let items = inspect::list(settings)?;
+            if json {
+                print_json(&inspect::list_json(&items));
+            } else {
+                print_table(&items);
+            }
+        }
+        Command::Gc => {
+            let done = detach::gc(&drivers, settings).await?;
+            if json {
+                print_json(&done);
+            } else {
+                for r in &done {
+                    println!("removed {} of {} (guest gone)", r.interface, r.guest.name);
+                }
+            }
+        }
+        Command::Demo => crate::demo::run(settings, &drivers).await?,
+    }
+    Ok(0)
+}
+
+async fn resolve(r: &GuestRef) -> Result<Guest> {
+    Guest::resolve(r, &ResolveOptions::default())
+        .await
+        .map_err(|e| e.context(format!("guest {r}")))
+}
+
+async fn guest_netlink(r: &GuestRef) -> Result<(Guest, Netlink)> {
+    let g = resolve(r).await?;
+    let nl = Netlink::connect_in(&g.netns, g.name())
+        .await
+        .step("open netlink in the guest")?;
+    Ok((g, nl))
+}
+
+fn print_json<T: serde::Serialize>(v: &T) {
+    match serde_json::to_string_pretty(v) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("pipework: cannot encode JSON: {e}"),
+    }
+}
+
+fn print_table(items: &[(AttachmentRecord, bool)]) {
+    println!(
+        "{:<20} {:<10} {:<12} {:<12} {:<15} ADDRESSES",
+        "GUEST", "INTERFACE", "DRIVER", "HOST", "PEER"
+    );
+    for (r, alive) in items {
+        let guest = if *alive {
+            r.guest.name.clone()
+        } else {
+            format!("{} (gone)", r.guest.name)
+        };
+        let addrs: Vec<String> = r.addresses.iter().map(|a| a.to_string()).collect();
+        println!(
+            "{:<20} {:<10} {:<12} {:<12} {:<15} {}",
+            guest,
+            r.interface,
+            r.driver.as_str(),
+            r.host_interface,
+            r.host_peer.as_deref().unwrap_or("-"),
+            if addrs.is_empty() {
+                "-".to_string()
+            } else {
+                addrs.join(",")
+            }
+        );
+    }
+}

@@ -1,0 +1,67 @@
+//! `pipework --help`.
+
+pub const HELP: &str = "\
+pipework: plug Linux containers into real networks
+
+ATTACH (the original pipework grammar; -i, -l, -a in any order)
+  pipework [--direct-phys] <hostif|mac:MAC> [-i IF] [-l NAME] [-a 4|6]
+           <guest> <ip>/<len>[@<gateway>][,<ip>/<len>[@<gateway>]...] [<mac>|U:<string>][@<vlan>]
+  pipework <hostif> ... <guest> 0/0 ...          interface without an address
+  pipework <hostif> ... <guest> dhcp[:opts] ...  (also udhcpc[-f], dhclient[-f], dhcpcd): not supported yet
+
+  <hostif>   existing Linux bridge -> veth pair, host end a bridge port
+             missing br* name      -> that bridge is created first (and deleted
+                                      by the detach that leaves it empty)
+             physical interface    -> macvlan child (--macvlan-mode)
+             mac:<addr>            -> the interface with that MAC (case-insensitive;
+                                      ambiguous matches are refused)
+             ovs*, IPoIB, SR-IOV, --direct-phys, dummy: not in this build yet
+  <guest>    a PID, a netns path (/proc/<pid>/ns/net, /run/netns/X), a named netns,
+             a Docker/Podman container name or ID (Docker Engine API; DOCKER_HOST),
+             an LXC container name. Explicit forms: pid:N netns:NAME
+             docker:NAME podman:NAME container:NAME lxc:NAME
+  <ip>       static IPv4 or IPv6 with its prefix length; @<gateway> replaces the
+             guest's default route atomically (an on-link route is added when the
+             gateway is outside the subnet). Comma-separate several (dual stack).
+  <mac>      explicit unicast MAC; U:<string> derives one like the original
+             (MD5 of the string); default: random locally administered
+  -i IF      interface name in the guest (default eth1)
+  -l NAME    host-side veth name (default v<IF>pl<PID>, or pw<hash>; max 15 chars)
+  -a 4|6     address family the address must have
+
+  Attaching again with the same -i and host interface adds the new address to
+  the existing interface. A failed attach undoes every step it made.
+
+ATTACH OPTIONS
+  --macvlan-mode bridge|private|vepa|passthru   macvlan mode (default bridge)
+  --no-announce     do not send gratuitous ARP / unsolicited neighbour advertisement
+  --no-dad          add IPv6 addresses without duplicate address detection
+  --timeout SECS    wait at most this long for a container to be running (default 30)
+
+OTHER COMMANDS
+  pipework route <guest> add|del|replace|change <prefix>|default [via GW] [dev IF]
+                 [metric N] [table N] [src IP] [scope S] [proto P] [onlink] [mtu N]
+  pipework rule  <guest> add|del [from P] [to P] [table N] [priority N]
+                 [fwmark N[/M]] [iif IF] [oif IF] [blackhole|unreachable|prohibit]
+  pipework tc    <guest> <tc arguments>      runs the tc binary inside the guest
+  pipework --wait [-i IF] [--timeout SECS] [--link-only]
+                 run inside a guest: wait until IF is up, has carrier and its
+                 addresses (IPv6 DAD finished); exit 1 on timeout
+  pipework detach <guest> [-i IF]   remove what attach created, restore the
+                                    previous default route
+  pipework inspect <guest>          the guest's attachments as JSON
+  pipework list [--json]            every attachment pipework remembers
+  pipework gc                       clean up after guests that are gone
+  pipework demo                     two throwaway namespaces on a new bridge,
+                                    a ping, their JSON, then everything removed
+
+GLOBAL OPTIONS
+  --state-dir DIR   where attachments are recorded (default /run/pipework,
+                    or PIPEWORK_STATE_DIR)
+  -v, -vv           more detail on standard error
+  --json            machine-readable output (attach, list)
+  -h, --help        this text;  -V, --version
+
+EXIT CODES
+  0 success   1 the operation failed (and was undone)   2 bad input, nothing changed
+";

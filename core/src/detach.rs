@@ -1,0 +1,216 @@
+//! Detach and garbage collection: replaying the journals that attach saved.
+
+use tracing::warn;
+
+use crate::driver::DriverSet;
+use crate::error::{Context, Error, Result};
+use crate::guest::{Guest, GuestInfo, ResolveOptions};
+use crate::journal::{UndoContext, UndoMode};
+use crate::model::{GuestRef, IfName};
+use crate::netlink::Netlink;
+use crate::netns::Netns;
+use crate::settings::Settings;
+use crate::state::{AttachmentRecord, StateDir};
+
+/// Removes what attach created for a guest (all its interfaces, or one).
+/// A guest that no longer exists is matched by the records' names, and only
+/// the host side is cleaned (its own links died with its namespace).
+pub async fn detach(
+    guest_ref: &GuestRef,
+    ifname: Option<&IfName>,
+    drivers: &dyn DriverSet,
+    settings: &Settings,
+) -> Result<Vec<AttachmentRecord>> {
+    let state = StateDir::open(&settings.state_dir)?;
+    let opts = ResolveOptions {
+        wait_running: std::time::Duration::ZERO,
+    };
+    match Guest::resolve(guest_ref, &opts).await {
+        Ok(guest) => detach_live(&guest, ifname, drivers, settings, &state)
+            .await
+            .map_err(|e| e.context(format!("guest {}", guest.name()))),
+        Err(resolve_err) => {
+            let recs: Vec<AttachmentRecord> = state
+                .all()?
+                .into_iter()
+                .filter(|r| names_guest(&r.guest, guest_ref))
+                .filter(|r| ifname.is_none_or(|i| i.as_str() == r.interface))
+                .collect();
+            if recs.is_empty() {
+                return Err(resolve_err);
+            }
+            let host_ns = Netns::current().step("open host namespace")?;
+            let host = Netlink::connect_here("host").step("open netlink")?;
+            let ctx = UndoContext {
+                host: &host,
+                guest: None,
+                host_ns: &host_ns,
+                drivers,
+                state: &state,
+                settings,
+                mode: UndoMode::Detach,
+            };
+            undo_records(&ctx, &state, recs).await
+        }
+    }
+}
+
+/// [`detach`] for a guest already resolved.
+pub async fn detach_guest(
+    guest: &Guest,
+    ifname: Option<&IfName>,
+    drivers: &dyn DriverSet,
+    settings: &Settings,
+) -> Result<Vec<AttachmentRecord>> {
+    let state = StateDir::open(&settings.state_dir)?;
+    detach_live(guest, ifname, drivers, settings, &state)
+        .await
+        .map_err(|e| e.context(format!("guest {}", guest.name())))
+}
+
+async fn detach_live(
+    guest: &Guest,
+    ifname: Option<&IfName>,
+    drivers: &dyn DriverSet,
+    settings: &Settings,
+    state: &StateDir,
+) -> Result<Vec<AttachmentRecord>> {
+    let _lock = state.lock_guest(guest.info.netns).await?;
+    let recs: Vec<AttachmentRecord> = state
+        .guest_records(guest.info.netns)?
+        .into_iter()
+        .filter(|r| ifname.is_none_or(|i| i.as_str() == r.interface))
+        .collect();
+    if recs.is_empty() {
+        return Err(Error::usage(match ifname {
+            Some(i) => format!("pipework has no attachment {i} on this guest"),
+            None => "pipework has no attachment on this guest".to_string(),
+        }));
+    }
+    let host_ns = Netns::current().step("open host namespace")?;
+    let host = Netlink::connect_here("host").step("open netlink")?;
+    let guest_nl = Netlink::connect_in(&guest.netns, guest.name())
+        .await
+        .step("open netlink in the guest")?;
+    let mut done = Vec::new();
+    let mut errors = Vec::new();
+    for rec in recs {
+        // A recycled namespace inode must not let us touch a stranger's link.
+        let ours = matches!(guest_nl.link_by_index(rec.ifindex).await?,
+            Some(l) if l.name == rec.interface);
+        let ctx = UndoContext {
+            host: &host,
+            guest: ours.then_some(&guest_nl),
+            host_ns: &host_ns,
+            drivers,
+            state,
+            settings,
+            mode: UndoMode::Detach,
+        };
+        match undo_records(&ctx, state, vec![rec]).await {
+            Ok(mut v) => done.append(&mut v),
+            Err(e) => errors.push(e),
+        }
+    }
+    match errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(done),
+    }
+}
+
+/// Undoes each record's journal; drops a record only once all its undos worked.
+async fn undo_records(
+    ctx: &UndoContext<'_>,
+    state: &StateDir,
+    mut recs: Vec<AttachmentRecord>,
+) -> Result<Vec<AttachmentRecord>> {
+    // Newest first, like the journal inside each record.
+    recs.sort_by_key(|r| std::cmp::Reverse(r.created_at));
+    let mut done = Vec::new();
+    let mut failed = Vec::new();
+    for rec in recs {
+        let errs = rec.journal.undo_all(ctx).await;
+        if errs.is_empty() {
+            state.remove(rec.guest.netns, &rec.interface)?;
+            done.push(rec);
+        } else {
+            failed.push(format!(
+                "interface {}: {}",
+                rec.interface,
+                errs.iter()
+                    .map(|e| e.to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+        }
+    }
+    if failed.is_empty() {
+        Ok(done)
+    } else {
+        Err(Error::failed(format!(
+            "detach incomplete (run it again to retry): {}",
+            failed.join("; ")
+        )))
+    }
+}
+
+/// Whether a record's guest is the one the user names.
+fn names_guest(g: &GuestInfo, r: &GuestRef) -> bool {
+    if g.reference == *r {
+        return true;
+    }
+    match r {
+        GuestRef::Auto(n) | GuestRef::Container(n) | GuestRef::Lxc(n) | GuestRef::Netns(n) => {
+            g.name == *n
+                || g.container_name.as_deref() == Some(n)
+                || g.container_id
+                    .as_deref()
+                    .is_some_and(|id| n.len() >= 12 && id.starts_with(n.as_str()))
+        }
+        GuestRef::Pid(p) => g.pid == Some(*p),
+        GuestRef::Path(p) => g.name == p.display().to_string(),
+    }
+}
+
+/// Whether the namespace a record describes still exists.
+pub fn guest_alive(g: &GuestInfo) -> bool {
+    let path = match (&g.reference, g.pid) {
+        (_, Some(pid)) => format!("/proc/{pid}/ns/net"),
+        (GuestRef::Path(p), None) => p.display().to_string(),
+        (GuestRef::Netns(n), None) | (GuestRef::Auto(n), None) => {
+            format!("{}/{n}", crate::guest::NETNS_RUN_DIR)
+        }
+        _ => return false,
+    };
+    Netns::open(std::path::Path::new(&path)).is_ok_and(|ns| ns.id() == g.netns)
+}
+
+/// Cleans up after guests that are gone: their host-side leftovers (veths
+/// already died with the namespace; OVS rows, flows, owned bridges did not)
+/// and their records. Returns what was collected.
+pub async fn gc(drivers: &dyn DriverSet, settings: &Settings) -> Result<Vec<AttachmentRecord>> {
+    let state = StateDir::open(&settings.state_dir)?;
+    let host_ns = Netns::current().step("open host namespace")?;
+    let host = Netlink::connect_here("host").step("open netlink")?;
+    let ctx = UndoContext {
+        host: &host,
+        guest: None,
+        host_ns: &host_ns,
+        drivers,
+        state: &state,
+        settings,
+        mode: UndoMode::Detach,
+    };
+    let mut collected = Vec::new();
+    for rec in state.all()? {
+        if guest_alive(&rec.guest) {
+            continue;
+        }
+        let _lock = state.lock_guest(rec.guest.netns).await?;
+        match undo_records(&ctx, &state, vec![rec]).await {
+            Ok(mut v) => collected.append(&mut v),
+            Err(e) => warn!("gc: {e}"),
+        }
+    }
+    Ok(collected)
+}

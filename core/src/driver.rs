@@ -1,0 +1,156 @@
+//! The driver trait: one implementation per way of plugging a guest into a
+//! host interface.
+//!
+//! The attach orchestrator (`attach.rs`) owns everything common to all drivers:
+//! guest resolution, validation of the request, renaming, MAC, addresses,
+//! routes, announcement, state. A driver only creates the guest's link (and
+//! whatever the host side needs), recording every change in the journal.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::guest::Guest;
+use crate::journal::{Journal, UndoContext};
+use crate::model::{AttachRequest, IfName, MacAddr};
+use crate::netlink::{Link, Netlink};
+use crate::settings::Settings;
+use crate::state::StateDir;
+
+/// The seven drivers of the design.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DriverKind {
+    /// veth pair, host end a port of a Linux bridge.
+    LinuxBridge,
+    /// veth pair, host end a port of an Open vSwitch bridge.
+    Ovs,
+    /// macvlan child of a physical interface (optionally of its 802.1Q child).
+    Macvlan,
+    /// IPoIB child with a partition key.
+    Ipoib,
+    /// An SR-IOV virtual function moved into the guest.
+    SriovVf,
+    /// The physical NIC itself moved into the guest (`--direct-phys`).
+    Phys,
+    /// A dummy interface created in the guest.
+    Dummy,
+}
+
+impl DriverKind {
+    pub const ALL: [DriverKind; 7] = [
+        DriverKind::LinuxBridge,
+        DriverKind::Ovs,
+        DriverKind::Macvlan,
+        DriverKind::Ipoib,
+        DriverKind::SriovVf,
+        DriverKind::Phys,
+        DriverKind::Dummy,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DriverKind::LinuxBridge => "linux_bridge",
+            DriverKind::Ovs => "ovs",
+            DriverKind::Macvlan => "macvlan",
+            DriverKind::Ipoib => "ipoib",
+            DriverKind::SriovVf => "sriov_vf",
+            DriverKind::Phys => "phys",
+            DriverKind::Dummy => "dummy",
+        }
+    }
+}
+
+impl std::fmt::Display for DriverKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything a driver may look at while attaching.
+pub struct AttachContext<'a> {
+    pub request: &'a AttachRequest,
+    pub guest: &'a Guest,
+    /// rtnetlink in the host namespace.
+    pub host: &'a Netlink,
+    /// rtnetlink in the guest namespace.
+    pub guest_nl: &'a Netlink,
+    /// The host interface's name (resolved from `mac:` if need be).
+    pub host_ifname: &'a str,
+    /// The host interface, if it exists.
+    pub host_link: Option<&'a Link>,
+    /// The final name in the guest (`-i`, or the driver's default).
+    pub guest_ifname: &'a IfName,
+    /// The name the link gets in the guest until it is renamed.
+    pub temp_name: &'a str,
+    /// The MAC address the guest link must have.
+    pub mac: MacAddr,
+    pub state: &'a StateDir,
+    pub settings: &'a Settings,
+}
+
+/// What a driver created, for the orchestrator and the attachment record.
+#[derive(Clone, Debug, Default)]
+pub struct Plugged {
+    /// The guest link's index in the guest namespace (under `temp_name`).
+    pub guest_ifindex: u32,
+    /// False when the driver already gave the link its final name and MAC
+    /// (a moved physical NIC keeps the MAC it has).
+    pub needs_mac: bool,
+    /// Host-side peer (veth end) name, if any.
+    pub host_peer: Option<String>,
+    /// The bridge the peer is a port of, if any.
+    pub bridge: Option<String>,
+    /// 802.1Q id applied (OVS tag, sub-interface, bridge PVID).
+    pub vlan: Option<u16>,
+    pub mtu: u32,
+    /// Driver-specific facts for `inspect` (OVS port UUID, VF index, pkey...).
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+#[async_trait]
+pub trait Driver: Send + Sync {
+    fn kind(&self) -> DriverKind;
+
+    /// The guest interface name when `-i` is absent.
+    fn default_guest_ifname(&self) -> &'static str {
+        "eth1"
+    }
+
+    /// Checks the request against the host without changing anything. Errors
+    /// here are usage errors (exit code 2).
+    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()>;
+
+    /// Creates the guest's link inside the guest namespace under
+    /// `ctx.temp_name`, plus anything the host side needs. Every change is
+    /// recorded in `journal` before the next one is made.
+    async fn create(&self, ctx: &AttachContext<'_>, journal: &mut Journal) -> Result<Plugged>;
+
+    /// Runs once the guest link is up and addressed, before the announcement
+    /// (OVS waits for its port to forward; port security flows).
+    async fn after_up(
+        &self,
+        _ctx: &AttachContext<'_>,
+        _plugged: &mut Plugged,
+        _journal: &mut Journal,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Undoes a [`crate::journal::Step::Driver`] step this driver recorded.
+    async fn undo(&self, _data: &serde_json::Value, _ctx: &UndoContext<'_>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The set of available drivers, plus the host facts only a driver can supply.
+#[async_trait]
+pub trait DriverSet: Send + Sync {
+    fn get(&self, kind: DriverKind) -> Option<&dyn Driver>;
+
+    /// Whether Open vSwitch knows a bridge by this name. `Ok(false)` when no
+    /// OVSDB server is reachable.
+    async fn is_ovs_bridge(&self, _name: &str, _settings: &Settings) -> Result<bool> {
+        Ok(false)
+    }
+}

@@ -1,0 +1,355 @@
+//! The rollback journal.
+//!
+//! Every change an attach makes is recorded as a [`Step`] *before* the next
+//! change is attempted. If any step fails, the recorded steps are undone in
+//! reverse order. On success the journal is saved in the attachment record,
+//! and `detach` replays the very same undos later: one mechanism for both.
+//!
+//! Undos are idempotent: an object that is already gone counts as undone, so a
+//! journal can be replayed after a crash, a container exit or a second detach.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use tracing::{debug, warn};
+
+use crate::driver::{DriverKind, DriverSet};
+use crate::error::{Context, Error, Result};
+use crate::netlink::{LinkChange, Netlink, NlError, RouteSpec};
+use crate::netns::Netns;
+use crate::settings::Settings;
+use crate::state::StateDir;
+
+/// One recorded change and what it takes to undo it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Step {
+    /// A link created in the host namespace. Undo: delete it (for a veth,
+    /// that removes the guest end too).
+    HostLinkCreated { name: String, ifindex: u32 },
+    /// A link created directly in the guest namespace. Undo: delete it.
+    GuestLinkCreated { name: String, ifindex: u32 },
+    /// A bridge is about to get our port; `created` if this attach made it.
+    /// Undo: once our port is gone, delete the bridge if pipework created it
+    /// (this time or earlier) and it has no ports left.
+    BridgeUsed { name: String, created: bool },
+    /// A host link that was down and that we brought up. Undone on rollback
+    /// only: other attachments may share it by the time of a detach.
+    HostLinkUp { name: String, ifindex: u32 },
+    /// Undo: delete the address.
+    GuestAddressAdded { ifindex: u32, address: IpNet },
+    /// Undo: delete the route.
+    GuestRouteAdded { route: RouteSpec },
+    /// The default route was replaced atomically. Undo: if ours is still the
+    /// default, put `previous` back (or delete ours when there was none).
+    GuestDefaultRouteReplaced {
+        ours: RouteSpec,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<RouteSpec>,
+    },
+    /// A host link moved into the guest (physical NIC, VF, sub-interface).
+    /// Undo: move it back to the host namespace under its original name.
+    LinkMovedToGuest {
+        host_name: String,
+        guest_ifindex: u32,
+        was_up: bool,
+    },
+    /// A guest link renamed in place. Undo: give it its old name back.
+    GuestLinkRenamed {
+        ifindex: u32,
+        from: String,
+        to: String,
+    },
+    /// A change only the named driver knows how to undo.
+    Driver {
+        driver: DriverKind,
+        data: serde_json::Value,
+    },
+}
+
+/// Why the journal is being replayed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UndoMode {
+    /// A failed attach: put the host back exactly as it was.
+    Rollback,
+    /// A deliberate detach (or garbage collection).
+    Detach,
+}
+
+/// What undos need.
+pub struct UndoContext<'a> {
+    pub host: &'a Netlink,
+    /// `None` when the guest's namespace is gone (its links went with it).
+    pub guest: Option<&'a Netlink>,
+    /// The host namespace, for moving links back.
+    pub host_ns: &'a Netns,
+    pub drivers: &'a dyn DriverSet,
+    pub state: &'a StateDir,
+    pub settings: &'a Settings,
+    pub mode: UndoMode,
+}
+
+/// The steps of one attach, in the order they were made.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Journal {
+    steps: Vec<Step>,
+}
+
+impl Journal {
+    pub fn new() -> Journal {
+        Journal::default()
+    }
+
+    pub fn from_steps(steps: Vec<Step>) -> Journal {
+        Journal { steps }
+    }
+
+    pub fn record(&mut self, step: Step) {
+        debug!(?step, "journal");
+        self.steps.push(step);
+    }
+
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    pub(crate) fn steps_mut(&mut self) -> &mut Vec<Step> {
+        &mut self.steps
+    }
+
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Appends another journal (a second address on an existing attachment).
+    pub fn extend(&mut self, other: Journal) {
+        self.steps.extend(other.steps);
+    }
+
+    /// Undoes every step, last first. Keeps going past failures and returns
+    /// them all, so one stuck object does not strand the rest.
+    pub async fn undo_all(&self, ctx: &UndoContext<'_>) -> Vec<Error> {
+        let mut errors = Vec::new();
+        for step in self.steps.iter().rev() {
+            if let Err(e) = undo(step, ctx).await {
+                warn!("undo failed: {e}");
+                errors.push(e);
+            }
+        }
+        errors
+    }
+}
+
+fn gone_ok(r: std::result::Result<(), NlError>) -> std::result::Result<(), NlError> {
+    match r {
+        Err(e) if e.is_gone() => Ok(()),
+        other => other,
+    }
+}
+
+/// Undoes one step.
+pub async fn undo(step: &Step, ctx: &UndoContext<'_>) -> Result<()> {
+    match step {
+        Step::HostLinkCreated { name, ifindex } => delete_if_same(ctx.host, *ifindex, name)
+            .await
+            .step("undo: delete host link"),
+        Step::GuestLinkCreated { name, ifindex } => match ctx.guest {
+            Some(g) => match g.link_by_index(*ifindex).await? {
+                Some(_) => {
+                    gone_ok(g.delete_link(*ifindex, name).await).step("undo: delete guest link")
+                }
+                None => Ok(()),
+            },
+            None => Ok(()),
+        },
+        Step::BridgeUsed { name, created } => release_bridge(ctx, name, *created)
+            .await
+            .step("undo: release bridge"),
+        Step::HostLinkUp { name, ifindex } => {
+            if ctx.mode != UndoMode::Rollback {
+                return Ok(());
+            }
+            match ctx.host.link_by_index(*ifindex).await? {
+                Some(l) if l.name == *name => gone_ok(
+                    ctx.host
+                        .change_link(
+                            LinkChange::new(*ifindex)
+                                .down()
+                                .describe(format!("set {name} down")),
+                        )
+                        .await,
+                )
+                .step("undo: set host link down"),
+                _ => Ok(()),
+            }
+        }
+        Step::GuestAddressAdded { ifindex, address } => match ctx.guest {
+            Some(g) => {
+                gone_ok(g.delete_address(*ifindex, address).await).step("undo: delete address")
+            }
+            None => Ok(()),
+        },
+        Step::GuestRouteAdded { route } => match ctx.guest {
+            Some(g) => gone_ok(g.delete_route(route).await).step("undo: delete route"),
+            None => Ok(()),
+        },
+        Step::GuestDefaultRouteReplaced { ours, previous } => match ctx.guest {
+            Some(g) => restore_default(g, ours, previous.as_ref())
+                .await
+                .step("undo: restore default route"),
+            None => Ok(()),
+        },
+        Step::LinkMovedToGuest {
+            host_name,
+            guest_ifindex,
+            was_up,
+        } => match ctx.guest {
+            Some(g) => {
+                let c = LinkChange::new(*guest_ifindex)
+                    .down()
+                    .netns(std::os::fd::AsFd::as_fd(ctx.host_ns))
+                    .name(host_name)
+                    .describe(format!("move link back to the host as {host_name}"));
+                gone_ok(g.change_link(c).await).step("undo: move link back to host")?;
+                if *was_up {
+                    if let Some(l) = ctx.host.link_by_name(host_name).await? {
+                        ctx.host
+                            .change_link(
+                                LinkChange::new(l.index)
+                                    .up()
+                                    .describe(format!("set {host_name} up")),
+                            )
+                            .await?;
+                    }
+                }
+                Ok(())
+            }
+            // The kernel returns physical devices to the initial namespace when
+            // their namespace dies; nothing to do.
+            None => Ok(()),
+        },
+        Step::GuestLinkRenamed { ifindex, from, to } => match ctx.guest {
+            Some(g) => match g.link_by_index(*ifindex).await? {
+                Some(l) if l.name == *to => gone_ok(
+                    g.change_link(
+                        LinkChange::new(*ifindex)
+                            .down()
+                            .name(from)
+                            .describe(format!("rename {to} back to {from}")),
+                    )
+                    .await,
+                )
+                .step("undo: rename"),
+                _ => Ok(()),
+            },
+            None => Ok(()),
+        },
+        Step::Driver { driver, data } => match ctx.drivers.get(*driver) {
+            Some(d) => d.undo(data, ctx).await,
+            None => Err(Error::failed(format!(
+                "undo needs the {driver} driver, which this build lacks"
+            ))),
+        },
+    }
+}
+
+/// Deletes a link if it still is the one we made (same index and name; index
+/// 0 means it was recorded before its index was known).
+async fn delete_if_same(
+    nl: &Netlink,
+    ifindex: u32,
+    name: &str,
+) -> std::result::Result<(), NlError> {
+    let found = if ifindex == 0 {
+        nl.link_by_name(name).await?
+    } else {
+        nl.link_by_index(ifindex).await?
+    };
+    match found {
+        Some(l) if l.name == name => gone_ok(nl.delete_link(l.index, name).await),
+        _ => Ok(()),
+    }
+}
+
+async fn release_bridge(ctx: &UndoContext<'_>, name: &str, created: bool) -> Result<()> {
+    let _lock = ctx.state.lock_bridge(name, true).await?;
+    if !created && !ctx.state.bridge_is_owned(name) {
+        return Ok(());
+    }
+    let Some(br) = ctx.host.link_by_name(name).await? else {
+        ctx.state.forget_bridge(name)?;
+        return Ok(());
+    };
+    if !ctx.host.ports_of(br.index).await?.is_empty() {
+        return Ok(());
+    }
+    gone_ok(ctx.host.delete_link(br.index, name).await)?;
+    ctx.state.forget_bridge(name)?;
+    Ok(())
+}
+
+async fn restore_default(
+    g: &Netlink,
+    ours: &RouteSpec,
+    previous: Option<&RouteSpec>,
+) -> Result<()> {
+    let current = g.default_routes(ours.family).await?;
+    let still_ours = current.iter().any(|r| same_default(r, ours));
+    if !still_ours {
+        // Someone changed the default route since; leave theirs alone.
+        return Ok(());
+    }
+    match previous {
+        Some(p) => {
+            if let Err(e) = g.add_route(p, true).await {
+                // The previous route's interface may be gone; dropping ours is
+                // still right.
+                warn!("cannot restore previous default route {p}: {e}");
+                gone_ok(g.delete_route(ours).await)?;
+            }
+        }
+        None => gone_ok(g.delete_route(ours).await)?,
+    }
+    Ok(())
+}
+
+fn same_default(a: &RouteSpec, b: &RouteSpec) -> bool {
+    a.gateway == b.gateway && a.oif == b.oif && a.metric.unwrap_or(0) == b.metric.unwrap_or(0)
+}
+
+/// The gateway of a default-route step, for records.
+pub fn gateway_of(step: &Step) -> Option<IpAddr> {
+    match step {
+        Step::GuestDefaultRouteReplaced { ours, .. } => ours.gateway,
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_serialise_with_an_op_tag() {
+        let j = Journal::from_steps(vec![
+            Step::HostLinkCreated {
+                name: "veth1pl42".into(),
+                ifindex: 7,
+            },
+            Step::GuestAddressAdded {
+                ifindex: 3,
+                address: "10.0.0.2/24".parse().unwrap(),
+            },
+        ]);
+        let s = serde_json::to_string(&j).unwrap();
+        assert!(s.contains(r#""op":"host_link_created""#), "{s}");
+        let back: Journal = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, j);
+    }
+}

@@ -1,0 +1,321 @@
+//! The address positional: static addresses with optional gateways, `0/0`, or a
+//! DHCP mode.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use super::ParseError;
+
+/// IPv4 or IPv6, as selected by `-a 4|6` or implied by an address.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+pub enum Family {
+    #[serde(rename = "inet")]
+    V4,
+    #[serde(rename = "inet6")]
+    V6,
+}
+
+impl Family {
+    pub fn of(ip: &IpAddr) -> Family {
+        match ip {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+
+    /// `-a` accepts `4`, `6` and the original's `inet`/`inet6`/`ip`/`ip6` spellings.
+    pub fn parse_flag(s: &str) -> Result<Family, ParseError> {
+        match s {
+            "4" | "inet" | "ip" | "ip4" | "ipv4" => Ok(Family::V4),
+            "6" | "inet6" | "ip6" | "ipv6" => Ok(Family::V6),
+            _ => Err(ParseError::new("address family (-a)", s, "must be 4 or 6")),
+        }
+    }
+}
+
+impl fmt::Display for Family {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Family::V4 => "IPv4",
+            Family::V6 => "IPv6",
+        })
+    }
+}
+
+/// One static address with an optional default gateway.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct StaticAddress {
+    pub address: IpNet,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub gateway: Option<IpAddr>,
+}
+
+impl StaticAddress {
+    pub fn family(&self) -> Family {
+        Family::of(&self.address.addr())
+    }
+
+    /// True when the gateway is outside the address's subnet and needs an on-link route.
+    pub fn gateway_is_off_link(&self) -> bool {
+        self.gateway.is_some_and(|gw| !self.address.contains(&gw))
+    }
+}
+
+/// Which DHCP client a DHCP form asks for.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DhcpClient {
+    /// `dhcp`: pipework's own client.
+    Native,
+    Udhcpc,
+    Dhclient,
+    Dhcpcd,
+}
+
+/// A DHCP form of the address positional: `dhcp[:opts]`, `udhcpc[-f][:opts]`, ...
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+pub struct DhcpSpec {
+    pub client: DhcpClient,
+    /// `-f`: keep the client running to renew the lease.
+    pub foreground: bool,
+    /// Everything after the first `:`, passed to the client.
+    pub options: String,
+}
+
+impl DhcpSpec {
+    fn parse(s: &str) -> Option<DhcpSpec> {
+        let (head, options) = match s.split_once(':') {
+            Some((h, o)) => (h, o.to_string()),
+            None => (s, String::new()),
+        };
+        let (name, foreground) = match head.strip_suffix("-f") {
+            Some(n) => (n, true),
+            None => (head, false),
+        };
+        let client = match name {
+            "dhcp" => DhcpClient::Native,
+            "udhcpc" => DhcpClient::Udhcpc,
+            "dhclient" => DhcpClient::Dhclient,
+            "dhcpcd" => DhcpClient::Dhcpcd,
+            _ => return None,
+        };
+        Some(DhcpSpec {
+            client,
+            foreground,
+            options,
+        })
+    }
+}
+
+/// What to configure on the guest interface.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AddressMode {
+    /// `0/0`: the link only, no address.
+    None,
+    /// One or more static addresses (comma separated on the command line).
+    Static(Vec<StaticAddress>),
+    Dhcp(DhcpSpec),
+}
+
+impl AddressMode {
+    /// Parses the address positional. `family` is the `-a` flag when given: every
+    /// static address must then be of that family.
+    pub fn parse(s: &str, family: Option<Family>) -> Result<AddressMode, ParseError> {
+        if s == "0/0" {
+            return Ok(AddressMode::None);
+        }
+        if let Some(d) = DhcpSpec::parse(s) {
+            return Ok(AddressMode::Dhcp(d));
+        }
+        let mut out = Vec::new();
+        for part in s.split(',') {
+            out.push(parse_static(part, family)?);
+        }
+        let mut gw_families = Vec::new();
+        for a in &out {
+            if a.gateway.is_some() {
+                if gw_families.contains(&a.family()) {
+                    return Err(ParseError::new(
+                        "address",
+                        s,
+                        "gives two gateways for the same address family",
+                    ));
+                }
+                gw_families.push(a.family());
+            }
+        }
+        for (i, a) in out.iter().enumerate() {
+            if out[..i]
+                .iter()
+                .any(|b| b.address.addr() == a.address.addr())
+            {
+                return Err(ParseError::new(
+                    "address",
+                    s,
+                    "lists the same address twice",
+                ));
+            }
+        }
+        Ok(AddressMode::Static(out))
+    }
+
+    pub fn statics(&self) -> &[StaticAddress] {
+        match self {
+            AddressMode::Static(v) => v,
+            _ => &[],
+        }
+    }
+}
+
+fn parse_static(s: &str, family: Option<Family>) -> Result<StaticAddress, ParseError> {
+    let (addr, gw) = match s.split_once('@') {
+        Some((a, g)) => (a, Some(g)),
+        None => (s, None),
+    };
+    if !addr.contains('/') {
+        let hint = if addr.parse::<std::net::Ipv6Addr>().is_ok() {
+            "/64"
+        } else {
+            "/24"
+        };
+        return Err(ParseError::new(
+            "address",
+            s,
+            &format!("needs a prefix length (maybe you meant {addr}{hint}?)"),
+        ));
+    }
+    let address: IpNet = addr.parse().map_err(|_| {
+        ParseError::new(
+            "address",
+            addr,
+            "is not an address with prefix length like 192.168.1.5/24 or 2001:db8::5/64",
+        )
+    })?;
+    let ip = address.addr();
+    let fam = Family::of(&ip);
+    if let Some(want) = family {
+        if want != fam {
+            return Err(ParseError::new(
+                "address",
+                addr,
+                &format!("is {fam} but -a asked for {want}"),
+            ));
+        }
+    }
+    if ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() {
+        return Err(ParseError::new(
+            "address",
+            addr,
+            "must be a unicast, non-loopback address",
+        ));
+    }
+    if let IpNet::V4(n) = address {
+        if n.prefix_len() < 31 && (n.addr() == n.network() || n.addr() == n.broadcast()) {
+            return Err(ParseError::new(
+                "address",
+                addr,
+                "is the network or broadcast address of its subnet",
+            ));
+        }
+    }
+    let gateway = match gw {
+        None => None,
+        Some(g) => {
+            let gip: IpAddr = g
+                .parse()
+                .map_err(|_| ParseError::new("gateway", g, "is not an IP address"))?;
+            if Family::of(&gip) != fam {
+                return Err(ParseError::new(
+                    "gateway",
+                    g,
+                    &format!("is not {fam} like its address {addr}"),
+                ));
+            }
+            if gip.is_unspecified() || gip.is_multicast() || gip.is_loopback() {
+                return Err(ParseError::new("gateway", g, "must be a unicast address"));
+            }
+            if gip == ip {
+                return Err(ParseError::new(
+                    "gateway",
+                    g,
+                    "is the interface's own address",
+                ));
+            }
+            if let (IpNet::V4(n), IpAddr::V4(g4)) = (address, gip) {
+                if n.prefix_len() < 31 && (g4 == n.broadcast() || g4 == n.network()) {
+                    return Err(ParseError::new(
+                        "gateway",
+                        g,
+                        "is the network or broadcast address of the subnet",
+                    ));
+                }
+            }
+            Some(gip)
+        }
+    };
+    Ok(StaticAddress { address, gateway })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        assert_eq!(AddressMode::parse("0/0", None).unwrap(), AddressMode::None);
+        let a = AddressMode::parse("192.168.1.5/24@192.168.1.1", None).unwrap();
+        assert_eq!(a.statics()[0].gateway, Some("192.168.1.1".parse().unwrap()));
+        let d = AddressMode::parse("udhcpc-f:-x foo", None).unwrap();
+        assert_eq!(
+            d,
+            AddressMode::Dhcp(DhcpSpec {
+                client: DhcpClient::Udhcpc,
+                foreground: true,
+                options: "-x foo".into()
+            })
+        );
+        assert!(matches!(
+            AddressMode::parse("dhcp", None).unwrap(),
+            AddressMode::Dhcp(DhcpSpec {
+                client: DhcpClient::Native,
+                ..
+            })
+        ));
+        let ds = AddressMode::parse("10.0.0.2/24@10.0.0.1,fd00::2/64@fd00::1", None).unwrap();
+        assert_eq!(ds.statics().len(), 2);
+    }
+
+    #[test]
+    fn errors() {
+        for (s, fam) in [
+            ("10.0.0.5", None),
+            ("10.0.0.5/33", None),
+            ("10.0.0.0/24", None),
+            ("10.0.0.255/24", None),
+            ("224.0.0.1/24", None),
+            ("10.0.0.5/24@", None),
+            ("10.0.0.5/24@fd00::1", None),
+            ("10.0.0.5/24@10.0.0.5", None),
+            ("10.0.0.5/24@10.0.0.255", None),
+            ("fd00::5/64", Some(Family::V4)),
+            ("10.0.0.5/24", Some(Family::V6)),
+            ("10.0.0.5/24@10.0.0.1,10.0.1.5/24@10.0.1.1", None),
+            ("10.0.0.5/24,10.0.0.5/16", None),
+            ("dhcpx", None),
+        ] {
+            assert!(AddressMode::parse(s, fam).is_err(), "{s}");
+        }
+        let e = AddressMode::parse("10.0.0.5", None).unwrap_err();
+        assert!(e.to_string().contains("10.0.0.5/24"), "{e}");
+    }
+
+    #[test]
+    fn off_link_gateway() {
+        let a = AddressMode::parse("10.0.0.5/32@10.9.9.1", None).unwrap();
+        assert!(a.statics()[0].gateway_is_off_link());
+    }
+}

@@ -1,0 +1,45 @@
+//! The request model: typed values parsed once from the command line, so drivers
+//! never see strings.
+
+mod address;
+mod ifname;
+mod mac;
+mod request;
+mod tag;
+
+pub use address::{AddressMode, DhcpClient, DhcpSpec, Family, StaticAddress};
+pub use ifname::{IfName, MAX_IFNAME_LEN};
+pub use mac::{MacAddr, MacSpec};
+pub use request::{AttachOptions, AttachRequest, GuestRef, HostSelector, MacvlanMode};
+pub use tag::{Pkey, Tag, VlanId};
+
+use std::fmt;
+
+/// A malformed part of the input: what it was meant to be, the text, and why not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParseError {
+    what: String,
+    text: String,
+    why: String,
+}
+
+impl ParseError {
+    pub fn new(what: &str, text: &str, why: &str) -> ParseError {
+        ParseError {
+            what: what.to_string(),
+            text: text.to_string(),
+            why: why.to_string(),
+        }
+    }
+    pub fn why(&self) -> &str {
+        &self.why
+    }
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bad {} '{}': {}", self.what, self.text, self.why)
+    }
+}
+
+impl std::error::Error for ParseError {}

@@ -1,0 +1,88 @@
+//! Linux bridge: a veth pair whose host end is a port of the bridge. A missing
+//! `br*` bridge is created, safely when many attaches race to create it.
+
+use async_trait::async_trait;
+use pipework_core::driver::{AttachContext, Driver, DriverKind, Plugged};
+use pipework_core::error::{Context, Error, Result};
+use pipework_core::journal::{Journal, Step};
+use pipework_core::model::MacAddr;
+use pipework_core::netlink::{Link, Netlink, NewLink};
+use pipework_core::state::StateDir;
+
+use crate::veth;
+
+pub struct LinuxBridge;
+
+#[async_trait]
+impl Driver for LinuxBridge {
+    fn kind(&self) -> DriverKind {
+        DriverKind::LinuxBridge
+    }
+
+    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()> {
+        if let Some(tag) = &ctx.request.tag {
+            tag.as_vlan()?;
+            return Err(Error::usage(format!(
+                "@{tag} on Linux bridge {}: VLANs on Linux bridges are not supported yet",
+                ctx.host_ifname
+            )));
+        }
+        Ok(())
+    }
+
+    async fn create(&self, ctx: &AttachContext<'_>, journal: &mut Journal) -> Result<Plugged> {
+        let name = ctx.host_ifname;
+        // Shared: other attaches may add ports meanwhile; a detach deciding to
+        // delete an empty bridge takes it exclusively.
+        let _lock = ctx.state.lock_bridge(name, false).await?;
+        let (bridge, created) = ensure_bridge(ctx.host, ctx.state, name, ctx.host_link)
+            .await
+            .step("create bridge")?;
+        journal.record(Step::BridgeUsed {
+            name: name.to_string(),
+            created,
+        });
+        pipework_core::fault::point("bridge-ready")?;
+        let pair = veth::create(ctx, bridge.mtu, Some(bridge.index), journal).await?;
+        Ok(Plugged {
+            guest_ifindex: pair.guest.index,
+            needs_mac: false,
+            host_peer: Some(pair.host.name),
+            bridge: Some(name.to_string()),
+            vlan: None,
+            mtu: bridge.mtu,
+            details: Default::default(),
+        })
+    }
+}
+
+/// The bridge, created if missing. Returns whether this call created it.
+async fn ensure_bridge(
+    host: &Netlink,
+    state: &StateDir,
+    name: &str,
+    known: Option<&Link>,
+) -> Result<(Link, bool)> {
+    if let Some(l) = known {
+        return Ok((l.clone(), false));
+    }
+    // A fixed MAC stops the bridge from taking on (and changing with) the
+    // lowest port MAC as containers come and go.
+    let new = NewLink::bridge(name).mac(MacAddr::random_local()).up();
+    let created = match host.create_link(new).await {
+        Ok(()) => {
+            state.own_bridge(name)?;
+            true
+        }
+        Err(e) if e.is(libc::EEXIST) => false,
+        Err(e) => return Err(e.into()),
+    };
+    let l = host
+        .link_by_name(name)
+        .await?
+        .ok_or_else(|| Error::failed(format!("bridge {name} vanished")))?;
+    if !l.is_kind("bridge") {
+        return Err(Error::usage(format!("{name} exists and is not a bridge")));
+    }
+    Ok((l, created))
+}

@@ -1,0 +1,67 @@
+//! The veth pair shared by the bridge drivers: host end a bridge port, guest
+//! end created directly in the guest under its temporary name.
+
+use pipework_core::driver::AttachContext;
+use pipework_core::error::{Context, Error, Result};
+use pipework_core::journal::Journal;
+use pipework_core::model::IfName;
+use pipework_core::netlink::{Link, NewLink};
+use pipework_core::{hostname, ops};
+
+/// The created pair.
+pub struct VethPair {
+    pub host: Link,
+    pub guest: Link,
+}
+
+/// Creates the pair with `mtu`, the host end up and (if `master` is given) a
+/// port of that bridge, in a single `RTM_NEWLINK`.
+pub async fn create(
+    ctx: &AttachContext<'_>,
+    mtu: u32,
+    master: Option<u32>,
+    journal: &mut Journal,
+) -> Result<VethPair> {
+    let explicit = ctx.request.host_ifname.clone();
+    let mut name: IfName = match &explicit {
+        Some(n) => n.clone(),
+        None => hostname::host_peer(ctx.guest_ifname, &ctx.guest.info),
+    };
+    if explicit.is_none() && ctx.host.link_by_name(name.as_str()).await?.is_some() {
+        name = hostname::random_host_peer();
+    }
+    for attempt in 0..3 {
+        let peer = NewLink::veth_peer(ctx.temp_name)
+            .mtu(mtu)
+            .mac(ctx.mac)
+            .netns(std::os::fd::AsFd::as_fd(&ctx.guest.netns));
+        let mut new = NewLink::veth(name.as_str(), peer).mtu(mtu).up();
+        if let Some(m) = master {
+            new = new.master(m);
+        }
+        match ops::create_host_link(ctx.host, name.as_str(), new, journal).await {
+            Ok(host) => {
+                let guest = ctx
+                    .guest_nl
+                    .link_by_name(ctx.temp_name)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::failed(format!("{} did not appear in the guest", ctx.temp_name))
+                    })
+                    .step("create veth")?;
+                return Ok(VethPair { host, guest });
+            }
+            // Another run took the name between our check and our request.
+            Err(e) if e.is(libc::EEXIST) && explicit.is_none() && attempt < 2 => {
+                name = hostname::random_host_peer();
+            }
+            Err(e) if e.is(libc::EEXIST) && explicit.is_some() => {
+                return Err(Error::usage(format!(
+                    "host interface name {name} (-l) is already taken"
+                )));
+            }
+            Err(e) => return Err(e).step("create veth"),
+        }
+    }
+    unreachable!("the loop returns on its last attempt")
+}

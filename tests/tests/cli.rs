@@ -1,0 +1,291 @@
+//! The command line: bad input is refused with one line and exit code 2, the
+//! host untouched; the smaller commands work.
+
+use pipework_tests::*;
+
+#[test]
+fn bad_input_exits_2_and_creates_nothing() {
+    let mut s = Sandbox::new("badinput");
+    let g = s.guest("g");
+    s.fake_nic("nic0");
+    s.ip_host(&["link", "add", "brx", "type", "bridge"]);
+    let host_before = s.host_links();
+    let guest_before = (links(&g), routes(&g));
+    let cases: Vec<Vec<&str>> = vec![
+        vec![],
+        vec!["brx"],
+        vec!["brx", &g],
+        vec!["brx", &g, "10.0.0.5"],
+        vec!["brx", &g, "10.0.0.5/33"],
+        vec!["brx", &g, "10.0.0.0/24"],
+        vec!["brx", &g, "10.0.0.5/24@10.0.1.300"],
+        vec!["brx", &g, "10.0.0.5/24@fd00::1"],
+        vec!["brx", &g, "10.0.0.5/24", "zz:00:00:00:00:01"],
+        vec!["brx", &g, "10.0.0.5/24", "01:00:5e:00:00:01"],
+        vec!["brx", &g, "10.0.0.5/24", "@0"],
+        vec!["brx", &g, "10.0.0.5/24", "@4095"],
+        vec!["brx", &g, "10.0.0.5/24", "02:00:00:00:00:01", "extra"],
+        vec!["brx", "-a", "6", &g, "10.0.0.5/24"],
+        vec!["brx", "-i", "way-too-long-name", &g, "10.0.0.5/24"],
+        vec!["brx", "-l", "bad/name", &g, "10.0.0.5/24"],
+        vec!["brx", &g, "10.0.0.5/24", "--bogus"],
+        vec!["nosuchif0", &g, "10.0.0.5/24"],
+        vec!["mac:02:99:99:99:99:99", &g, "10.0.0.5/24"],
+        vec!["brx", "nosuchguest-xyz", "10.0.0.5/24"],
+        vec!["brx", "999999999", "10.0.0.5/24"],
+        vec!["brx", "/nonexistent/netns", "10.0.0.5/24"],
+        vec!["brx", "/proc/self/status", "10.0.0.5/24"],
+        vec!["brx", &g, "10.0.0.5/24", "@10"],
+        vec!["nic0", &g, "10.0.0.5/24", "@10"],
+        vec!["nic0", "-l", "vethx", &g, "10.0.0.5/24"],
+        vec!["nic0", &g, "10.0.0.5/24", "--macvlan-mode", "sideways"],
+        vec!["lo", &g, "10.0.0.5/24"],
+        vec!["brx", &g, "dhcp"],
+        vec!["route", &g, "frobnicate"],
+        vec!["route", &g, "add", "10.0.0.0/8", "via", "nowhere"],
+        vec!["rule", &g, "add", "from", "10.0.0.0/8"],
+        vec!["detach"],
+        vec!["detach", &g],
+        vec!["inspect", &g],
+        vec!["--wait", "--bogus"],
+    ];
+    for args in cases {
+        let r = s.pipework(&args);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.starts_with("pipework: "), "{args:?}: {}", r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{args:?}");
+        assert_eq!(s.host_links(), host_before, "{args:?}");
+        assert_eq!((links(&g), routes(&g)), guest_before, "{args:?}");
+    }
+}
+
+#[test]
+fn errors_name_guest_interface_and_step() {
+    let mut s = Sandbox::new("errctx");
+    let g = s.guest("g");
+    let r = s.pipework_env(
+        &["brctx", "-i", "eth7", &g, "10.0.0.5/24"],
+        &[("PIPEWORK_FAULT", "link-up")],
+    );
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains(&format!("guest {g}")), "{}", r.stderr);
+    assert!(r.stderr.contains("interface eth7"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("injected fault at link-up"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn help_documents_the_grammar() {
+    let s = Sandbox::new("help");
+    let r = s.pipework(&["--help"]).ok();
+    for word in [
+        "--direct-phys",
+        "mac:",
+        "-i IF",
+        "-l NAME",
+        "-a 4|6",
+        "0/0",
+        "dhcp",
+        "U:<string>",
+        "@<vlan>",
+        "route",
+        "rule",
+        "tc",
+        "--wait",
+        "detach",
+        "inspect",
+        "list",
+        "gc",
+        "demo",
+        "--macvlan-mode",
+    ] {
+        assert!(r.stdout.contains(word), "--help lacks {word}");
+    }
+}
+
+#[test]
+fn dhcp_forms_parse_and_say_not_supported_yet() {
+    let mut s = Sandbox::new("dhcpforms");
+    let g = s.guest("g");
+    for form in [
+        "dhcp",
+        "dhcp:-f",
+        "udhcpc",
+        "udhcpc-f",
+        "dhclient-f:-v",
+        "dhcpcd",
+    ] {
+        let r = s.pipework(&["brdh", &g, form]);
+        assert_eq!(r.code, 2, "{form}");
+        assert!(
+            r.stderr.contains("not supported yet"),
+            "{form}: {}",
+            r.stderr
+        );
+    }
+}
+
+#[test]
+fn u_string_mac_like_the_original() {
+    let mut s = Sandbox::new("umac");
+    let g = s.guest("g");
+    s.pipework(&["bru", &g, "10.90.0.2/24", "U:myhost.foo.com"])
+        .ok();
+    assert_eq!(link(&g, "eth1").unwrap()["address"], "02:72:6c:cd:9b:8d");
+    let h = s.guest("h");
+    s.pipework(&["bru", &h, "10.90.0.3/24", "26:2E:71:98:60:8F"])
+        .ok();
+    assert_eq!(link(&h, "eth1").unwrap()["address"], "26:2e:71:98:60:8f");
+    let k = s.guest("k");
+    s.pipework(&["bru", &k, "10.90.0.4/24"]).ok();
+    let mac = link(&k, "eth1").unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let first = u8::from_str_radix(&mac[..2], 16).unwrap();
+    assert_eq!(first & 0x03, 0x02, "random MAC is local unicast: {mac}");
+}
+
+#[test]
+fn route_rule_and_tc_inside_the_guest() {
+    let mut s = Sandbox::new("routerule");
+    let g = s.guest("g");
+    s.pipework(&["brrt", &g, "10.91.0.2/24"]).ok();
+    s.pipework(&["route", &g, "add", "10.92.0.0/16", "via", "10.91.0.1"])
+        .ok();
+    let r = ip_json(&g, &["route", "show", "10.92.0.0/16"]);
+    assert_eq!(r[0]["gateway"], "10.91.0.1");
+    s.pipework(&[
+        "route",
+        &g,
+        "add",
+        "10.93.0.0/16",
+        "dev",
+        "eth1",
+        "table",
+        "100",
+    ])
+    .ok();
+    assert_eq!(
+        ip_json(&g, &["route", "show", "table", "100"])[0]["dst"],
+        "10.93.0.0/16"
+    );
+    s.pipework(&[
+        "rule",
+        &g,
+        "add",
+        "from",
+        "10.91.0.0/24",
+        "table",
+        "100",
+        "priority",
+        "1000",
+    ])
+    .ok();
+    let rules = ip_json(&g, &["rule", "show"]);
+    assert!(
+        rules
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["priority"] == 1000 && r["table"] == "100"),
+        "{rules}"
+    );
+    s.pipework(&["rule", &g, "del", "priority", "1000"]).ok();
+    s.pipework(&["route", &g, "del", "10.92.0.0/16"]).ok();
+    assert!(ip_json(&g, &["route", "show", "10.92.0.0/16"])
+        .as_array()
+        .unwrap()
+        .is_empty());
+    s.pipework(&[
+        "tc", &g, "qdisc", "add", "dev", "eth1", "root", "tbf", "rate", "1mbit", "burst", "32kbit",
+        "latency", "400ms",
+    ])
+    .ok();
+    let q = ip_tc(&g);
+    assert!(q.contains("tbf"), "{q}");
+    // tc's own exit code comes through.
+    assert_ne!(
+        s.pipework(&["tc", &g, "qdisc", "add", "dev", "nosuch", "root", "tbf"])
+            .code,
+        0
+    );
+}
+
+fn ip_tc(ns: &str) -> String {
+    must(
+        std::process::Command::new("ip")
+            .args(["netns", "exec", ns, "tc", "qdisc", "show", "dev", "eth1"]),
+    )
+}
+
+#[test]
+fn wait_returns_when_ready_and_times_out_otherwise() {
+    let mut s = Sandbox::new("wait");
+    let g = s.guest("g");
+    let bin = pipework_bin();
+    let wait = |args: &[&str]| {
+        run(std::process::Command::new("ip")
+            .args(["netns", "exec", &g])
+            .arg(&bin)
+            .arg("--wait")
+            .args(args))
+    };
+    // Nothing there yet: times out with exit 1 and says why.
+    let o = wait(&["--timeout", "0.3"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("does not exist"));
+    // Started before the attach, it returns once the address is usable.
+    let waiter = std::thread::spawn({
+        let g = g.clone();
+        let bin = bin.clone();
+        move || {
+            run(std::process::Command::new("ip")
+                .args(["netns", "exec", &g])
+                .arg(&bin)
+                .args(["--wait", "--timeout", "20"]))
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    s.pipework(&["brw", &g, "fd00:95::2/64"]).ok();
+    let o = waiter.join().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // A link without address: --link-only returns, the default waits.
+    s.pipework(&["brw", "-i", "eth2", &g, "0/0"]).ok();
+    assert_eq!(
+        wait(&["-i", "eth2", "--link-only", "--timeout", "5"])
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        wait(&["-i", "eth2", "--timeout", "0.5"]).status.code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn demo_runs_and_leaves_nothing() {
+    let s = Sandbox::new("demo");
+    let r = s.pipework(&["demo"]).ok();
+    assert!(
+        r.stdout.contains("ping 192.0.2.2 from demo-a: reply"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("\"driver\": \"linux_bridge\""),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("is gone"), "{}", r.stdout);
+}

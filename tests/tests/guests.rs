@@ -1,0 +1,105 @@
+//! Every kind of guest reference resolves to the right namespace.
+
+use pipework_tests::podman::Podman;
+use pipework_tests::*;
+
+#[test]
+fn pid_and_paths_and_named_netns() {
+    let mut s = Sandbox::new("guestkinds");
+    let p1 = GuestProcess::spawn_unshared();
+    let p2 = GuestProcess::spawn_unshared();
+    let named = s.guest("named");
+    s.pipework(&["brk", &p1.pid().to_string(), "10.70.0.2/24"])
+        .ok();
+    s.pipework(&["brk", &format!("/proc/{}/ns/net", p2.pid()), "10.70.0.3/24"])
+        .ok();
+    s.pipework(&["brk", &format!("netns:{named}"), "10.70.0.4/24"])
+        .ok();
+    let path_guest = s.guest("path");
+    s.pipework(&["brk", &format!("/run/netns/{path_guest}"), "10.70.0.5/24"])
+        .ok();
+    assert!(ip_pid(p1.pid(), &["-br", "addr", "show", "eth1"]).contains("10.70.0.2/24"));
+    assert!(ip_pid(p2.pid(), &["-br", "addr", "show", "eth1"]).contains("10.70.0.3/24"));
+    assert!(ping(&named, "10.70.0.2"));
+    assert!(ping(&path_guest, "10.70.0.3"));
+    let list = s.pipework(&["list", "--json"]).ok().json();
+    let kinds: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["guest"]["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"process") && kinds.contains(&"netns"),
+        "{kinds:?}"
+    );
+}
+
+#[test]
+fn gc_collects_attachments_of_dead_guests() {
+    let s = Sandbox::new("gc");
+    let mut p = GuestProcess::spawn_unshared();
+    s.pipework(&["brgc", &p.pid().to_string(), "10.71.0.2/24"])
+        .ok();
+    let alive = GuestProcess::spawn_unshared();
+    s.pipework(&["brgc", &alive.pid().to_string(), "10.71.0.3/24"])
+        .ok();
+    p.kill();
+    // The veth went with the namespace; the record and the bridge port count
+    // must follow.
+    let list = s.pipework(&["list"]).ok();
+    assert!(list.stdout.contains("(gone)"), "{}", list.stdout);
+    let r = s.pipework(&["gc"]).ok();
+    assert!(r.stdout.contains("removed eth1"), "{}", r.stdout);
+    let list = s.pipework(&["list", "--json"]).ok().json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    // A dead guest can still be detached by its old reference.
+    let mut q = GuestProcess::spawn_unshared();
+    let qpid = q.pid().to_string();
+    s.pipework(&["brgc", &qpid, "10.71.0.4/24"]).ok();
+    q.kill();
+    s.pipework(&["detach", &qpid]).ok();
+    assert_eq!(
+        s.pipework(&["list", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn a_podman_container_by_name() {
+    let mut s = Sandbox::new("podman");
+    let mut pm = Podman::start(&s.prefix);
+    let name = format!("{}-web", s.prefix);
+    let id = pm.run(&name);
+    s.env.push(("DOCKER_HOST".into(), pm.docker_host()));
+    let b = s.guest("b");
+    s.pipework(&["brpod", &name, "10.72.0.2/24"]).ok();
+    s.pipework(&["brpod", &b, "10.72.0.3/24"]).ok();
+    assert!(ping(&b, "10.72.0.2"));
+    let pid = pm.pid(&name);
+    assert!(ip_pid(pid, &["-br", "addr", "show", "eth1"]).contains("10.72.0.2/24"));
+    let v = s.pipework(&["inspect", &name]).ok().json();
+    assert_eq!(v["guest"]["kind"], "container");
+    assert_eq!(v["guest"]["container_id"], id.as_str());
+    assert_eq!(
+        link(&s.host, &format!("veth1pl{pid}")).unwrap()["master"],
+        "brpod"
+    );
+    // By ID prefix too, and with the explicit docker: form.
+    s.pipework(&[
+        "brpod",
+        "-i",
+        "eth2",
+        &format!("docker:{}", &id[..12]),
+        "10.72.1.2/24",
+    ])
+    .ok();
+    s.pipework(&["detach", &name]).ok();
+    assert!(link(&s.host, &format!("veth1pl{pid}")).is_none());
+    pm.remove(&name);
+}
