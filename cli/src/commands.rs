@@ -81,10 +81,16 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
         Command::Gc => {
             let done = detach::gc(&drivers, settings).await?;
             if json {
-                print_json(&done);
+                print_json(&serde_json::json!({
+                    "records": done.records,
+                    "driver_objects": done.driver_objects,
+                }));
             } else {
-                for r in &done {
+                for r in &done.records {
                     println!("removed {} of {} (guest gone)", r.interface, r.guest.name);
+                }
+                for o in &done.driver_objects {
+                    println!("removed {o}");
                 }
             }
         }

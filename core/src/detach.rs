@@ -185,10 +185,18 @@ pub fn guest_alive(g: &GuestInfo) -> bool {
     Netns::open(std::path::Path::new(&path)).is_ok_and(|ns| ns.id() == g.netns)
 }
 
+/// What `gc` removed.
+pub struct Collected {
+    /// Records of dead guests, undone and dropped.
+    pub records: Vec<AttachmentRecord>,
+    /// Objects the drivers removed on their own account.
+    pub driver_objects: Vec<String>,
+}
+
 /// Cleans up after guests that are gone: their host-side leftovers (veths
 /// already died with the namespace; OVS rows, flows, owned bridges did not)
-/// and their records. Returns what was collected.
-pub async fn gc(drivers: &dyn DriverSet, settings: &Settings) -> Result<Vec<AttachmentRecord>> {
+/// and their records, then whatever the drivers find orphaned.
+pub async fn gc(drivers: &dyn DriverSet, settings: &Settings) -> Result<Collected> {
     let state = StateDir::open(&settings.state_dir)?;
     let host_ns = Netns::current().step("open host namespace")?;
     let host = Netlink::connect_here("host").step("open netlink")?;
@@ -212,5 +220,9 @@ pub async fn gc(drivers: &dyn DriverSet, settings: &Settings) -> Result<Vec<Atta
             Err(e) => warn!("gc: {e}"),
         }
     }
-    Ok(collected)
+    let driver_objects = drivers.gc(settings).await?;
+    Ok(Collected {
+        records: collected,
+        driver_objects,
+    })
 }

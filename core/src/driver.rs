@@ -153,4 +153,12 @@ pub trait DriverSet: Send + Sync {
     async fn is_ovs_bridge(&self, _name: &str, _settings: &Settings) -> Result<bool> {
         Ok(false)
     }
+
+    /// Driver-level garbage collection for `pipework gc`, after the records of
+    /// dead guests were undone: objects pipework owns that no record explains
+    /// any more (OVS ports whose interface is gone, their flows). Returns a
+    /// line per object removed.
+    async fn gc(&self, _settings: &Settings) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
 }
