@@ -18,6 +18,7 @@ pub const POINTS: &[&str] = &[
     "address-added",
     "routes-added",
     "link-up",
+    "dhcp-bound",
     "announced",
     "before-commit",
 ];
