@@ -82,7 +82,10 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
         }
         Command::List => {
             let items = inspect::list(settings)?;
-            let leases = LeaseStore::new(&settings.state_dir).all();
+            let leases = match pipework_core::daemon::client::leases_if_running(settings).await {
+                Some(l) => l,
+                None => LeaseStore::new(&settings.state_dir).all(),
+            };
             if json {
                 print_json(&inspect::list_json(&items, &leases));
             } else {

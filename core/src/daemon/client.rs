@@ -12,7 +12,7 @@ use tracing::debug;
 
 use super::proto::{self, Request};
 use super::socket_path;
-use crate::dhcp::store::LeaseStore;
+use crate::dhcp::store::{LeaseFile, LeaseStore};
 use crate::error::{Error, ErrorKind, Result};
 use crate::settings::Settings;
 
@@ -129,6 +129,26 @@ fn start(settings: &Settings) -> Result<()> {
     cmd.spawn()
         .map_err(|e| Error::failed("cannot start the pipework daemon").with_source(e))?;
     Ok(())
+}
+
+/// The daemon's live view of its leases, or `None` when no daemon runs
+/// (then the files on disk are the truth).
+pub async fn leases_if_running(settings: &Settings) -> Option<Vec<LeaseFile>> {
+    let path = socket_path(settings);
+    tokio::task::spawn_blocking(move || {
+        let s = UnixStream::connect(&path).ok()?;
+        let req = Request {
+            service: "dhcp".into(),
+            op: "list".into(),
+            args: Value::Null,
+        };
+        proto::send_request(&s, &req, &[]).ok()?;
+        let r = proto::read_response(&s).ok().filter(|r| r.ok)?;
+        serde_json::from_value(r.result).ok()
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 /// Asks the daemon to release a lease; nothing to do (and no daemon

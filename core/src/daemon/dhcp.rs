@@ -25,6 +25,7 @@ use super::DaemonCtx;
 use crate::dhcp::lease::{LeaseSpec, Phase};
 use crate::dhcp::store::LeaseFile;
 use crate::dhcp::supervise::{self, Command, FirstBind};
+use crate::dhcp::Drops;
 use crate::error::{Error, Result};
 use crate::guest::{Guest, Process};
 use crate::netns::Netns;
@@ -33,6 +34,8 @@ use crate::state::now_secs;
 struct Task {
     commands: mpsc::Sender<Command>,
     join: JoinHandle<()>,
+    /// Live counts (the file has them as of its last save).
+    drops: Arc<Drops>,
 }
 
 pub struct DhcpService {
@@ -62,12 +65,21 @@ impl DhcpService {
     fn spawn(&self, file: LeaseFile, guest: Guest, first: Option<FirstBind>) {
         let key = file.spec.key.clone();
         let (tx, rx) = mpsc::channel(4);
-        let join = tokio::spawn(supervise::run(self.ctx.clone(), file, guest, first, rx));
-        let old = self
-            .tasks
-            .lock()
-            .expect("tasks lock")
-            .insert(key, Task { commands: tx, join });
+        let drops = Arc::new(Drops::restore(file.drops));
+        let join = tokio::spawn(supervise::run(
+            self.ctx.clone(),
+            file,
+            guest,
+            first,
+            rx,
+            drops.clone(),
+        ));
+        let task = Task {
+            commands: tx,
+            join,
+            drops,
+        };
+        let old = self.tasks.lock().expect("tasks lock").insert(key, task);
         if let Some(t) = old {
             t.join.abort();
         }
@@ -176,8 +188,17 @@ impl Service for DhcpService {
                 self.release(&a.key).await?;
                 Ok(Value::Null)
             }
-            "list" => serde_json::to_value(self.ctx.leases.all())
-                .map_err(|e| Error::failed("cannot encode leases").with_source(e)),
+            "list" => {
+                let mut files = self.ctx.leases.all();
+                let tasks = self.tasks.lock().expect("tasks lock");
+                for f in &mut files {
+                    if let Some(t) = tasks.get(&f.spec.key) {
+                        f.drops = t.drops.snapshot();
+                    }
+                }
+                serde_json::to_value(files)
+                    .map_err(|e| Error::failed("cannot encode leases").with_source(e))
+            }
             other => Err(Error::usage(format!("the dhcp service has no '{other}'"))),
         }
     }

@@ -67,7 +67,18 @@ pub fn target_for(guest: &Guest) -> Result<ResolvTarget> {
             guest.name()
         )));
     }
-    Ok(ResolvTarget::ProcRoot { pid })
+    let target = ResolvTarget::ProcRoot { pid };
+    // The mount namespace check misses a guest that has one of its own but
+    // still sees the host's file (a copy of the host's mounts).
+    if let Err(e) = open(&target, libc::O_RDONLY) {
+        if e.kind() == io::ErrorKind::PermissionDenied {
+            return Err(Error::usage(format!(
+                "--dns: {} sees the host's resolv.conf as its own; refusing to write it",
+                guest.name()
+            )));
+        }
+    }
+    Ok(target)
 }
 
 /// The file's contents for a lease.

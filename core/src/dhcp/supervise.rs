@@ -234,11 +234,11 @@ pub async fn run(
     ctx: Arc<DaemonCtx>,
     file: LeaseFile,
     guest: Guest,
-    mut first: Option<FirstBind>,
+    first: Option<FirstBind>,
     mut commands: mpsc::Receiver<Command>,
+    drops: Arc<Drops>,
 ) {
     let key = file.spec.key.clone();
-    let drops = Arc::new(Drops::restore(file.drops));
     let started = async {
         let nl = Netlink::connect_in(&guest.netns, guest.name())
             .await
@@ -263,7 +263,7 @@ pub async fn run(
         Ok(x) => x,
         Err(e) => {
             warn!(%key, "cannot start keeping the lease: {e}");
-            if let Some(f) = first.take() {
+            if let Some(f) = first {
                 let _ = f.reply.send(Err(e));
                 let _ = ctx.leases.remove(&key);
             }
