@@ -79,7 +79,9 @@ fn argv(spec: &DhcpSpec, dir: &Path, ifname: &str, host: &str, timeout: Duration
                 "-T",
                 "3",
             ]));
-            a.extend(s(&["-x", &format!("hostname:{host}")]));
+            if !spec.options.contains("hostname:") {
+                a.extend(s(&["-x", &format!("hostname:{host}")]));
+            }
             if !spec.foreground {
                 // The original always passed -q, so `udhcpc-f` never renewed.
                 a.push("-q".into());
