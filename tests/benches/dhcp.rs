@@ -40,7 +40,6 @@ fn timed(cmd: &mut Command) -> Duration {
     let st = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
         .status()
         .expect("run");
     let d = t.elapsed();
@@ -98,7 +97,8 @@ fn main() {
                     "netns", "exec", &g, "udhcpc", "-q", "-f", "-n", "-i", "eth1",
                 ])
                 .args(["-t", "5", "-T", "1", "-s"])
-                .arg(&script),
+                .arg(&script)
+                .stderr(Stdio::null()),
         ));
         // Give the address back so the pool does not run dry.
         let _ = Command::new("ip")

@@ -48,12 +48,13 @@ impl<'a> ServerConfig<'a> {
 
 impl DhcpServer {
     pub fn start(s: &mut Sandbox, bridge: &str, cfg: &ServerConfig<'_>) -> DhcpServer {
-        let ns = s.guest("srv");
+        let tag: String = cfg.net.chars().filter(char::is_ascii_digit).collect();
+        let ns = s.guest(&format!("srv{tag}"));
         if crate::link(&s.host, bridge).is_none() {
             s.ip_host(&["link", "add", bridge, "type", "bridge"]);
             s.ip_host(&["link", "set", bridge, "up"]);
         }
-        let peer = format!("sv{}", &s.prefix[s.prefix.len().saturating_sub(10)..]);
+        let peer = format!("sv{tag}");
         s.ip_host(&[
             "link", "add", &peer, "type", "veth", "peer", "name", "eth0", "netns", &ns,
         ]);

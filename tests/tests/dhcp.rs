@@ -393,3 +393,51 @@ fn slaac_on_request() {
         .any(|a| a.starts_with("fd6a::") && a.ends_with("/64")));
     assert!(ping(&g, "fd6a::1"));
 }
+
+#[test]
+fn a_nak_starts_over_and_the_new_address_replaces_the_old() {
+    let mut s = Sandbox::new("dhcpnak");
+    let fast = ["--dhcp-option=option:T1,3", "--dhcp-option=option:T2,5"];
+    let old = DhcpServer::start(
+        &mut s,
+        "brdb",
+        &ServerConfig {
+            extra: &fast,
+            ..ServerConfig::v4("10.78.0")
+        },
+    );
+    let g = s.guest("g");
+    s.pipework(&["brdb", &g, "dhcp"]).ok();
+    let first = leased_addr(&g);
+    assert!(first.starts_with("10.78.0."), "{first}");
+    // The network is renumbered: the old server goes, an authoritative one
+    // for another subnet answers the rebinding with a NAK.
+    drop(old);
+    let new = DhcpServer::start(
+        &mut s,
+        "brdb",
+        &ServerConfig {
+            extra: &[
+                "--dhcp-option=option:T1,3",
+                "--dhcp-option=option:T2,5",
+                "--dhcp-authoritative",
+            ],
+            ..ServerConfig::v4("10.79.0")
+        },
+    );
+    assert!(
+        new.wait_log("DHCPNAK", Duration::from_secs(20)),
+        "{}",
+        new.log()
+    );
+    let end = Instant::now() + Duration::from_secs(15);
+    while !leased_addr(&g).starts_with("10.79.0.") && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let now = addresses(&g, "eth1");
+    assert!(now.iter().any(|a| a.starts_with("10.79.0.")), "{now:?}");
+    assert!(!now.contains(&first), "the old address stayed: {now:?}");
+    let def = ip_json(&g, &["route", "show", "default"]);
+    assert_eq!(def[0]["gateway"], "10.79.0.1", "{def}");
+    assert!(ping(&g, &new.addr));
+}

@@ -50,3 +50,31 @@ fn slow_udhcpc_f_renews_on_its_own() {
     );
     assert!(ping(&g, &srv.addr));
 }
+
+#[test]
+fn slow_dhcpv6_lease_renewed() {
+    let mut s = Sandbox::new("slowv6");
+    let srv = DhcpServer::start(
+        &mut s,
+        "brs3",
+        &ServerConfig {
+            v6: Some("fd83"),
+            ..ServerConfig::v4("10.83.0")
+        },
+    );
+    let g = s.guest("g");
+    s.pipework(&["brs3", "-a", "6", &g, "dhcp"]).ok();
+    let addr: Vec<String> = addresses(&g, "eth1")
+        .into_iter()
+        .filter(|a| a.starts_with("fd83::1"))
+        .collect();
+    assert_eq!(addr.len(), 1);
+    assert!(
+        srv.wait_log("DHCPRENEW(eth0)", Duration::from_secs(75)),
+        "{}",
+        srv.log()
+    );
+    assert!(srv.wait_count("DHCPREPLY(eth0)", 2, Duration::from_secs(5)));
+    assert!(addresses(&g, "eth1").contains(&addr[0]));
+    assert!(ping(&g, "fd83::1"));
+}

@@ -153,7 +153,9 @@ pub fn decode_payload(
     if m.opcode() != Opcode::BootReply {
         return Err(DropReason::Foreign);
     }
-    if m.xid() != xid || m.chaddr().get(..6) != Some(&mac.0[..]) {
+    // `chaddr()` slices by the packet's own `hlen`: check it first (the
+    // fuzz test found the panic).
+    if m.hlen() != 6 || m.xid() != xid || m.chaddr() != &mac.0[..] {
         return Err(DropReason::Foreign);
     }
     let opts = m.opts();
