@@ -50,17 +50,34 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(verbose: u8) {
+    let env = std::env::var("PIPEWORK_LOG").ok().filter(|v| !v.is_empty());
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if verbose == 0 && env.is_none() {
+        // The common case: warnings only, without building a directive filter.
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_ansi(ansi)
+            .without_time()
+            .init();
+        return;
+    }
     let level = match verbose {
-        0 => "warn",
-        1 => "info,pipework_core=debug,pipework_drivers=debug",
-        _ => "debug",
+        0 | 1 => "info,pipework_core=debug,pipework_drivers=debug",
+        // Trace shows each step as it is reached, with the time since start.
+        _ => "debug,pipework_core=trace,pipework_drivers=trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PIPEWORK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
+    let filter = tracing_subscriber::EnvFilter::new(env.as_deref().unwrap_or(level));
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(verbose > 0)
-        .without_time()
-        .init();
+        .with_target(true)
+        .with_ansi(ansi);
+    if verbose > 1 {
+        fmt.with_timer(tracing_subscriber::fmt::time::uptime())
+            .init();
+    } else {
+        fmt.without_time().init();
+    }
 }

@@ -26,6 +26,7 @@ pub const POINTS: &[&str] = &[
 #[cfg(feature = "fault-injection")]
 pub fn point(name: &str) -> Result<()> {
     debug_assert!(POINTS.contains(&name), "unknown fault point {name}");
+    tracing::trace!(point = name, "reached");
     if let Ok(hook) = std::env::var("PIPEWORK_FAULT_HOOK") {
         if let Some((p, cmd)) = hook.split_once(':') {
             if p == name {
@@ -44,8 +45,10 @@ pub fn point(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// In normal builds a point only shows in `-vv` output, with its time.
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
-pub fn point(_name: &str) -> Result<()> {
+pub fn point(name: &str) -> Result<()> {
+    tracing::trace!(point = name, "reached");
     Ok(())
 }

@@ -110,14 +110,28 @@ impl StateDir {
 
     async fn lock(&self, file: String, exclusive: bool) -> Result<LockGuard> {
         let path = self.root.join("locks").join(&file);
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_err(format!("cannot open lock {}", path.display())))?;
+        // Uncontended is the common case: take it here without a thread.
+        let try_arg = if exclusive {
+            FlockArg::LockExclusiveNonblock
+        } else {
+            FlockArg::LockSharedNonblock
+        };
+        let f = match Flock::lock(f, try_arg) {
+            Ok(lock) => return Ok(LockGuard { _lock: lock }),
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) => f,
+            Err((_, e)) => {
+                return Err(Error::failed(format!("cannot lock {}", path.display()))
+                    .with_source(std::io::Error::from(e)))
+            }
+        };
         tokio::task::spawn_blocking(move || -> Result<LockGuard> {
-            let f = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(io_err(format!("cannot open lock {}", path.display())))?;
             let arg = if exclusive {
                 FlockArg::LockExclusive
             } else {
