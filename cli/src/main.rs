@@ -20,6 +20,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(inv.global.verbose);
+    pipework_core::interrupt::install();
     let mut settings = Settings::from_env();
     if let Some(d) = &inv.global.state_dir {
         settings.state_dir = d.clone();

@@ -1,4 +1,5 @@
-//! Test-only fault injection at named steps of an attach.
+//! The named steps of an attach: where a signal stops it (see
+//! `interrupt.rs`) and, in test builds, where faults are injected.
 //!
 //! Built only with the `fault-injection` feature, which the test suite enables
 //! and installed binaries do not. Two environment variables drive it:
@@ -42,7 +43,7 @@ pub fn point(name: &str) -> Result<()> {
             "injected fault at {name}"
         )));
     }
-    Ok(())
+    crate::interrupt::check()
 }
 
 /// In normal builds a point only shows in `-vv` output, with its time.
@@ -50,5 +51,5 @@ pub fn point(name: &str) -> Result<()> {
 #[inline(always)]
 pub fn point(name: &str) -> Result<()> {
     tracing::trace!(point = name, "reached");
-    Ok(())
+    crate::interrupt::check()
 }
