@@ -1,6 +1,7 @@
 //! The `pipework` binary: parse, run, print. All the work is in the core and
 //! the drivers.
 
+mod cni;
 mod commands;
 mod demo;
 mod grammar;
@@ -11,6 +12,12 @@ use std::process::ExitCode;
 use pipework_core::settings::Settings;
 
 fn main() -> ExitCode {
+    // Invoked by a container runtime as a CNI plugin.
+    if let Some(cmd) = std::env::var("CNI_COMMAND").ok().filter(|c| !c.is_empty()) {
+        init_logging(0);
+        pipework_core::interrupt::install();
+        return cni::run(&cmd);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let inv = match grammar::parse(&args) {
         Ok(i) => i,

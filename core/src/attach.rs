@@ -343,6 +343,7 @@ impl Job<'_> {
             gateways: statics.iter().filter_map(|a| a.gateway).collect(),
             created_at: now_secs(),
             details: p.details.clone(),
+            labels: self.req.labels.clone(),
             journal: journal.clone(),
         }
     }

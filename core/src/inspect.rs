@@ -28,6 +28,9 @@ fn interface_json(r: &AttachmentRecord, live: Option<Value>) -> Value {
     if !r.details.is_empty() {
         v["details"] = Value::Object(r.details.clone());
     }
+    if !r.labels.is_empty() {
+        v["labels"] = serde_json::to_value(&r.labels).unwrap_or(Value::Null);
+    }
     if let Some(l) = live {
         v["live"] = l;
     }

@@ -57,6 +57,9 @@ pub struct AttachmentRecord {
     pub created_at: u64,
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub details: serde_json::Map<String, serde_json::Value>,
+    /// The request's labels (who made this attachment and why).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
     /// The steps that made this attachment; `detach` undoes them.
     pub journal: Journal,
 }
