@@ -126,6 +126,8 @@ pub fn run(command: &str) -> ExitCode {
 fn unsupported_field(conf: &NetConf) -> Option<CniError> {
     let (k, v) = conf.other.iter().find(|(k, v)| {
         !(k.starts_with("cni.dev/")
+            // Runtimes should strip it, some pass it through.
+            || *k == "capabilities"
             || *k == "args"
             || (*k == "ipMasq" && **v == serde_json::Value::Bool(false)))
     })?;
