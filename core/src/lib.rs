@@ -20,6 +20,7 @@ pub mod fdwatch;
 pub mod guest;
 pub mod hostname;
 pub mod inspect;
+pub mod interrupt;
 pub mod journal;
 pub mod model;
 pub mod netlink;

@@ -192,6 +192,7 @@ mod tests {
             alias: None,
             num_vf: None,
             vlan_id: None,
+            bridge_port_state: None,
         }
     }
 

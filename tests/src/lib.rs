@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use serde_json::Value;
 
 pub mod dhcp;
+pub mod lxc;
 pub mod podman;
 
 static SEQ: AtomicU32 = AtomicU32::new(0);

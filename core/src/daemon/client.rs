@@ -116,6 +116,10 @@ fn start(settings: &Settings) -> Result<()> {
         .arg(&settings.state_dir)
         .arg("--idle-exit")
         .arg(ON_DEMAND_IDLE.as_secs().to_string())
+        // Test-only fault injection is for the attach that asked, not for a
+        // daemon that outlives it.
+        .env_remove("PIPEWORK_FAULT")
+        .env_remove("PIPEWORK_FAULT_HOOK")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);
