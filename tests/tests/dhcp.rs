@@ -441,3 +441,64 @@ fn a_nak_starts_over_and_the_new_address_replaces_the_old() {
     assert_eq!(def[0]["gateway"], "10.79.0.1", "{def}");
     assert!(ping(&g, &new.addr));
 }
+
+/// The README's container case: a real Podman container, its own
+/// resolv.conf written through /proc/<pid>/root, the lease released when
+/// the container stops.
+#[test]
+fn a_podman_container_gets_a_lease_and_its_own_dns() {
+    let mut s = Sandbox::new("dhcppodman");
+    let srv = DhcpServer::start(
+        &mut s,
+        "brdp",
+        &ServerConfig {
+            extra: &[
+                "--dhcp-option=option:dns-server,10.85.0.1",
+                "--domain=pod.test",
+            ],
+            ..ServerConfig::v4("10.85.0")
+        },
+    );
+    let mut pm = pipework_tests::podman::Podman::start(&s.prefix);
+    let name = format!("{}-web", s.prefix);
+    pm.run(&name);
+    s.env.push(("DOCKER_HOST".into(), pm.docker_host()));
+    let r = s.pipework(&["brdp", &name, "dhcp", "--dns"]).ok();
+    assert!(r.stdout.contains("10.85.0."), "{}", r.stdout);
+    let pid = pm.pid(&name);
+    let inside = must(std::process::Command::new("nsenter").args([
+        "-t",
+        &pid.to_string(),
+        "-m",
+        "cat",
+        "/etc/resolv.conf",
+    ]));
+    assert!(inside.contains("nameserver 10.85.0.1"), "{inside}");
+    assert!(inside.contains("search pod.test"), "{inside}");
+    assert!(ip_pid(pid, &["-br", "addr", "show", "eth1"]).contains("10.85.0."));
+    // Stopping the container ends its process: the daemon releases at once.
+    pm.remove(&name);
+    assert!(
+        srv.wait_log("DHCPRELEASE", Duration::from_secs(10)),
+        "{}",
+        srv.log()
+    );
+}
+
+/// A MAC derived with U: is the client's identity: attached again, the
+/// guest gets its address back.
+#[test]
+fn a_u_mac_keeps_its_address_across_attaches() {
+    let mut s = Sandbox::new("dhcpumac");
+    let srv = DhcpServer::start(&mut s, "brdu", &ServerConfig::v4("10.86.0"));
+    let g = s.guest("g");
+    s.pipework(&["brdu", &g, "dhcp", "U:web1.example.com"]).ok();
+    let first = leased_addr(&g);
+    let mac = mac_of(&g, "eth1");
+    let line = srv.lease_of(&mac).unwrap();
+    // dnsmasq shows the client identifier: type 1 and the MAC.
+    assert!(line.ends_with(&format!("01:{mac}")), "{line}");
+    s.pipework(&["detach", &g]).ok();
+    s.pipework(&["brdu", &g, "dhcp", "U:web1.example.com"]).ok();
+    assert_eq!(leased_addr(&g), first);
+}
