@@ -29,6 +29,7 @@ pub mod compat;
 pub mod ident;
 pub mod lease;
 pub mod resolv;
+mod sockopt;
 pub mod store;
 pub mod supervise;
 pub mod v4;

@@ -57,12 +57,6 @@ fn halving(until: Instant) -> impl Iterator<Item = Duration> {
     })
 }
 
-fn random_xid() -> u32 {
-    let mut b = [0u8; 4];
-    crate::random::fill(&mut b);
-    u32::from_le_bytes(b)
-}
-
 fn v4(ip: IpAddr) -> Ipv4Addr {
     match ip {
         IpAddr::V4(a) => a,
@@ -161,7 +155,7 @@ impl Client4 {
     /// `None`).
     pub async fn obtain(&self, until: Option<Instant>) -> Option<Lease> {
         loop {
-            let xid = random_xid();
+            let xid = crate::random::u32();
             let offer = self
                 .exchange(
                     xid,
@@ -213,7 +207,7 @@ impl Client4 {
     /// RENEWING (unicast to the server that granted the lease) or REBINDING
     /// (broadcast to any server) until `until`.
     pub async fn extend(&self, lease: &Lease, rebinding: bool, until: Instant) -> Outcome {
-        let xid = random_xid();
+        let xid = crate::random::u32();
         let ours = v4(lease.address.addr());
         let server = v4(lease.server);
         let dest = if rebinding {
@@ -244,7 +238,7 @@ impl Client4 {
     /// Gives the address back (RFC 2131 section 4.4.6): one unicast
     /// message, which the server does not answer.
     pub async fn release(&self, lease: &Lease) {
-        let mut r = self.request(Kind::Release, random_xid(), 0);
+        let mut r = self.request(Kind::Release, crate::random::u32(), 0);
         r.ciaddr = v4(lease.address.addr());
         r.server_id = Some(v4(lease.server));
         if let Err(e) = self.sock.unicast(v4(lease.server), &packet::encode(&r)) {

@@ -8,6 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use tokio::io::unix::AsyncFd;
 
 use super::packet::{ipv4_udp, CLIENT_PORT, SERVER_PORT};
+use crate::dhcp::sockopt::{cvt, setsockopt};
 use crate::netns::Netns;
 
 const ETH_P_IP: u16 = 0x0800;
@@ -21,28 +22,6 @@ pub struct Socket4 {
     raw: AsyncFd<OwnedFd>,
     udp: OwnedFd,
     ifindex: u32,
-}
-
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
-
-fn setsockopt<T>(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, v: &T) -> io::Result<()> {
-    // SAFETY: `v` points to a live value of the size given.
-    cvt(unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            level,
-            name,
-            v as *const T as *const libc::c_void,
-            size_of::<T>() as libc::socklen_t,
-        )
-    })
-    .map(drop)
 }
 
 /// Classic BPF: accept IPv4 UDP to port 68 that is not a fragment, so the

@@ -13,6 +13,7 @@ use tracing::debug;
 
 use super::packet::{self, Kind, Reply6, Request6, ALL_SERVERS, CLIENT_PORT, SERVER_PORT};
 use crate::dhcp::lease::{Lease, LeaseSpec};
+use crate::dhcp::sockopt::setsockopt;
 use crate::dhcp::v4::Outcome;
 use crate::dhcp::{DropReason, Drops};
 use crate::netns::Netns;
@@ -38,23 +39,7 @@ fn open(ifindex: u32) -> io::Result<OwnedFd> {
     }
     // SAFETY: fd is new and ours.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    let set = |level, name, v: libc::c_int| -> io::Result<()> {
-        // SAFETY: an int option on our own socket.
-        let r = unsafe {
-            libc::setsockopt(
-                fd.as_raw_fd(),
-                level,
-                name,
-                &v as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    };
+    let set = |level, name, v: libc::c_int| setsockopt(&fd, level, name, &v);
     set(libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
     set(
         libc::SOL_SOCKET,
@@ -98,10 +83,9 @@ fn backoff(cap: Duration) -> impl Iterator<Item = Duration> {
     })
 }
 
+/// DHCPv6 transaction ids are 24 bits.
 fn random_xid() -> u32 {
-    let mut b = [0u8; 4];
-    crate::random::fill(&mut b);
-    u32::from_le_bytes(b) & 0x00ff_ffff
+    crate::random::u32() & 0x00ff_ffff
 }
 
 fn v6(ip: IpAddr) -> Ipv6Addr {
