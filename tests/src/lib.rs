@@ -197,6 +197,16 @@ impl Sandbox {
         (state != "Z").then_some(p)
     }
 
+    /// Names of the host namespace's links: for comparisons across attaches
+    /// to a bridge with no other port, whose MAC and carrier move as ports
+    /// come and go.
+    pub fn host_link_names(&self) -> Vec<Value> {
+        self.host_links()
+            .into_iter()
+            .map(|l| l["ifname"].clone())
+            .collect()
+    }
+
     /// Pings from one namespace; true on a reply.
     pub fn ping(&self, from: &str, addr: &str) -> bool {
         ping(from, addr)

@@ -119,13 +119,7 @@ fn dhcp_forms_without_a_server_time_out_and_leave_nothing() {
     let mut s = Sandbox::new("dhcpforms");
     s.ip_host(&["link", "add", "brdh", "type", "bridge"]);
     let g = s.guest("g");
-    let names = |s: &Sandbox| -> Vec<serde_json::Value> {
-        s.host_links()
-            .into_iter()
-            .map(|l| l["ifname"].clone())
-            .collect()
-    };
-    let before = names(&s);
+    let before = s.host_link_names();
     for form in [
         "dhcp",
         "dhcp:-f",
@@ -137,7 +131,7 @@ fn dhcp_forms_without_a_server_time_out_and_leave_nothing() {
         let r = s.pipework(&["brdh", &g, form, "--timeout", "2"]);
         assert_eq!(r.code, 1, "{form}: {r:?}");
         assert_eq!(r.stderr.lines().count(), 1, "{form}: {}", r.stderr);
-        assert_eq!(names(&s), before, "{form}");
+        assert_eq!(s.host_link_names(), before, "{form}");
         assert!(link(&g, "eth1").is_none(), "{form}");
         let pids = must(std::process::Command::new("ip").args(["netns", "pids", &g]));
         assert!(pids.trim().is_empty(), "{form}: left {pids}");

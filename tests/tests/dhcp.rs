@@ -98,21 +98,14 @@ fn no_server_times_out_with_exit_1_and_nothing_left() {
     s.ip_host(&["link", "add", "brd3", "type", "bridge"]);
     s.ip_host(&["link", "set", "brd3", "up"]);
     let g = s.guest("g");
-    // Names only: an empty bridge's MAC and carrier move as ports come and go.
-    let names = |s: &Sandbox| -> Vec<serde_json::Value> {
-        s.host_links()
-            .into_iter()
-            .map(|l| l["ifname"].clone())
-            .collect()
-    };
-    let host_before = names(&s);
+    let host_before = s.host_link_names();
     let t = Instant::now();
     let r = s.pipework(&["brd3", &g, "dhcp", "--timeout", "3"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("no DHCP lease"), "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
-    assert_eq!(names(&s), host_before);
+    assert_eq!(s.host_link_names(), host_before);
     assert!(!s.state_dir.join("leases").read_dir().unwrap().any(|_| true));
     assert!(link(&g, "eth1").is_none());
 }
