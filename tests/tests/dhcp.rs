@@ -495,3 +495,66 @@ fn a_u_mac_keeps_its_address_across_attaches() {
     s.pipework(&["brdu", &g, "dhcp", "U:web1.example.com"]).ok();
     assert_eq!(leased_addr(&g), first);
 }
+
+#[test]
+fn mtu_and_classless_static_routes_from_the_lease() {
+    let mut s = Sandbox::new("dhcpopts");
+    let srv = DhcpServer::start(
+        &mut s,
+        "brdo",
+        &ServerConfig {
+            extra: &[
+                "--dhcp-option=option:mtu,1400",
+                // RFC 3442: with option 121 present, option 3 is ignored.
+                "--dhcp-option=option:classless-static-route,10.200.0.0/16,10.87.0.1,0.0.0.0/0,10.87.0.1",
+                "--dhcp-option=option:router,10.87.0.254",
+            ],
+            ..ServerConfig::v4("10.87.0")
+        },
+    );
+    let g = s.guest("g");
+    s.pipework(&["brdo", &g, "dhcp"]).ok();
+    assert_eq!(link(&g, "eth1").unwrap()["mtu"], 1400);
+    let r = ip_json(&g, &["route", "show", "10.200.0.0/16"]);
+    assert_eq!(r[0]["gateway"], "10.87.0.1", "{r}");
+    let def = ip_json(&g, &["route", "show", "default"]);
+    assert_eq!(def.as_array().unwrap().len(), 1, "{def}");
+    assert_eq!(def[0]["gateway"], "10.87.0.1", "{def}");
+    assert!(ping(&g, &srv.addr));
+}
+
+#[test]
+fn the_control_socket_is_root_only() {
+    let mut s = Sandbox::new("dhcpsock");
+    let _srv = DhcpServer::start(&mut s, "brdr", &ServerConfig::v4("10.88.0"));
+    let g = s.guest("g");
+    s.pipework(&["brdr", &g, "dhcp"]).ok();
+    use std::os::unix::fs::PermissionsExt;
+    let sock = s.state_dir.join("daemon.sock");
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    let dir = std::fs::metadata(&s.state_dir)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(dir & 0o077, 0, "{dir:o}");
+    // Another user cannot even connect.
+    let o = run(std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "python3",
+            "-c",
+        ])
+        .arg(format!(
+            "import socket; socket.socket(socket.AF_UNIX).connect({:?})",
+            sock.display().to_string()
+        )));
+    assert!(!o.status.success(), "nobody connected to the daemon");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("PermissionError"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}

@@ -31,11 +31,19 @@ fn v4_addr(ns: &str) -> Option<String> {
 /// mode says, renewals when kept, and nothing left after detach.
 fn mode(form: &str, stays: bool, net: &str) {
     let mut s = Sandbox::new(&format!("compat{}", form.replace('-', "")));
+    // A name server in the lease: every client's script then writes
+    // /etc/resolv.conf, which must land in its private overlay (the sandbox
+    // checks the host's file when it ends).
+    let dns = format!("--dhcp-option=option:dns-server,{net}.1");
     let srv = DhcpServer::start(
         &mut s,
         "brc",
         &ServerConfig {
-            extra: &["--dhcp-option=option:T1,4", "--dhcp-option=option:T2,8"],
+            extra: &[
+                "--dhcp-option=option:T1,4",
+                "--dhcp-option=option:T2,8",
+                &dns,
+            ],
             ..ServerConfig::v4(net)
         },
     );
@@ -48,6 +56,19 @@ fn mode(form: &str, stays: bool, net: &str) {
     let pids = pids_in(&g);
     if stays {
         assert!(!pids.is_empty(), "{form}: the client did not stay");
+        // What the client's script wrote is in the client's own view only
+        // (dhcpcd's privilege-separated helpers are chrooted: any process).
+        let views: Vec<String> = pids
+            .iter()
+            .map(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/root/etc/resolv.conf"))
+                    .unwrap_or_default()
+            })
+            .collect();
+        assert!(
+            views.iter().any(|v| v.contains(&format!("{net}.1"))),
+            "{form}: {views:?}"
+        );
         let acks = srv.count("DHCPACK");
         if form.starts_with("udhcpc") {
             // busybox renews at half the lease whatever T1 says; SIGUSR1 asks
