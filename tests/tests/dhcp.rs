@@ -544,7 +544,9 @@ fn the_control_socket_is_root_only() {
             "--reuid=65534",
             "--regid=65534",
             "--clear-groups",
-            "python3",
+            "/usr/bin/env",
+            "-i",
+            "/usr/bin/python3",
             "-c",
         ])
         .arg(format!(
