@@ -309,7 +309,7 @@ bad = bytes([2, 1, 6, 0]) + os.urandom(232) + bytes([99, 130, 83, 99]) + bytes([
 for _ in range(20):
     s.sendto(bad, ("255.255.255.255", 68))
 "#;
-    exec(&srv.ns, &["python3", "-c", script]);
+    exec(&srv.ns, &["/usr/bin/python3", "-c", script]);
     let acks = srv.count("DHCPACK");
     assert!(
         srv.wait_count("DHCPACK", acks + 1, Duration::from_secs(15)),
