@@ -560,3 +560,27 @@ fn the_control_socket_is_root_only() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+/// DHCP runs after the link is up, whatever made it: here a macvlan child of
+/// a (stand-in) physical NIC whose wire leads to the server's bridge.
+#[test]
+fn dhcp_over_macvlan() {
+    let mut s = Sandbox::new("dhcpmacvlan");
+    let srv = DhcpServer::start(&mut s, "brdm", &ServerConfig::v4("10.89.0"));
+    s.fake_nic("nicd");
+    s.ip_host(&["link", "set", "nicdp", "master", "brdm"]);
+    let g = s.guest("g");
+    s.pipework(&["nicd", &g, "dhcp"]).ok();
+    assert_eq!(
+        link(&g, "eth1").unwrap()["linkinfo"]["info_kind"],
+        "macvlan"
+    );
+    assert!(leased_addr(&g).starts_with("10.89.0.1"));
+    assert!(ping(&g, &srv.addr));
+    s.pipework(&["detach", &g]).ok();
+    assert!(
+        srv.wait_log("DHCPRELEASE", Duration::from_secs(5)),
+        "{}",
+        srv.log()
+    );
+}
