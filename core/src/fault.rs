@@ -19,6 +19,7 @@ pub const POINTS: &[&str] = &[
     "address-added",
     "routes-added",
     "link-up",
+    "dhcp-bound",
     "announced",
     "before-commit",
 ];

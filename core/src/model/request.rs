@@ -150,8 +150,17 @@ pub struct AttachOptions {
     pub announce: bool,
     /// Add IPv6 addresses with IFA_F_NODAD instead of waiting for DAD.
     pub skip_dad: bool,
-    /// Upper bound for the whole attach, including waiting for the guest to run.
+    /// Upper bound for the whole attach, including waiting for the guest to
+    /// run and for a DHCP lease.
     pub timeout: Duration,
+    /// `--dns`: write the DHCP lease's name servers into the guest's
+    /// `resolv.conf`.
+    #[serde(default)]
+    pub dns: bool,
+    /// `--slaac`: accept router advertisements on the interface and wait for
+    /// an autoconfigured IPv6 address.
+    #[serde(default)]
+    pub slaac: bool,
 }
 
 impl Default for AttachOptions {
@@ -161,6 +170,8 @@ impl Default for AttachOptions {
             announce: true,
             skip_dad: false,
             timeout: Duration::from_secs(30),
+            dns: false,
+            slaac: false,
         }
     }
 }
