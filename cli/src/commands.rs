@@ -100,8 +100,15 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
                     "records": done.records,
                     "driver_objects": done.driver_objects,
                     "clients": done.clients,
+                    "unfinished": done.unfinished,
                 }));
             } else {
+                for p in &done.unfinished {
+                    println!(
+                        "undid the unfinished attach of {} on {}",
+                        p.interface, p.guest.name
+                    );
+                }
                 for r in &done.records {
                     println!("removed {} of {} (guest gone)", r.interface, r.guest.name);
                 }

@@ -16,6 +16,7 @@ use crate::journal::{Journal, UndoContext, UndoMode};
 use crate::model::{AttachRequest, Family, IfName, MacAddr, StaticAddress};
 use crate::netlink::{Link, LinkChange, Netlink, RouteSpec};
 use crate::netns::Netns;
+use crate::pending::Pending;
 use crate::probe::{self, ProbeFlags};
 use crate::settings::Settings;
 use crate::state::{now_secs, AttachmentRecord, StateDir, RECORD_VERSION};
@@ -135,6 +136,13 @@ impl Job<'_> {
         host_link: Option<&Link>,
         ifname: &IfName,
     ) -> Result<AttachmentRecord> {
+        // An earlier attach of this interface killed half-way: undo it first.
+        crate::pending::settle_one(
+            &self.undo_ctx(UndoMode::Rollback, true),
+            self.guest.info.netns,
+            ifname.as_str(),
+        )
+        .await?;
         let existing = self.guest_nl.link_by_name(ifname.as_str()).await?;
         let record = self.state.load(self.guest.info.netns, ifname.as_str())?;
         match (existing, record) {
@@ -182,14 +190,17 @@ impl Job<'_> {
         })?;
         fault::point("validated")?;
 
-        let mut journal = Journal::new();
-        match self.build(driver, kind, &ctx, &mut journal).await {
+        let (pending, sink) = Pending::start(self.state, &self.guest.info, ifname.as_str());
+        let mut journal = Journal::with_sink(sink);
+        let res = match self.build(driver, kind, &ctx, &mut journal).await {
             Ok(rec) => match self.state.save(&rec) {
                 Ok(()) => Ok(rec),
                 Err(e) => Err(self.rollback(e.context("step save state"), &journal).await),
             },
             Err(e) => Err(self.rollback(e, &journal).await),
-        }
+        };
+        pending.clear();
+        res
     }
 
     async fn build(
@@ -432,7 +443,8 @@ impl Job<'_> {
                 )));
             }
         }
-        let mut journal = Journal::new();
+        let (pending, sink) = Pending::start(self.state, &self.guest.info, &rec.interface);
+        let mut journal = Journal::with_sink(sink);
         let res = async {
             let nodad = self.req.options.skip_dad;
             for a in statics {
@@ -460,10 +472,12 @@ impl Job<'_> {
             Ok(rec)
         }
         .await;
-        match res {
+        let res = match res {
             Ok(r) => Ok(r),
             Err(e) => Err(self.rollback(e, &journal).await),
-        }
+        };
+        pending.clear();
+        res
     }
 
     /// A record whose guest link is gone (deleted by hand, or a recycled

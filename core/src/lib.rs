@@ -26,6 +26,7 @@ pub mod model;
 pub mod netlink;
 pub mod netns;
 pub mod ops;
+pub mod pending;
 pub mod probe;
 pub mod random;
 pub mod routing;
