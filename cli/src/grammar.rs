@@ -228,6 +228,13 @@ fn parse_legacy(args: &[String]) -> Result<Command, UsageError> {
             "--no-dad" => opts.skip_dad = true,
             "--dns" => opts.dns = true,
             "--slaac" => opts.slaac = true,
+            "--host-route" => {
+                opts.host_route = Some(once(
+                    &opts.host_route,
+                    "--host-route",
+                    value(&a, it.next())?.parse()?,
+                )?)
+            }
             "--timeout" => opts.timeout = seconds(&value(&a, it.next())?)?,
             s if s.starts_with('-')
                 && s.len() > 1
@@ -570,6 +577,13 @@ mod tests {
             ("br1 web1 dhcp,udhcpc", "two DHCP clients"),
             ("br1 -a 6 web1 udhcpc", "IPv4 only"),
             ("daemon --idle-exit x", "idle-exit"),
+            ("eth0 web1 0/0 --host-route", "needs a value"),
+            ("eth0 web1 0/0 --host-route 10.0.0.1", "host route"),
+            ("eth0 web1 0/0 --host-route 0.0.0.0/0", "host route"),
+            (
+                "eth0 web1 0/0 --host-route auto --host-route auto",
+                "given twice",
+            ),
         ] {
             let e = p(args).expect_err(args);
             assert!(e.0.contains(needle), "{args:?}: {e}");

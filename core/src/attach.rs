@@ -80,10 +80,28 @@ pub async fn attach_to(
     };
 
     let run = async {
+        // An earlier attach to this guest killed half-way: undo it before
+        // looking at the host (it may have made the bridge we would use).
+        let undo = UndoContext {
+            host: &host,
+            guest: Some(&guest_nl),
+            host_ns: &host_ns,
+            drivers,
+            state: &state,
+            settings,
+            mode: UndoMode::Rollback,
+        };
+        crate::pending::settle_guest(&undo, guest.info.netns).await?;
         let facts = probe::gather(&host, &req.host, drivers, settings)
             .await
             .step("probe host interface")?;
         let kind = probe::decide(&facts, probe_flags(req)).map_err(Error::usage)?;
+        if req.options.host_route.is_some() && kind != DriverKind::Macvlan {
+            return Err(Error::usage(format!(
+                "--host-route is for macvlan attachments; {} is a {kind} attachment",
+                facts.name
+            )));
+        }
         let driver = drivers.get(kind).ok_or_else(|| {
             Error::usage(format!("the {kind} driver is not available in this build"))
         })?;
@@ -136,13 +154,6 @@ impl Job<'_> {
         host_link: Option<&Link>,
         ifname: &IfName,
     ) -> Result<AttachmentRecord> {
-        // An earlier attach of this interface killed half-way: undo it first.
-        crate::pending::settle_one(
-            &self.undo_ctx(UndoMode::Rollback, true),
-            self.guest.info.netns,
-            ifname.as_str(),
-        )
-        .await?;
         let existing = self.guest_nl.link_by_name(ifname.as_str()).await?;
         let record = self.state.load(self.guest.info.netns, ifname.as_str())?;
         match (existing, record) {

@@ -19,7 +19,7 @@ pub fn host_peer(guest_ifname: &IfName, guest: &GuestInfo) -> IfName {
 }
 
 /// FNV-1a: tiny, and the same on every build (unlike `DefaultHasher`).
-fn fnv1a(b: &[u8]) -> u64 {
+pub fn fnv1a(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf2_9ce4_8422_2325, |h, &x| {
         (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3)
     })

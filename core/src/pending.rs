@@ -166,6 +166,24 @@ fn remove(p: &Path) -> Result<()> {
     }
 }
 
+/// Settles the pending files of one guest (the caller holds its lock).
+pub async fn settle_guest(ctx: &UndoContext<'_>, netns: NetnsId) -> Result<()> {
+    let prefix = format!("{netns}-");
+    let Ok(rd) = fs::read_dir(dir(ctx.state)) else {
+        return Ok(());
+    };
+    for ent in rd.flatten() {
+        let name = ent.file_name().to_string_lossy().into_owned();
+        if let Some(ifname) = name
+            .strip_prefix(&prefix)
+            .and_then(|n| n.strip_suffix(".json"))
+        {
+            settle_one(ctx, netns, ifname).await?;
+        }
+    }
+    Ok(())
+}
+
 /// Settles every pending file whose attach is no longer running (waiting
 /// for those still running to finish). Returns the attaches undone.
 pub async fn settle_all(

@@ -7,6 +7,7 @@
 
 pub mod bridge;
 pub mod macvlan;
+pub mod shim;
 mod veth;
 
 use async_trait::async_trait;

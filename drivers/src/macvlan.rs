@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use pipework_core::driver::{AttachContext, Driver, DriverKind, Plugged};
 use pipework_core::error::{Context, Error, Result};
-use pipework_core::journal::Journal;
+use pipework_core::journal::{Journal, UndoContext};
 use pipework_core::model::{MacSpec, MacvlanMode};
 use pipework_core::netlink::NewLink;
 use pipework_core::ops;
@@ -34,6 +34,7 @@ impl Driver for Macvlan {
                 parent.name
             )));
         }
+        crate::shim::validate(ctx)?;
         if ctx.request.host_ifname.is_some() {
             return Err(Error::usage(
                 "-l names a host-side veth; macvlan has none".to_string(),
@@ -91,5 +92,18 @@ impl Driver for Macvlan {
             mtu: parent.mtu,
             details,
         })
+    }
+
+    async fn after_up(
+        &self,
+        ctx: &AttachContext<'_>,
+        plugged: &mut Plugged,
+        journal: &mut Journal,
+    ) -> Result<()> {
+        crate::shim::attach(ctx, plugged, journal).await
+    }
+
+    async fn undo(&self, data: &serde_json::Value, ctx: &UndoContext<'_>) -> Result<()> {
+        crate::shim::undo(data, ctx).await
     }
 }

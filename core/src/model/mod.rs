@@ -10,7 +10,7 @@ mod tag;
 pub use address::{AddressMode, DhcpClient, DhcpSpec, Family, StaticAddress};
 pub use ifname::{IfName, MAX_IFNAME_LEN};
 pub use mac::{MacAddr, MacSpec};
-pub use request::{AttachOptions, AttachRequest, GuestRef, HostSelector, MacvlanMode};
+pub use request::{AttachOptions, AttachRequest, GuestRef, HostRoute, HostSelector, MacvlanMode};
 pub use tag::{Pkey, Tag, VlanId};
 
 use std::fmt;
