@@ -1,0 +1,80 @@
+//! Looking at one container and making its attachments match.
+
+use std::collections::BTreeMap;
+
+use tracing::{info, warn};
+
+use super::Shared;
+use crate::declare::container::{declarations, Facts};
+use crate::declare::ensure::{ensure, Outcome};
+use crate::declare::{labels, plan};
+use crate::detach::detach_matching;
+use crate::docker::ContainerInfo;
+use crate::guest::Guest;
+use crate::model::GuestRef;
+use crate::state::AttachmentRecord;
+
+pub(super) async fn one(sh: &Shared, id: &str) {
+    match sh.client.inspect(id).await {
+        Ok(Some(c)) if c.state.running && c.state.pid > 0 => converge(sh, &c).await,
+        Ok(_) => teardown(sh, id, |_| true).await,
+        // The engine went away: its next sweep looks again.
+        Err(e) => warn!(container = %id, "cannot inspect: {e}"),
+    }
+}
+
+async fn converge(sh: &Shared, c: &ContainerInfo) {
+    let facts = Facts::of(c);
+    let Some((decls, errors)) = declarations(&facts, sh.cfg.key.as_deref()) else {
+        return teardown(sh, &c.id, |_| true).await;
+    };
+    for e in errors {
+        warn!(container = %facts.name, "{e}");
+    }
+    let gref = GuestRef::Container(facts.name.clone());
+    let guest =
+        match Guest::from_container_pid(c.state.pid as u32, &c.id, &facts.name, gref.clone()) {
+            Ok(g) => g,
+            // It stopped since the inspect: its die event brings us back.
+            Err(e) => return warn!(container = %facts.name, "{e}"),
+        };
+    let here = guest.info.netns;
+    // What an earlier run of the container had (it restarted).
+    teardown(sh, &c.id, |r| r.guest.netns != here).await;
+    let (intents, errors) = plan(&decls, sh.cfg.parse, Some(&gref), Some(&facts.name));
+    for e in errors {
+        warn!(container = %facts.name, "{e}");
+    }
+    let owner = BTreeMap::from([
+        (labels::OWNER.to_string(), "reconciler".to_string()),
+        (labels::CONTAINER.to_string(), c.id.clone()),
+    ]);
+    let drivers = sh.ctx.drivers.as_ref();
+    for intent in &intents {
+        match ensure(&guest, intent, &owner, drivers, &sh.ctx.settings).await {
+            Ok(Outcome::Unchanged) => {}
+            Ok(o) => info!(container = %facts.name, interface = %intent.ifname, "{}", o.as_str()),
+            Err(e) => warn!(container = %facts.name, "{e}"),
+        }
+    }
+    // Interfaces no longer declared.
+    teardown(sh, &c.id, |r| {
+        r.guest.netns == here && !intents.iter().any(|i| i.ifname == r.interface)
+    })
+    .await;
+}
+
+/// Detaches the container's records that `pick` selects.
+async fn teardown(sh: &Shared, id: &str, pick: impl Fn(&AttachmentRecord) -> bool) {
+    let select = |r: &AttachmentRecord| {
+        r.labels.get(labels::CONTAINER).map(String::as_str) == Some(id) && pick(r)
+    };
+    match detach_matching(select, sh.ctx.drivers.as_ref(), &sh.ctx.settings).await {
+        Ok(done) => {
+            for r in done {
+                info!(container = %r.guest.name, interface = %r.interface, "detached");
+            }
+        }
+        Err(e) => warn!(container = %id, "{e}"),
+    }
+}
