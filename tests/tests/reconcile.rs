@@ -398,3 +398,35 @@ fn a_burst_of_fifty_containers() {
     });
     eprintln!("stopped and torn down after {:?}", t0.elapsed());
 }
+
+/// dreamcat4's `pipework_host_route`: the host reaches the macvlan container
+/// through the shim while it runs, and the shim goes when it stops.
+#[test]
+fn a_declared_host_route_makes_the_shim() {
+    let s = Sandbox::new("reconshim");
+    let mut pm = Podman::start(&s.prefix);
+    s.fake_nic("nic7");
+    let baseline = s.host_links();
+    let _d = Daemon::start(&s, &pm, &[], &[]);
+    let name = format!("{}-mv", s.prefix);
+    create(
+        &mut pm,
+        &name,
+        &[
+            "pipework_cmd_lan=nic7 @CONTAINER_NAME@ 10.99.0.2/24".into(),
+            "pipework_host_route_lan=true".into(),
+        ],
+        &[],
+    );
+    podman(&pm, &["start", &name]);
+    until("the shim", Duration::from_secs(10), || {
+        link(&s.host, "pwh-nic7").is_some()
+    });
+    let addrs = addresses(&s.host, "pwh-nic7");
+    assert!(addrs.contains(&"10.99.0.254/24".to_string()), "{addrs:?}");
+    assert!(s.ping(&s.host, "10.99.0.2"));
+    podman(&pm, &["stop", "-t", "0", &name]);
+    until("the shim to go", Duration::from_secs(10), || {
+        records(&s).is_empty() && s.host_links() == baseline
+    });
+}
