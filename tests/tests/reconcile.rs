@@ -430,3 +430,53 @@ fn a_declared_host_route_makes_the_shim() {
         records(&s).is_empty() && s.host_links() == baseline
     });
 }
+
+/// The engine goes away and comes back: the daemon reconnects (with
+/// back-off) and its sweep catches what happened meanwhile.
+#[test]
+fn the_engine_restarts() {
+    let s = Sandbox::new("reconengine");
+    let mut pm = Podman::start(&s.prefix);
+    let d = Daemon::start(&s, &pm, &[], &[]);
+    let a = format!("{}-a", s.prefix);
+    let b = format!("{}-b", s.prefix);
+    create(
+        &mut pm,
+        &a,
+        &["pipework_cmd=bren @CONTAINER_NAME@ 10.86.0.2/24".into()],
+        &[],
+    );
+    create(
+        &mut pm,
+        &b,
+        &["pipework_cmd=bren @CONTAINER_NAME@ 10.86.0.3/24".into()],
+        &[],
+    );
+    podman(&pm, &["start", &a]);
+    until("a", Duration::from_secs(10), || {
+        container_link(&pm, &a, "eth1").is_some()
+    });
+    pm.stop_service();
+    d.wait_log("reconnecting", Duration::from_secs(10));
+    // Meanwhile (the CLI needs no service): one stops, one starts.
+    podman(&pm, &["stop", "-t", "0", &a]);
+    podman(&pm, &["start", &b]);
+    std::thread::sleep(Duration::from_millis(500));
+    pm.start_service();
+    until(
+        "the sweep after reconnecting",
+        Duration::from_secs(20),
+        || container_link(&pm, &b, "eth1").is_some() && records(&s).len() == 1,
+    );
+    assert_eq!(
+        d.log().matches("following the engine's events").count(),
+        2,
+        "{}",
+        d.log()
+    );
+    // And it follows events again.
+    podman(&pm, &["restart", "-t", "0", &a]);
+    until("a again", Duration::from_secs(10), || {
+        container_link(&pm, &a, "eth1").is_some() && records(&s).len() == 2
+    });
+}

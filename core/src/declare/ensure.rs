@@ -47,19 +47,25 @@ pub async fn ensure(
     let ifname: IfName = intent.ifname.parse()?;
     let mut outcome = Outcome::Attached;
     if let Some(rec) = state.load(guest.info.netns, &intent.ifname)? {
-        let intact = link_intact(guest, &rec).await;
-        if intact && rec.labels.get(labels::DIGEST) == Some(&intent.digest) {
-            return Ok(Outcome::Unchanged);
+        // A record of an earlier guest whose namespace inode this one
+        // reuses (a container stopped while no daemon ran), or of a link
+        // deleted by hand, is not this guest's: the attach drops it,
+        // undoing only its host side.
+        let current = rec.guest.pid == guest.info.pid && link_intact(guest, &rec).await;
+        if current {
+            if rec.labels.get(labels::DIGEST) == Some(&intent.digest) {
+                return Ok(Outcome::Unchanged);
+            }
+            if rec.labels.get(labels::OWNER) != owner.get(labels::OWNER) {
+                return Err(Error::usage(format!(
+                    "{} on {} was attached by hand or by another owner: not replacing it",
+                    intent.ifname,
+                    guest.name()
+                )));
+            }
+            detach_guest(guest, Some(&ifname), drivers, settings).await?;
+            outcome = Outcome::Replaced;
         }
-        if intact && rec.labels.get(labels::OWNER) != owner.get(labels::OWNER) {
-            return Err(Error::usage(format!(
-                "{} on {} was attached by hand or by another owner: not replacing it",
-                intent.ifname,
-                guest.name()
-            )));
-        }
-        detach_guest(guest, Some(&ifname), drivers, settings).await?;
-        outcome = Outcome::Replaced;
     }
     let all = intent_labels(intent, owner);
     for (n, req) in intent.requests.iter().enumerate() {

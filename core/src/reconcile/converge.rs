@@ -38,9 +38,10 @@ async fn converge(sh: &Shared, c: &ContainerInfo) {
             // It stopped since the inspect: its die event brings us back.
             Err(e) => return warn!(container = %facts.name, "{e}"),
         };
-    let here = guest.info.netns;
-    // What an earlier run of the container had (it restarted).
-    teardown(sh, &c.id, |r| r.guest.netns != here).await;
+    let (here, pid) = (guest.info.netns, guest.info.pid);
+    // What an earlier run of the container had (it restarted; its new
+    // namespace may even reuse the old one's inode number).
+    teardown(sh, &c.id, |r| r.guest.netns != here || r.guest.pid != pid).await;
     let (intents, errors) = plan(&decls, sh.cfg.parse, Some(&gref), Some(&facts.name));
     for e in errors {
         warn!(container = %facts.name, "{e}");
@@ -59,7 +60,9 @@ async fn converge(sh: &Shared, c: &ContainerInfo) {
     }
     // Interfaces no longer declared.
     teardown(sh, &c.id, |r| {
-        r.guest.netns == here && !intents.iter().any(|i| i.ifname == r.interface)
+        r.guest.netns == here
+            && r.guest.pid == pid
+            && !intents.iter().any(|i| i.ifname == r.interface)
     })
     .await;
 }
