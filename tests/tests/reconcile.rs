@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use pipework_tests::dhcp::{DhcpServer, ServerConfig};
 use pipework_tests::podman::{Podman, IMAGE};
 use pipework_tests::*;
 use serde_json::Value;
@@ -478,5 +479,52 @@ fn the_engine_restarts() {
     podman(&pm, &["restart", "-t", "0", &a]);
     until("a again", Duration::from_secs(10), || {
         container_link(&pm, &a, "eth1").is_some() && records(&s).len() == 2
+    });
+}
+
+/// A declared DHCP attachment: the same lease after a restart (the derived
+/// MAC is the client's identity), released when the container stops.
+#[test]
+fn a_declared_dhcp_attachment_keeps_its_lease() {
+    let mut s = Sandbox::new("recondhcp");
+    let srv = DhcpServer::start(&mut s, "brdr", &ServerConfig::v4("10.82.0"));
+    let mut pm = Podman::start(&s.prefix);
+    let _d = Daemon::start(&s, &pm, &[], &[]);
+    let name = format!("{}-dh", s.prefix);
+    create(
+        &mut pm,
+        &name,
+        &["pipework_cmd=brdr @CONTAINER_NAME@ dhcp".into()],
+        &[],
+    );
+    podman(&pm, &["start", &name]);
+    let bound = |pm: &Podman| {
+        container_link(pm, &name, "eth1").is_some_and(|l| mac_and_v4(&l).1.starts_with("10.82.0."))
+    };
+    until("the lease", Duration::from_secs(20), || bound(&pm));
+    let first = mac_and_v4(&container_link(&pm, &name, "eth1").unwrap());
+    let pid = pm.pid(&name);
+    podman(&pm, &["restart", "-t", "0", &name]);
+    until(
+        "the lease after the restart",
+        Duration::from_secs(20),
+        || pm.pid(&name) != pid && bound(&pm),
+    );
+    assert_eq!(
+        mac_and_v4(&container_link(&pm, &name, "eth1").unwrap()),
+        first
+    );
+    podman(&pm, &["stop", "-t", "0", &name]);
+    until("the teardown", Duration::from_secs(10), || {
+        records(&s).is_empty()
+    });
+    assert!(
+        srv.wait_log("DHCPRELEASE", Duration::from_secs(10)),
+        "{}",
+        srv.log()
+    );
+    let leases = s.state_dir.join("leases");
+    until("the lease files to go", Duration::from_secs(10), || {
+        std::fs::read_dir(&leases).map(|r| r.count()).unwrap_or(0) == 0
     });
 }

@@ -31,6 +31,10 @@ async fn converge(sh: &Shared, c: &ContainerInfo) {
     for e in errors {
         warn!(container = %facts.name, "{e}");
     }
+    if decls.is_empty() {
+        // Not ours (or no longer: its declarations cannot be expanded).
+        return teardown(sh, &c.id, |_| true).await;
+    }
     let gref = GuestRef::Container(facts.name.clone());
     let guest =
         match Guest::from_container_pid(c.state.pid as u32, &c.id, &facts.name, gref.clone()) {

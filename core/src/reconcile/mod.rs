@@ -53,6 +53,7 @@ pub struct ReconcileConfig {
 const PARALLEL: usize = 4;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct ReconcileService {
     shared: Arc<Shared>,
@@ -182,7 +183,16 @@ impl Shared {
     /// One connection: subscribe first (so nothing that happens during the
     /// sweep is missed), sweep, then follow the events.
     async fn follow(self: &Arc<Self>) -> Result<()> {
-        let mut stream = self.client.stream(events::EVENTS_PATH).await?;
+        // An engine that accepts but never answers must not hold us forever.
+        let mut stream =
+            tokio::time::timeout(CONNECT_TIMEOUT, self.client.stream(events::EVENTS_PATH))
+                .await
+                .map_err(|_| {
+                    Error::timeout(format!(
+                        "{} did not answer the event stream request",
+                        self.cfg.endpoint
+                    ))
+                })??;
         let running = self.client.running().await?;
         self.connected.store(true, Ordering::SeqCst);
         info!(
