@@ -528,3 +528,26 @@ fn a_declared_dhcp_attachment_keeps_its_lease() {
         std::fs::read_dir(&leases).map(|r| r.count()).unwrap_or(0) == 0
     });
 }
+
+/// A declaration that cannot hold yet (its host interface is missing) is
+/// tried again, with back-off, until it does.
+#[test]
+fn a_failed_attach_is_tried_again() {
+    let s = Sandbox::new("reconretry");
+    let mut pm = Podman::start(&s.prefix);
+    let d = Daemon::start(&s, &pm, &[], &[]);
+    let name = format!("{}-late", s.prefix);
+    create(
+        &mut pm,
+        &name,
+        &["pipework_cmd=nic4 @CONTAINER_NAME@ 10.81.0.2/24".into()],
+        &[],
+    );
+    podman(&pm, &["start", &name]);
+    d.wait_log("nic4", Duration::from_secs(10));
+    assert!(container_link(&pm, &name, "eth1").is_none());
+    s.fake_nic("nic4");
+    until("the retry", Duration::from_secs(15), || {
+        container_link(&pm, &name, "eth1").is_some()
+    });
+}

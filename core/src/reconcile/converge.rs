@@ -14,16 +14,21 @@ use crate::guest::Guest;
 use crate::model::GuestRef;
 use crate::state::AttachmentRecord;
 
-pub(super) async fn one(sh: &Shared, id: &str) {
+/// Looks at one container; false when something failed and another look
+/// later may do better (a DHCP server that was down, a bridge not there yet).
+pub(super) async fn one(sh: &Shared, id: &str) -> bool {
     match sh.client.inspect(id).await {
         Ok(Some(c)) if c.state.running && c.state.pid > 0 => converge(sh, &c).await,
         Ok(_) => teardown(sh, id, |_| true).await,
         // The engine went away: its next sweep looks again.
-        Err(e) => warn!(container = %id, "cannot inspect: {e}"),
+        Err(e) => {
+            warn!(container = %id, "cannot inspect: {e}");
+            true
+        }
     }
 }
 
-async fn converge(sh: &Shared, c: &ContainerInfo) {
+async fn converge(sh: &Shared, c: &ContainerInfo) -> bool {
     let facts = Facts::of(c);
     let Some((decls, errors)) = declarations(&facts, sh.cfg.key.as_deref()) else {
         return teardown(sh, &c.id, |_| true).await;
@@ -40,12 +45,15 @@ async fn converge(sh: &Shared, c: &ContainerInfo) {
         match Guest::from_container_pid(c.state.pid as u32, &c.id, &facts.name, gref.clone()) {
             Ok(g) => g,
             // It stopped since the inspect: its die event brings us back.
-            Err(e) => return warn!(container = %facts.name, "{e}"),
+            Err(e) => {
+                warn!(container = %facts.name, "{e}");
+                return true;
+            }
         };
     let (here, pid) = (guest.info.netns, guest.info.pid);
     // What an earlier run of the container had (it restarted; its new
     // namespace may even reuse the old one's inode number).
-    teardown(sh, &c.id, |r| r.guest.netns != here || r.guest.pid != pid).await;
+    let mut ok = teardown(sh, &c.id, |r| r.guest.netns != here || r.guest.pid != pid).await;
     let (intents, errors) = plan(&decls, sh.cfg.parse, Some(&gref), Some(&facts.name));
     for e in errors {
         warn!(container = %facts.name, "{e}");
@@ -59,20 +67,24 @@ async fn converge(sh: &Shared, c: &ContainerInfo) {
         match ensure(&guest, intent, &owner, drivers, &sh.ctx.settings).await {
             Ok(Outcome::Unchanged) => {}
             Ok(o) => info!(container = %facts.name, interface = %intent.ifname, "{}", o.as_str()),
-            Err(e) => warn!(container = %facts.name, "{e}"),
+            Err(e) => {
+                warn!(container = %facts.name, "{e}");
+                ok = false;
+            }
         }
     }
     // Interfaces no longer declared.
-    teardown(sh, &c.id, |r| {
+    ok &= teardown(sh, &c.id, |r| {
         r.guest.netns == here
             && r.guest.pid == pid
             && !intents.iter().any(|i| i.ifname == r.interface)
     })
     .await;
+    ok
 }
 
 /// Detaches the container's records that `pick` selects.
-async fn teardown(sh: &Shared, id: &str, pick: impl Fn(&AttachmentRecord) -> bool) {
+async fn teardown(sh: &Shared, id: &str, pick: impl Fn(&AttachmentRecord) -> bool) -> bool {
     let select = |r: &AttachmentRecord| {
         r.labels.get(labels::CONTAINER).map(String::as_str) == Some(id) && pick(r)
     };
@@ -81,7 +93,11 @@ async fn teardown(sh: &Shared, id: &str, pick: impl Fn(&AttachmentRecord) -> boo
             for r in done {
                 info!(container = %r.guest.name, interface = %r.interface, "detached");
             }
+            true
         }
-        Err(e) => warn!(container = %id, "{e}"),
+        Err(e) => {
+            warn!(container = %id, "{e}");
+            false
+        }
     }
 }

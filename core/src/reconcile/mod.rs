@@ -14,7 +14,7 @@
 //!
 //! One container is handled by one task at a time (events that arrive
 //! meanwhile mark it for another look); a few containers are handled at
-//! once. A daemon killed at any point leaves its attaches in progress on
+//! once. A look that failed is tried again later, with back-off. A daemon killed at any point leaves its attaches in progress on
 //! disk ([`crate::pending`]); they are undone before anything else when the
 //! reconciler starts.
 
@@ -54,6 +54,7 @@ const PARALLEL: usize = 4;
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const RETRY_MAX: Duration = Duration::from_secs(60);
 
 pub struct ReconcileService {
     shared: Arc<Shared>,
@@ -66,6 +67,8 @@ pub(crate) struct Shared {
     client: DockerClient,
     /// Containers being handled; `true` when another look was asked for.
     queue: Mutex<HashMap<String, bool>>,
+    /// Failed looks in a row, per container.
+    retries: Mutex<HashMap<String, u32>>,
     permits: Semaphore,
     workers: AtomicUsize,
     stopping: AtomicBool,
@@ -81,6 +84,7 @@ impl ReconcileService {
                 client: DockerClient::new(cfg.endpoint.clone()),
                 cfg,
                 queue: Mutex::new(HashMap::new()),
+                retries: Mutex::new(HashMap::new()),
                 permits: Semaphore::new(PARALLEL),
                 workers: AtomicUsize::new(0),
                 stopping: AtomicBool::new(false),
@@ -112,7 +116,8 @@ impl Shared {
             loop {
                 if let Ok(_permit) = me.permits.acquire().await {
                     if !me.stopping.load(Ordering::SeqCst) {
-                        converge::one(&me, &id).await;
+                        let ok = converge::one(&me, &id).await;
+                        me.retry_later(&id, ok);
                     }
                 }
                 let mut q = me.queue.lock().expect("queue lock");
@@ -126,6 +131,26 @@ impl Shared {
             if me.workers.fetch_sub(1, Ordering::SeqCst) == 1 {
                 me.idle.notify_waiters();
             }
+        });
+    }
+
+    /// After a failed look, another one later, each wait twice the last
+    /// (up to a minute); a look that works resets it.
+    fn retry_later(self: &Arc<Self>, id: &str, ok: bool) {
+        let mut r = self.retries.lock().expect("retries lock");
+        if ok {
+            r.remove(id);
+            return;
+        }
+        let n = r.entry(id.to_string()).or_insert(0);
+        *n = (*n + 1).min(6);
+        let wait = Duration::from_secs(1 << *n).min(RETRY_MAX);
+        drop(r);
+        let me = self.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            tokio::time::sleep(wait).await;
+            me.trigger(id);
         });
     }
 
