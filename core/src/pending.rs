@@ -166,8 +166,24 @@ fn remove(p: &Path) -> Result<()> {
     }
 }
 
-/// Settles the pending files of one guest (the caller holds its lock).
+/// Settles the pending files of one guest (the caller holds its lock), and
+/// deletes the links an attach killed in the instant between creating one
+/// and recording it left under their temporary names: only an attach
+/// holding the guest's lock ever has such a link, so with the lock held any
+/// that exists is a leftover. Deleting a veth's guest end deletes its host
+/// end too.
 pub async fn settle_guest(ctx: &UndoContext<'_>, netns: NetnsId) -> Result<()> {
+    if let Some(g) = ctx.guest {
+        for l in g.links().await? {
+            if crate::hostname::is_temp_guest_name(&l.name) {
+                warn!(link = %l.name, "deleting a link an interrupted attach left");
+                match g.delete_link(l.index, &l.name).await {
+                    Err(e) if !e.is_gone() => return Err(e).step("delete a leftover link"),
+                    _ => {}
+                }
+            }
+        }
+    }
     let prefix = format!("{netns}-");
     let Ok(rd) = fs::read_dir(dir(ctx.state)) else {
         return Ok(());

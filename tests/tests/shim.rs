@@ -108,6 +108,20 @@ fn an_attach_killed_half_way_is_undone_by_the_next_one() {
     );
     assert_ne!(r.code, 0);
     assert!(link(&a, "eth1").is_some(), "killed after the rename");
+    // What a kill between creating a link and recording it would leave.
+    ip(
+        &a,
+        &[
+            "link",
+            "add",
+            "pwtmp0badc0de",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "pwtmp0badc0df",
+        ],
+    );
     s.pipework(&["brkill", &a, "10.92.0.2/24"]).ok();
     let links = ip_json(&a, &["link", "show"]);
     assert_eq!(links.as_array().unwrap().len(), 2, "lo and eth1: {links}");
