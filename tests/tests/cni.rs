@@ -370,3 +370,44 @@ fn errors_follow_the_spec() {
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["code"], 6);
 }
+
+#[test]
+fn native_dhcp_ipam() {
+    use pipework_tests::dhcp::{DhcpServer, ServerConfig};
+    let mut s = Sandbox::new("cnidhcp");
+    let srv = DhcpServer::start(&mut s, "brcd", &ServerConfig::v4("10.13.0"));
+    let g = s.guest("g");
+    let conf = json!({"cniVersion": "1.1.0", "name": "dyn", "type": "pipework", "host": "brcd",
+                      "ipam": {"type": "dhcp"}});
+    let c = Cni::new(&s, &g, "eth0", "dhcp1");
+    let r = c.run("ADD", &conf).ok().json();
+    let addr = r["ips"][0]["address"].as_str().unwrap().to_string();
+    assert!(addr.starts_with("10.13.0.1"), "{r}");
+    assert_eq!(r["ips"][0]["gateway"], "10.13.0.1");
+    assert_eq!(r["ips"][0]["interface"], 1);
+    assert!(
+        r["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["dst"] == "0.0.0.0/0"),
+        "{r}"
+    );
+    assert_eq!(
+        addresses(&g, "eth0")
+            .iter()
+            .find(|a| a.contains('.'))
+            .unwrap(),
+        &addr
+    );
+    assert!(ping(&g, &srv.addr));
+    c.run("CHECK", &with_prev(&conf, &r)).ok();
+    c.run("DEL", &with_prev(&conf, &r)).ok();
+    // The lease was released: dnsmasq saw it.
+    assert!(
+        srv.wait_log("DHCPRELEASE", std::time::Duration::from_secs(5)),
+        "{}",
+        srv.log()
+    );
+    c.run("DEL", &conf).ok();
+}
