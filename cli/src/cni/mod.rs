@@ -19,7 +19,6 @@ use std::process::ExitCode;
 use ipnet::IpNet;
 use pipework_core::attach::attach_to;
 use pipework_core::detach::{detach_guest, detach_matching};
-use pipework_core::dhcp::lease::Lease;
 use pipework_core::error::{Error, ErrorKind};
 use pipework_core::guest::{Guest, ResolveOptions};
 use pipework_core::model::{
@@ -541,11 +540,7 @@ async fn add_with(
 
 /// What the native DHCP client obtained, in result form.
 fn from_leases(rec: &AttachmentRecord, a: &mut CniResult) {
-    let leases: Vec<Lease> = rec
-        .details
-        .get("dhcp")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
+    let leases = pipework_core::dhcp::lease::leases_of(rec);
     for l in &leases {
         a.ips.push(IpConfig {
             version: None,
