@@ -74,6 +74,13 @@ pub async fn attach_to(
             .await
             .step("probe host interface")?;
         let kind = probe::decide(&facts, probe_flags(req)).map_err(Error::usage)?;
+        if kind != DriverKind::Ovs && req.options.ovs.any() {
+            return Err(Error::usage(format!(
+                "{} apply only to Open vSwitch bridges, and {} is handled by the {kind} driver",
+                req.options.ovs.flags().join(", "),
+                facts.name
+            )));
+        }
         let driver = drivers.get(kind).ok_or_else(|| {
             Error::usage(format!("the {kind} driver is not available in this build"))
         })?;

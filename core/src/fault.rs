@@ -13,11 +13,14 @@ use crate::error::Result;
 pub const POINTS: &[&str] = &[
     "validated",
     "bridge-ready",
+    "ovs-bridge-read",
+    "ovs-port-added",
     "link-created",
     "link-configured",
     "address-added",
     "routes-added",
     "link-up",
+    "ovs-flows-added",
     "announced",
     "before-commit",
 ];
