@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
 
+pub mod ovs;
 pub mod podman;
+pub mod rawframe;
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
