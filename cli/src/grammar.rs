@@ -525,7 +525,10 @@ mod tests {
         assert_eq!(o.native_vlan.unwrap().get(), 5);
         assert!(o.native_tagged && o.port_security);
         assert_eq!(o.datapath_type.as_ref().unwrap().as_str(), "netdev");
-        assert_eq!(attach("ovs0 web1 0/0 --trunk all").options.ovs.trunk, Some(VlanSet::All));
+        assert_eq!(
+            attach("ovs0 web1 0/0 --trunk all").options.ovs.trunk,
+            Some(VlanSet::All)
+        );
         let inv = p("--ovsdb tcp:127.0.0.1:6640 ovs0 web1 0/0 @10").unwrap();
         assert_eq!(inv.global.ovsdb.as_deref(), Some("tcp:127.0.0.1:6640"));
         let inv = p("gc --ovsdb=unix:/tmp/db.sock").unwrap();

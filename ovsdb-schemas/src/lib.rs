@@ -146,7 +146,11 @@ pub mod port {
     pub const NAME: Column = col(TABLE, "name", ColumnType::scalar(Atom::String));
     pub const INTERFACES: Column = col(TABLE, "interfaces", ColumnType::set(Atom::Uuid, 1, None));
     pub const TAG: Column = col(TABLE, "tag", ColumnType::optional(Atom::Integer));
-    pub const TRUNKS: Column = col(TABLE, "trunks", ColumnType::set(Atom::Integer, 0, Some(4096)));
+    pub const TRUNKS: Column = col(
+        TABLE,
+        "trunks",
+        ColumnType::set(Atom::Integer, 0, Some(4096)),
+    );
     pub const VLAN_MODE: Column = Column {
         values: &["access", "trunk", "native-tagged", "native-untagged"],
         ..col(TABLE, "vlan_mode", ColumnType::optional(Atom::String))
@@ -240,7 +244,13 @@ pub fn check(schema: &Value) -> Vec<String> {
 fn describe(t: &ColumnType) -> String {
     let max = t.max.map_or("unlimited".to_string(), |m| m.to_string());
     match t.value {
-        Some(v) => format!("map {}->{} [{}..{}]", t.key.as_str(), v.as_str(), t.min, max),
+        Some(v) => format!(
+            "map {}->{} [{}..{}]",
+            t.key.as_str(),
+            v.as_str(),
+            t.min,
+            max
+        ),
         None => format!("{} [{}..{}]", t.key.as_str(), t.min, max),
     }
 }
@@ -331,7 +341,9 @@ mod tests {
 
     #[test]
     fn a_matching_schema_passes() {
-        let s = schema_with(json!({"key": {"type": "integer", "minInteger": 0, "maxInteger": 4095}, "min": 0, "max": 1}));
+        let s = schema_with(
+            json!({"key": {"type": "integer", "minInteger": 0, "maxInteger": 4095}, "min": 0, "max": 1}),
+        );
         assert_eq!(check(&s), Vec::<String>::new());
     }
 

@@ -102,7 +102,10 @@ impl NewPort<'_> {
         );
         self.vlan.fill(&mut r);
         if !self.external_ids.is_empty() {
-            r.insert(port::EXTERNAL_IDS.name.into(), datum::map(self.external_ids));
+            r.insert(
+                port::EXTERNAL_IDS.name.into(),
+                datum::map(self.external_ids),
+            );
         }
         r
     }
@@ -125,7 +128,10 @@ impl NewBridge<'_> {
             r.insert(bridge::DATAPATH_TYPE.name.into(), d.into());
         }
         if !self.external_ids.is_empty() {
-            r.insert(bridge::EXTERNAL_IDS.name.into(), datum::map(self.external_ids));
+            r.insert(
+                bridge::EXTERNAL_IDS.name.into(),
+                datum::map(self.external_ids),
+            );
         }
         r
     }
@@ -261,7 +267,9 @@ mod tests {
         .unwrap();
         assert_eq!(b.ports, vec!["p1".to_string()]);
         assert_eq!(b.external_ids["pipework.owned"], "true");
-        let s = InterfaceState::from_json(&json!({"ofport": 3, "link_state": "up", "error": ["set", []]}));
+        let s = InterfaceState::from_json(
+            &json!({"ofport": 3, "link_state": "up", "error": ["set", []]}),
+        );
         assert_eq!(s.ofport, Some(3));
         assert!(s.link_up);
         assert_eq!(s.error, None);

@@ -52,7 +52,12 @@ impl OvsSwitch {
             dir: dir.clone(),
             netns: s.host.clone(),
         };
-        must(Command::new("ovsdb-tool").arg("create").arg(dir.join("conf.db")).arg(SCHEMA));
+        must(
+            Command::new("ovsdb-tool")
+                .arg("create")
+                .arg(dir.join("conf.db"))
+                .arg(SCHEMA),
+        );
         sw.start_ovsdb();
         sw.vsctl(&["--no-wait", "init"]);
         let d = dir.display();

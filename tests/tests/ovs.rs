@@ -24,6 +24,15 @@ fn port_of(s: &Sandbox, guest: &str) -> String {
         .to_string()
 }
 
+/// The veths of the sandbox's host (the hook deletes a bridge, and its tap
+/// device with it: compare what pipework makes).
+fn veths(s: &Sandbox) -> Vec<serde_json::Value> {
+    s.host_links()
+        .into_iter()
+        .filter(|l| l["kind"] == "veth")
+        .collect()
+}
+
 fn mac_of(ns: &str, ifname: &str) -> String {
     link(ns, ifname).unwrap()["address"]
         .as_str()
@@ -183,7 +192,12 @@ fn vlan_10_guests_ping_and_vlan_20_is_isolated() {
     // The record knows the port; inspect shows its OpenFlow number.
     let j = s.pipework(&["inspect", &a]).ok().json();
     assert_eq!(j["interfaces"][0]["driver"], "ovs");
-    assert!(j["interfaces"][0]["details"]["ovs_ofport"].as_u64().unwrap() > 0);
+    assert!(
+        j["interfaces"][0]["details"]["ovs_ofport"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
     // Detaching them all deletes the bridge pipework created.
     for g in [&a, &b, &c] {
         s.pipework(&["detach", g]).ok();
@@ -274,7 +288,11 @@ fn port_security_drops_spoofed_macs_and_addresses() {
     let a = s.guest("a");
     let b = s.guest("b");
     let m = s.guest("m");
-    for (g, ip) in [(&a, "10.40.0.2/24"), (&b, "10.40.0.3/24"), (&m, "10.40.0.9/24")] {
+    for (g, ip) in [
+        (&a, "10.40.0.2/24"),
+        (&b, "10.40.0.3/24"),
+        (&m, "10.40.0.9/24"),
+    ] {
         s.pipework(&["ovss", g, ip, "@10", "--port-security"]).ok();
     }
     let flows = sw.flows("ovss");
@@ -332,14 +350,16 @@ fn detach_and_gc_leave_ovs_as_before() {
     // B's container dies: its record is collected.
     ip_netns_del(&b);
     // C's dies and its record is lost too: only OVSDB knows the port is ours.
+    let pc = port_of(&s, &c);
     ip_netns_del(&c);
     std::fs::remove_dir_all(&s.state_dir).unwrap();
+    // The kernel destroys a dead namespace (and the veth with it) a moment later.
+    assert!(eventually(Duration::from_secs(10), || link(&s.host, &pc).is_none()));
     let r = s.pipework(&["gc"]).ok();
     assert!(r.stdout.contains("OVS port"), "{}", r.stdout);
     assert_eq!(sw.show(), show);
     assert_eq!(sw.flows("ovsg"), flows);
-    assert!(eventually(Duration::from_secs(5), || s.host_links()
-        == host_before));
+    assert!(eventually(Duration::from_secs(5), || s.host_links() == host_before));
     // Nothing left to collect.
     let r = s.pipework(&["gc"]).ok();
     assert!(!r.stdout.contains("OVS port"), "{}", r.stdout);
@@ -415,8 +435,13 @@ fn killing_ovsdb_server_mid_attach_leaves_no_veth_and_no_row() {
             &[("PIPEWORK_FAULT_HOOK", &format!("{point}:{kill}"))],
         );
         assert_eq!(r.code, 1, "{point}: {r:?}");
-        assert!(r.stderr.contains("OVSDB"), "{point}: {}", r.stderr);
-        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        // A warning per undo that could not reach OVSDB, then the error.
+        let last = r.stderr.lines().last().unwrap_or_default();
+        assert!(
+            last.starts_with("pipework: ") && last.contains("OVSDB"),
+            "{point}: {}",
+            r.stderr
+        );
         assert_eq!(s.host_links(), host_before, "no veth left after {point}");
         assert!(link(&g, "eth1").is_none());
         sw.start_ovsdb();
@@ -450,7 +475,7 @@ fn a_bridge_deleted_or_replaced_under_the_attach() {
     let sw = OvsSwitch::start(&mut s);
     sw.add_bridge("ovsd");
     let g = s.guest("g");
-    let host_before = s.host_links();
+    let veths_before = veths(&s);
     let vsctl = sw.vsctl_cmd();
     // Deleted between our read and our transaction.
     let r = s.pipework_env(
@@ -462,8 +487,7 @@ fn a_bridge_deleted_or_replaced_under_the_attach() {
     );
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stderr.contains("was deleted"), "{}", r.stderr);
-    assert!(eventually(Duration::from_secs(5), || s.host_links()
-        == host_before));
+    assert_eq!(veths(&s), veths_before);
     assert_eq!(sw.vsctl(&["list-br"]).trim(), "");
 
     // Replaced by a new row every time: the retries are bounded.
@@ -528,7 +552,11 @@ fn a_fault_at_every_step_leaves_ovs_as_before() {
             &[("PIPEWORK_FAULT", p)],
         );
         assert_eq!(r.code, 1, "{p}: {r:?}");
-        assert!(r.stderr.contains(&format!("injected fault at {p}")), "{p}: {}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("injected fault at {p}")),
+            "{p}: {}",
+            r.stderr
+        );
         assert_eq!(sw.show(), show, "OVSDB after a fault at {p}");
         assert!(
             eventually(Duration::from_secs(5), || s.host_links() == host_before),
@@ -560,14 +588,23 @@ fn bad_ovs_input_exits_2_and_changes_nothing() {
     let show = sw.show();
     let before = s.host_links();
     for (a, needle) in [
-        (vec!["br1", &g, "0/0", "--trunk", "10"], "only to Open vSwitch"),
-        (vec!["ovsb", &g, "0/0", "@10", "--trunk", "20"], "access port"),
+        (
+            vec!["br1", &g, "0/0", "--trunk", "10"],
+            "only to Open vSwitch",
+        ),
+        (
+            vec!["ovsb", &g, "0/0", "@10", "--trunk", "20"],
+            "access port",
+        ),
         (
             vec!["ovsb", &g, "0/0", "--datapath-type", "system"],
             "datapath type netdev",
         ),
         (vec!["ovsb", &g, "0/0", "@5000"], "VLAN"),
-        (vec!["--ovsdb", "tcp:nohost", "ovsb", &g, "0/0"], "OVSDB address"),
+        (
+            vec!["--ovsdb", "tcp:nohost", "ovsb", &g, "0/0"],
+            "OVSDB address",
+        ),
     ] {
         let r = s.pipework(&a);
         assert_eq!(r.code, 2, "{a:?}: {r:?}");

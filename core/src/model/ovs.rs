@@ -54,12 +54,12 @@ impl FromStr for VlanSet {
                 Some((a, b)) => (a, b),
                 None => (item, item),
             };
-            let lo: VlanId = lo.parse().map_err(|_| {
-                bad(&format!("'{item}' is not a VLAN id 1-4094 or a range a-b"))
-            })?;
-            let hi: VlanId = hi.parse().map_err(|_| {
-                bad(&format!("'{item}' is not a VLAN id 1-4094 or a range a-b"))
-            })?;
+            let lo: VlanId = lo
+                .parse()
+                .map_err(|_| bad(&format!("'{item}' is not a VLAN id 1-4094 or a range a-b")))?;
+            let hi: VlanId = hi
+                .parse()
+                .map_err(|_| bad(&format!("'{item}' is not a VLAN id 1-4094 or a range a-b")))?;
             if lo > hi {
                 return Err(bad(&format!("range '{item}' runs backwards")));
             }
@@ -209,7 +209,9 @@ mod tests {
             "10,20-30,31".parse::<VlanSet>().unwrap().to_string(),
             "10,20-31"
         );
-        for bad in ["", ",", "10,", "0", "4095", "20-10", "x", "10-", "-5", "1-2-3"] {
+        for bad in [
+            "", ",", "10,", "0", "4095", "20-10", "x", "10-", "-5", "1-2-3",
+        ] {
             assert!(bad.parse::<VlanSet>().is_err(), "{bad:?}");
         }
         let e = "10,,20".parse::<VlanSet>().unwrap_err().to_string();

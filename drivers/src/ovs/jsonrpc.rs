@@ -187,14 +187,20 @@ mod tests {
                 .unwrap();
             b.write_all(br#"{"id":7,"res"#).await.unwrap();
             tokio::time::sleep(Duration::from_millis(20)).await;
-            b.write_all(br#"ult":{"name":"x"},"error":null}"#).await.unwrap();
+            b.write_all(br#"ult":{"name":"x"},"error":null}"#)
+                .await
+                .unwrap();
             let n = b.read(&mut req).await.unwrap();
             let echo: Value = serde_json::from_slice(&req[..n]).unwrap();
             assert_eq!(echo["id"], "e1");
             assert_eq!(echo["result"], json!([]));
         });
         let r = c
-            .call("get_schema", json!(["Open_vSwitch"]), Duration::from_secs(5))
+            .call(
+                "get_schema",
+                json!(["Open_vSwitch"]),
+                Duration::from_secs(5),
+            )
             .await
             .unwrap();
         assert_eq!(r["name"], "x");

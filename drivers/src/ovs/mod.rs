@@ -15,8 +15,8 @@
 pub mod jsonrpc;
 pub mod openflow;
 pub mod ovsdb;
-pub mod portsec;
 mod ports;
+pub mod portsec;
 pub mod remote;
 
 use std::path::PathBuf;
@@ -94,11 +94,9 @@ pub fn port_vlan(req: &AttachRequest) -> Result<PortVlan> {
         return Err(Error::usage("--native-tagged needs --native-vlan VID"));
     }
     Ok(match (tag, &o.trunk, o.native_vlan) {
-        (Some(_), Some(_), _) => {
-            return Err(Error::usage(
-                "@VID makes an access port; with --trunk, give the untagged VLAN as --native-vlan VID",
-            ))
-        }
+        (Some(_), Some(_), _) => return Err(Error::usage(
+            "@VID makes an access port; with --trunk, give the untagged VLAN as --native-vlan VID",
+        )),
         (Some(_), None, Some(_)) => {
             return Err(Error::usage(
                 "give either @VID (an access port) or --native-vlan VID (a trunk), not both",
@@ -178,7 +176,11 @@ impl Ovs {
         columns: &[&str],
     ) -> Result<Vec<Value>, OvsdbError> {
         let r = self
-            .transact(remote, vec![ovsdb::op::select(table, conditions, columns)], Duration::ZERO)
+            .transact(
+                remote,
+                vec![ovsdb::op::select(table, conditions, columns)],
+                Duration::ZERO,
+            )
             .await?;
         Ok(ovsdb::rows(&r[0]))
     }
@@ -194,7 +196,12 @@ impl Ovs {
         }
     }
 
-    async fn delete_flows(&self, rundir: &std::path::Path, bridge: &str, cookie: u64) -> Result<()> {
+    async fn delete_flows(
+        &self,
+        rundir: &std::path::Path,
+        bridge: &str,
+        cookie: u64,
+    ) -> Result<()> {
         let sock = rundir.join(format!("{bridge}.mgmt"));
         match openflow::Switch::connect(&sock).await {
             Ok(mut s) => s
@@ -236,7 +243,11 @@ impl Ovs {
             if host.link_by_name(&p.name).await?.is_some() {
                 continue;
             }
-            let bridge = p.external_ids.get(keys::BRIDGE).cloned().unwrap_or_default();
+            let bridge = p
+                .external_ids
+                .get(keys::BRIDGE)
+                .cloned()
+                .unwrap_or_default();
             let Some(cookie) = p.external_ids.get(keys::COOKIE) else {
                 continue;
             };
@@ -244,7 +255,11 @@ impl Ovs {
                 self.delete_flows(&settings.ovs_rundir, &bridge, c).await?;
             }
             let _lock = state.lock_bridge(&bridge, false).await?;
-            if self.remove_port(&remote, &p.name, cookie).await.map_err(db_error)? {
+            if self
+                .remove_port(&remote, &p.name, cookie)
+                .await
+                .map_err(db_error)?
+            {
                 removed.push(format!(
                     "OVS port {} of bridge {bridge} (its interface is gone)",
                     p.name
@@ -306,7 +321,11 @@ impl Driver for Ovs {
         match found {
             Some(b) => {
                 if let Some(dp) = &o.datapath_type {
-                    let have = if b.datapath_type.is_empty() { "system" } else { &b.datapath_type };
+                    let have = if b.datapath_type.is_empty() {
+                        "system"
+                    } else {
+                        &b.datapath_type
+                    };
                     if have != dp.as_str() {
                         return Err(Error::usage(format!(
                             "OVS bridge {name} exists with datapath type {have}; --datapath-type {dp} applies only to a bridge pipework creates"
@@ -357,7 +376,13 @@ impl Driver for Ovs {
             port: &port,
             vlan: &vlan,
             external_ids: &ids,
-            datapath_type: ctx.request.options.ovs.datapath_type.as_ref().map(|d| d.as_str()),
+            datapath_type: ctx
+                .request
+                .options
+                .ovs
+                .datapath_type
+                .as_ref()
+                .map(|d| d.as_str()),
         };
         let added = self.add_port(&remote, &add).await.map_err(|e| match e {
             AddError::Db(e) => db_error(e),
@@ -453,7 +478,9 @@ impl Driver for Ovs {
             .await
             .map_err(|e| Error::failed(format!("{}: {e}", sock.display())))
             .step("add port-security flows")?;
-        plugged.details.insert("ovs_port_security".into(), true.into());
+        plugged
+            .details
+            .insert("ovs_port_security".into(), true.into());
         pipework_core::fault::point("ovs-flows-added")
     }
 
@@ -497,7 +524,12 @@ mod tests {
     use super::*;
     use pipework_core::model::{AddressMode, GuestRef, HostSelector};
 
-    fn req(tag: Option<&str>, trunk: Option<&str>, native: Option<u16>, tagged: bool) -> AttachRequest {
+    fn req(
+        tag: Option<&str>,
+        trunk: Option<&str>,
+        native: Option<u16>,
+        tagged: bool,
+    ) -> AttachRequest {
         let mut r = AttachRequest::new(
             HostSelector::Name("ovs0".parse().unwrap()),
             GuestRef::Auto("g".into()),
@@ -512,8 +544,14 @@ mod tests {
 
     #[test]
     fn vlan_modes() {
-        assert_eq!(port_vlan(&req(Some("10"), None, None, false)).unwrap(), PortVlan::Access(10));
-        assert_eq!(port_vlan(&req(None, None, None, false)).unwrap(), PortVlan::Unset);
+        assert_eq!(
+            port_vlan(&req(Some("10"), None, None, false)).unwrap(),
+            PortVlan::Access(10)
+        );
+        assert_eq!(
+            port_vlan(&req(None, None, None, false)).unwrap(),
+            PortVlan::Unset
+        );
         assert_eq!(
             port_vlan(&req(None, Some("10,20-21"), None, false)).unwrap(),
             PortVlan::Trunk(vec![10, 20, 21])

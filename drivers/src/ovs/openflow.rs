@@ -76,9 +76,8 @@ impl Match {
     }
 
     fn field(mut self, field: u8, value: &[u8]) -> Match {
-        let header = (u32::from(OFPXMC_OPENFLOW_BASIC) << 16)
-            | (u32::from(field) << 9)
-            | value.len() as u32;
+        let header =
+            (u32::from(OFPXMC_OPENFLOW_BASIC) << 16) | (u32::from(field) << 9) | value.len() as u32;
         self.oxm.extend_from_slice(&header.to_be_bytes());
         self.oxm.extend_from_slice(value);
         self
@@ -243,7 +242,10 @@ pub enum OfError {
     Io(io::Error),
     Timeout,
     /// The switch answered with an OpenFlow error.
-    Refused { kind: u16, code: u16 },
+    Refused {
+        kind: u16,
+        code: u16,
+    },
     Protocol(String),
 }
 
@@ -392,10 +394,7 @@ mod tests {
         let mut o = Vec::new();
         m.encode(&mut o);
         // type 1, length 12, IN_PORT (0x80000004) = 3, 4 bytes of padding.
-        assert_eq!(
-            o,
-            [0, 1, 0, 12, 0x80, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 0]
-        );
+        assert_eq!(o, [0, 1, 0, 12, 0x80, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 0]);
         let mut o = Vec::new();
         Match::new().eth_type(ETH_TYPE_ARP).encode(&mut o);
         assert_eq!(&o[4..10], &[0x80, 0, 0x0a, 2, 0x08, 0x06]);

@@ -133,7 +133,8 @@ impl Ovsdb {
 
     /// The `Open_vSwitch` schema as the server has it.
     pub async fn get_schema(&mut self) -> Result<Value, OvsdbError> {
-        self.call("get_schema", json!([DATABASE]), CALL_TIMEOUT).await
+        self.call("get_schema", json!([DATABASE]), CALL_TIMEOUT)
+            .await
     }
 
     /// Runs the operations as one transaction; returns one result per

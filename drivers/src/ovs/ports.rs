@@ -271,7 +271,11 @@ impl Ovs {
                     op::mutate(
                         open_vswitch::TABLE,
                         vec![],
-                        vec![json!([open_vswitch::BRIDGES.name, "delete", datum::uuid(&b.uuid)])],
+                        vec![json!([
+                            open_vswitch::BRIDGES.name,
+                            "delete",
+                            datum::uuid(&b.uuid)
+                        ])],
                     ),
                 ],
                 Duration::ZERO,
@@ -296,7 +300,11 @@ impl Ovs {
     }
 
     /// The bridge row by name.
-    pub async fn bridge(&self, remote: &Remote, name: &str) -> Result<Option<BridgeRow>, OvsdbError> {
+    pub async fn bridge(
+        &self,
+        remote: &Remote,
+        name: &str,
+    ) -> Result<Option<BridgeRow>, OvsdbError> {
         Ok(self
             .select(remote, bridge::TABLE, by_name(name), BridgeRow::COLUMNS)
             .await?
@@ -393,7 +401,11 @@ fn write_ops(a: &AddPort<'_>, seen: &Seen) -> (Vec<Value>, Option<usize>) {
             ops.push(op::mutate(
                 bridge::TABLE,
                 by_uuid(&b.uuid),
-                vec![json!([bridge::PORTS.name, "insert", datum::set(vec![datum::named("port")])])],
+                vec![json!([
+                    bridge::PORTS.name,
+                    "insert",
+                    datum::set(vec![datum::named("port")])
+                ])],
             ));
             (ops, None)
         }
@@ -412,7 +424,11 @@ fn write_ops(a: &AddPort<'_>, seen: &Seen) -> (Vec<Value>, Option<usize>) {
             ops.push(op::mutate(
                 open_vswitch::TABLE,
                 vec![],
-                vec![json!([open_vswitch::BRIDGES.name, "insert", datum::set(vec![datum::named("bridge")])])],
+                vec![json!([
+                    open_vswitch::BRIDGES.name,
+                    "insert",
+                    datum::set(vec![datum::named("bridge")])
+                ])],
             ));
             let at = ops.len() - 1;
             (ops, Some(at))
@@ -473,7 +489,10 @@ mod tests {
         let kinds: Vec<&str> = ops.iter().map(|o| o["op"].as_str().unwrap()).collect();
         assert_eq!(
             kinds,
-            ["wait", "mutate", "delete", "delete", "insert", "insert", "insert", "insert", "insert", "mutate"]
+            [
+                "wait", "mutate", "delete", "delete", "insert", "insert", "insert", "insert",
+                "insert", "mutate"
+            ]
         );
         assert_eq!(create, Some(9));
         assert_eq!(ops[4]["row"]["type"], "internal");

@@ -78,7 +78,17 @@ mod tests {
             }
         );
         assert_eq!(v6.to_string(), "tcp:[::1]:6640");
-        for bad in ["", "unix:", "tcp:", "tcp:host", "tcp::6640", "tcp:h:0", "tcp:h:x", "ssl:h:1", "/run/db.sock"] {
+        for bad in [
+            "",
+            "unix:",
+            "tcp:",
+            "tcp:host",
+            "tcp::6640",
+            "tcp:h:0",
+            "tcp:h:x",
+            "ssl:h:1",
+            "/run/db.sock",
+        ] {
             assert!(bad.parse::<Remote>().is_err(), "{bad}");
         }
     }
