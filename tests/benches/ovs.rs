@@ -44,12 +44,29 @@ fn in_host<T>(s: &Sandbox, f: impl FnOnce() -> T) -> T {
     r
 }
 
+/// The binary to measure: `PIPEWORK_BIN`, else a release build if there is
+/// one (what users install), else the debug build the tests use.
+fn product() -> std::path::PathBuf {
+    if std::env::var_os("PIPEWORK_BIN").is_none() {
+        let release = pipework_bin().with_file_name("pipework");
+        let release = release
+            .parent()
+            .and_then(|d| d.parent())
+            .map(|t| t.join("release/pipework"))
+            .unwrap_or(release);
+        if release.exists() {
+            return release;
+        }
+    }
+    pipework_bin()
+}
+
 fn pipework_route(n: usize) -> Vec<Duration> {
     let mut s = Sandbox::new("benchpw");
     let sw = OvsSwitch::start(&mut s);
     sw.add_bridge(BRIDGE);
     let guests: Vec<String> = (0..n).map(|i| s.guest(&format!("g{i}"))).collect();
-    let bin = pipework_bin();
+    let bin = product();
     let env = s.env.clone();
     let state = s.state_dir.clone();
     in_host(&s, || {
@@ -114,7 +131,10 @@ fn main() {
         .split(',')
         .map(|x| x.trim().parse().expect("PIPEWORK_BENCH_N: numbers"))
         .collect();
-    println!("per-attach latency to an OVS bridge, VLAN tag 10 (userspace datapath)");
+    println!(
+        "per-attach latency to an OVS bridge, VLAN tag 10 (userspace datapath); pipework = {}",
+        product().display()
+    );
     println!(
         "{:>5}  {:>16} {:>9}  {:>16} {:>9}  {:>7}",
         "N", "pipework median", "p95", "ip+vsctl median", "p95", "ratio"

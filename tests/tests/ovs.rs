@@ -271,6 +271,37 @@ fn a_trunk_port_carries_both_vlans_and_native_vlans_work() {
     )
     .expect("C answers a tagged frame from the native-VLAN trunk");
     assert_eq!(r.vlan, Some(20));
+
+    // Native-tagged: untagged frames from the guest still land in VLAN 10.
+    let nt = s.guest("nt");
+    s.pipework(&[
+        "ovst",
+        &nt,
+        "10.30.0.6/24",
+        "--native-vlan",
+        "10",
+        "--native-tagged",
+        "--trunk",
+        "20",
+    ])
+    .ok();
+    let pnt = port_of(&s, &nt);
+    assert_eq!(sw.get("port", &pnt, "vlan_mode"), "native-tagged");
+    assert_eq!(
+        arp_ask(
+            &nt,
+            "eth1",
+            None,
+            [0x02, 0, 0, 0, 0x77, 0x03],
+            "10.30.0.106".parse().unwrap(),
+            "10.30.0.2".parse().unwrap(),
+            Duration::from_secs(3),
+        )
+        .expect("A answers the untagged native-VLAN frame")
+        .vlan,
+        Some(10),
+        "native-tagged: VLAN 10 comes back tagged"
+    );
 }
 
 fn mac_bytes(s: &str) -> Vec<u8> {
@@ -342,7 +373,7 @@ fn detach_and_gc_leave_ovs_as_before() {
         .ok();
     s.pipework(&["ovsg", &b, "10.50.0.3/24", "--port-security"])
         .ok();
-    s.pipework(&["ovsg", &c, "10.50.0.4/24", "--trunk", "10-12"])
+    s.pipework(&["ovsg", &c, "10.50.0.4/24", "--trunk", "10,20-30"])
         .ok();
     assert_eq!(sw.ports("ovsg").len(), 3);
     // A detach.
