@@ -1,10 +1,17 @@
 //! Telling the neighbours about a new address: gratuitous ARP for IPv4 and an
 //! unsolicited neighbour advertisement for IPv6, written as raw frames on a
 //! packet socket opened inside the guest. No `arping` needed.
+//!
+//! The frames go out from a forked child process. Closing a packet socket
+//! waits for an RCU grace period (`synchronize_net()` in the kernel's
+//! `packet_release`), about 10 ms, the largest single cost of an attach when
+//! paid inline; and a process cannot exit before its sockets are released.
+//! The child sends, reports, shuts every other descriptor (so no pipe reader
+//! waits on it) and pays for the close on its own time.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, RawFd};
 
 use crate::model::MacAddr;
 use crate::netns::Netns;
@@ -108,25 +115,11 @@ pub async fn announce(ns: &Netns, ifindex: u32, mac: MacAddr, addrs: &[IpAddr]) 
     if frames.is_empty() {
         return Ok(());
     }
-    let sock = ns.run_async(open_packet_socket).await??;
-    for f in &frames {
-        send_frame(&sock, ifindex, f)?;
-    }
-    Ok(())
+    // A fork and a pipe read: well under a millisecond, fine inline.
+    send_from_child(ns.as_raw_fd(), ifindex, &frames)
 }
 
-fn open_packet_socket() -> io::Result<OwnedFd> {
-    // Protocol 0: send only, never receives.
-    // SAFETY: plain socket(2); checked below.
-    let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd is new and ours.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-fn send_frame(sock: &OwnedFd, ifindex: u32, frame: &[u8]) -> io::Result<()> {
+fn link_address(ifindex: u32, frame: &[u8]) -> libc::sockaddr_ll {
     // SAFETY: zeroed sockaddr_ll is a valid value; fields set below.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
@@ -134,21 +127,95 @@ fn send_frame(sock: &OwnedFd, ifindex: u32, frame: &[u8]) -> io::Result<()> {
     sll.sll_halen = 6;
     sll.sll_addr[..6].copy_from_slice(&frame[..6]);
     sll.sll_protocol = u16::from_be_bytes([frame[12], frame[13]]).to_be();
-    // SAFETY: buffer and address are valid for the given lengths.
-    let n = unsafe {
-        libc::sendto(
-            sock.as_raw_fd(),
-            frame.as_ptr() as *const libc::c_void,
-            frame.len(),
-            0,
-            &sll as *const _ as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if n < 0 {
+    sll
+}
+
+fn errno() -> i32 {
+    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+}
+
+/// Forks a child that enters the guest namespace, sends `frames` on a packet
+/// socket and writes 0 (or the errno that stopped it) to a pipe.
+fn send_from_child(ns: RawFd, ifindex: u32, frames: &[Vec<u8>]) -> io::Result<()> {
+    // Everything the child touches is made here: after fork() in a
+    // multi-threaded process the child may only make async-signal-safe calls.
+    let addresses: Vec<libc::sockaddr_ll> = frames.iter().map(|f| link_address(ifindex, f)).collect();
+    let mut pipe = [0 as RawFd; 2];
+    // SAFETY: pipe2 fills the array on success.
+    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(())
+    let [reader, writer] = pipe;
+    // SAFETY: the child runs only raw system calls and ends with _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: in the child; see above.
+        unsafe { child(ns, frames, &addresses, writer) }
+    }
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(writer) };
+    if pid < 0 {
+        let e = io::Error::last_os_error();
+        // SAFETY: our own descriptor.
+        unsafe { libc::close(reader) };
+        return Err(e);
+    }
+    let mut status = [0u8; 4];
+    // SAFETY: reading into a local buffer of the given size.
+    let n = unsafe { libc::read(reader, status.as_mut_ptr() as *mut libc::c_void, 4) };
+    // SAFETY: our own descriptor.
+    unsafe { libc::close(reader) };
+    // Reaped in the background; a CLI that exits first leaves it to init.
+    std::thread::spawn(move || {
+        // SAFETY: waiting for our own child.
+        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
+    });
+    match (n, i32::from_ne_bytes(status)) {
+        (4, 0) => Ok(()),
+        (4, e) => Err(io::Error::from_raw_os_error(e)),
+        _ => Err(io::Error::other("the announcing process died")),
+    }
+}
+
+/// The child's whole life.
+///
+/// SAFETY: call only in a freshly forked child; it never returns.
+unsafe fn child(ns: RawFd, frames: &[Vec<u8>], addresses: &[libc::sockaddr_ll], writer: RawFd) -> ! {
+    let mut err = 0;
+    let mut sock = -1;
+    if libc::setns(ns, libc::CLONE_NEWNET) != 0 {
+        err = errno();
+    } else {
+        // Protocol 0: send only, never receives.
+        sock = libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0);
+        if sock < 0 {
+            err = errno();
+        }
+    }
+    if err == 0 {
+        for (f, a) in frames.iter().zip(addresses) {
+            let n = libc::sendto(
+                sock,
+                f.as_ptr() as *const libc::c_void,
+                f.len(),
+                0,
+                a as *const _ as *const libc::sockaddr,
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            );
+            if n < 0 {
+                err = errno();
+                break;
+            }
+        }
+    }
+    libc::write(writer, err.to_ne_bytes().as_ptr() as *const libc::c_void, 4);
+    // Every inherited descriptor but the packet socket goes now (standard
+    // output, locks, the parent's sockets); _exit then releases the socket.
+    if sock > 0 {
+        libc::syscall(libc::SYS_close_range, 0u32, (sock - 1) as u32, 0u32);
+    }
+    libc::syscall(libc::SYS_close_range, (sock + 1).max(0) as u32, u32::MAX, 0u32);
+    libc::_exit(0)
 }
 
 #[cfg(test)]
