@@ -131,7 +131,9 @@ fn link_address(ifindex: u32, frame: &[u8]) -> libc::sockaddr_ll {
 }
 
 fn errno() -> i32 {
-    io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO)
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 /// Forks a child that enters the guest namespace, sends `frames` on a packet
@@ -139,7 +141,8 @@ fn errno() -> i32 {
 fn send_from_child(ns: RawFd, ifindex: u32, frames: &[Vec<u8>]) -> io::Result<()> {
     // Everything the child touches is made here: after fork() in a
     // multi-threaded process the child may only make async-signal-safe calls.
-    let addresses: Vec<libc::sockaddr_ll> = frames.iter().map(|f| link_address(ifindex, f)).collect();
+    let addresses: Vec<libc::sockaddr_ll> =
+        frames.iter().map(|f| link_address(ifindex, f)).collect();
     let mut pipe = [0 as RawFd; 2];
     // SAFETY: pipe2 fills the array on success.
     if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
@@ -180,7 +183,12 @@ fn send_from_child(ns: RawFd, ifindex: u32, frames: &[Vec<u8>]) -> io::Result<()
 /// The child's whole life.
 ///
 /// SAFETY: call only in a freshly forked child; it never returns.
-unsafe fn child(ns: RawFd, frames: &[Vec<u8>], addresses: &[libc::sockaddr_ll], writer: RawFd) -> ! {
+unsafe fn child(
+    ns: RawFd,
+    frames: &[Vec<u8>],
+    addresses: &[libc::sockaddr_ll],
+    writer: RawFd,
+) -> ! {
     let mut err = 0;
     let mut sock = -1;
     if libc::setns(ns, libc::CLONE_NEWNET) != 0 {
@@ -214,7 +222,12 @@ unsafe fn child(ns: RawFd, frames: &[Vec<u8>], addresses: &[libc::sockaddr_ll], 
     if sock > 0 {
         libc::syscall(libc::SYS_close_range, 0u32, (sock - 1) as u32, 0u32);
     }
-    libc::syscall(libc::SYS_close_range, (sock + 1).max(0) as u32, u32::MAX, 0u32);
+    libc::syscall(
+        libc::SYS_close_range,
+        (sock + 1).max(0) as u32,
+        u32::MAX,
+        0u32,
+    );
     libc::_exit(0)
 }
 

@@ -379,6 +379,10 @@ impl Job<'_> {
             if !v6.is_empty() && !nodad && link.carrier {
                 wait::wait_dad(self.guest_nl, link.index, &v6, DAD_TIMEOUT).await?;
             }
+            if let Some(d) = self.drivers.get(rec.driver) {
+                d.extend(self.req, &rec, statics, self.settings, &mut journal)
+                    .await?;
+            }
             self.announce(link.index, rec.mac, statics).await?;
             fault::point("before-commit")?;
             rec.addresses.extend(statics.iter().map(|a| a.address));

@@ -160,6 +160,16 @@ impl BridgeRow {
         bridge::EXTERNAL_IDS.name,
     ];
 
+    /// Everything but `ports`, whose size grows with the bridge: for lookups
+    /// that only need the bridge's identity.
+    pub const IDENTITY: &'static [&'static str] = &[
+        UUID,
+        bridge::NAME.name,
+        bridge::DATAPATH_TYPE.name,
+        bridge::EXTERNAL_IDS.name,
+    ];
+
+    /// A selected row; `ports` is empty when it was not selected.
     pub fn from_json(row: &Value) -> Option<BridgeRow> {
         Some(BridgeRow {
             uuid: datum::as_uuid(&row[UUID])?,

@@ -189,6 +189,26 @@ fn vlan_10_guests_ping_and_vlan_20_is_isolated() {
     }
     // The guest end has the bridge's MTU.
     assert_eq!(link(&a, "eth1").unwrap()["mtu"], 1500);
+    // The gratuitous ARP goes out once the port forwards: B (told to accept
+    // gratuitous ARP) learns D's address without ever talking to it.
+    must(std::process::Command::new("ip").args([
+        "netns",
+        "exec",
+        &b,
+        "sysctl",
+        "-qw",
+        "net.ipv4.conf.eth1.arp_accept=1",
+    ]));
+    let d = s.guest("d");
+    s.pipework(&["ovsv", &d, "10.20.0.5/24", "@10"]).ok();
+    let dmac = mac_of(&d, "eth1");
+    assert!(
+        eventually(Duration::from_secs(3), || {
+            ip_json(&b, &["neigh", "show", "10.20.0.5"])[0]["lladdr"].as_str() == Some(&dmac)
+        }),
+        "B did not hear D's gratuitous ARP"
+    );
+    s.pipework(&["detach", &d]).ok();
     // The record knows the port; inspect shows its OpenFlow number.
     let j = s.pipework(&["inspect", &a]).ok().json();
     assert_eq!(j["interfaces"][0]["driver"], "ovs");
@@ -320,12 +340,16 @@ fn port_security_drops_spoofed_macs_and_addresses() {
     let b = s.guest("b");
     let m = s.guest("m");
     for (g, ip) in [
-        (&a, "10.40.0.2/24"),
-        (&b, "10.40.0.3/24"),
+        (&a, "10.40.0.2/24,fd40::2/64"),
+        (&b, "10.40.0.3/24,fd40::3/64"),
         (&m, "10.40.0.9/24"),
     ] {
         s.pipework(&["ovss", g, ip, "@10", "--port-security"]).ok();
     }
+    // IPv6 needs neighbour discovery (and DAD, which attach waited for) to
+    // get through the flows.
+    assert!(ping(&a, "fd40::3"));
+    assert!(ping(&b, "fd40::2"));
     let flows = sw.flows("ovss");
     assert!(flows.len() > baseline.len() + 20, "{flows:#?}");
     assert!(flows.iter().any(|f| f.contains("cookie=0x7077")));
@@ -350,6 +374,33 @@ fn port_security_drops_spoofed_macs_and_addresses() {
     // A's neighbour entry for B still points at B.
     let neigh = ip_json(&a, &["neigh", "show", "10.40.0.3"]);
     assert_eq!(neigh[0]["lladdr"].as_str().unwrap(), mac_of(&b, "eth1"));
+
+    // A second address on A's port gets through too, from then on.
+    let from = |src: &str| {
+        run(std::process::Command::new("ip").args([
+            "netns",
+            "exec",
+            &a,
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            "-I",
+            src,
+            "10.40.0.3",
+        ]))
+        .status
+        .success()
+    };
+    ip(&a, &["addr", "add", "10.40.0.12/24", "dev", "eth1"]);
+    assert!(
+        !from("10.40.0.12"),
+        "not A's address as far as pipework knows"
+    );
+    ip(&a, &["addr", "del", "10.40.0.12/24", "dev", "eth1"]);
+    s.pipework(&["ovss", &a, "10.40.0.12/24"]).ok();
+    assert!(from("10.40.0.12") || from("10.40.0.12"));
 
     // Detach removes exactly this attachment's flows.
     for g in [&a, &b, &m] {

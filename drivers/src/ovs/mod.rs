@@ -26,10 +26,10 @@ use async_trait::async_trait;
 use pipework_core::driver::{AttachContext, Driver, DriverKind, Plugged};
 use pipework_core::error::{Context, Error, Result};
 use pipework_core::journal::{Journal, Step, UndoContext};
-use pipework_core::model::{AttachRequest, VlanSet};
+use pipework_core::model::{AttachRequest, StaticAddress, VlanSet};
 use pipework_core::netlink::Netlink;
 use pipework_core::settings::Settings;
-use pipework_core::state::StateDir;
+use pipework_core::state::{AttachmentRecord, StateDir};
 use pipework_ovsdb_schemas::keys;
 use pipework_ovsdb_schemas::rows::{ExternalIds, PortVlan};
 use serde::{Deserialize, Serialize};
@@ -44,9 +44,12 @@ pub use remote::Remote;
 /// How long a port may take to get its OpenFlow number and come up.
 const FORWARDING_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Cookies of pipework's flows start with these 16 bits ("pw"), the rest
-/// is random per attachment.
+/// Cookies of pipework's flows: 16 bits "pw", 40 random bits per
+/// attachment, and 8 bits counting the flow sets of that attachment (0 for
+/// the first attach, then one per attach that adds addresses), so that an
+/// undo removes exactly its own set and `gc` all of them.
 const COOKIE_PREFIX: u64 = 0x7077 << 48;
+const GENERATION_BITS: u64 = 0xff;
 
 /// The Open vSwitch driver. It keeps one OVSDB connection for the whole run
 /// (probe, validation, attach and the readiness wait share it).
@@ -127,7 +130,7 @@ fn vlan_label(v: &PortVlan, req: &AttachRequest) -> Option<String> {
 
 fn new_cookie() -> u64 {
     let mut b = [0u8; 8];
-    pipework_core::random::fill(&mut b[2..]);
+    pipework_core::random::fill(&mut b[2..7]);
     COOKIE_PREFIX | u64::from_be_bytes(b)
 }
 
@@ -201,11 +204,12 @@ impl Ovs {
         rundir: &std::path::Path,
         bridge: &str,
         cookie: u64,
+        mask: u64,
     ) -> Result<()> {
         let sock = rundir.join(format!("{bridge}.mgmt"));
         match openflow::Switch::connect(&sock).await {
             Ok(mut s) => s
-                .delete_cookie(cookie)
+                .delete_cookie(cookie, mask)
                 .await
                 .map_err(|e| Error::failed(format!("delete flows on {bridge}: {e}"))),
             // No bridge, no flows.
@@ -252,7 +256,8 @@ impl Ovs {
                 continue;
             };
             if let Some(c) = parse_cookie(cookie) {
-                self.delete_flows(&settings.ovs_rundir, &bridge, c).await?;
+                self.delete_flows(&settings.ovs_rundir, &bridge, c, !GENERATION_BITS)
+                    .await?;
             }
             let _lock = state.lock_bridge(&bridge, false).await?;
             if self
@@ -484,6 +489,74 @@ impl Driver for Ovs {
         pipework_core::fault::point("ovs-flows-added")
     }
 
+    async fn extend(
+        &self,
+        req: &AttachRequest,
+        rec: &AttachmentRecord,
+        added: &[StaticAddress],
+        settings: &Settings,
+        journal: &mut Journal,
+    ) -> Result<()> {
+        if req.options.ovs.any() {
+            return Err(Error::usage(format!(
+                "{} apply when pipework makes the port, and {} exists already (detach it to change them)",
+                req.options.ovs.flags().join(", "),
+                rec.interface
+            )));
+        }
+        if rec
+            .details
+            .get("ovs_port_security")
+            .and_then(Value::as_bool)
+            != Some(true)
+        {
+            return Ok(());
+        }
+        let detail = |k: &str| rec.details.get(k).cloned().unwrap_or_default();
+        let (Some(ofport), Some(base), Some(bridge)) = (
+            detail("ovs_ofport").as_u64(),
+            detail("ovs_cookie").as_str().and_then(parse_cookie),
+            rec.bridge.as_deref(),
+        ) else {
+            return Err(Error::failed(
+                "the attachment record lacks its OVS port details",
+            ));
+        };
+        let generation = rec
+            .journal
+            .steps()
+            .iter()
+            .filter(|s| matches!(s, Step::Driver { driver: DriverKind::Ovs, data } if data["undo"] == "flows"))
+            .count() as u64;
+        if generation > GENERATION_BITS {
+            return Err(Error::usage(format!(
+                "{} has had too many addresses added; detach and attach it again",
+                rec.interface
+            )));
+        }
+        let cookie = (base & !GENERATION_BITS) | generation;
+        journal.record(Step::Driver {
+            driver: DriverKind::Ovs,
+            data: serde_json::to_value(Undo::Flows {
+                rundir: settings.ovs_rundir.clone(),
+                bridge: bridge.to_string(),
+                cookie: cookie_text(cookie),
+            })
+            .expect("serialisable"),
+        });
+        let addrs: Vec<std::net::IpAddr> = added.iter().map(|a| a.address.addr()).collect();
+        let flows = portsec::address_flows(cookie, ofport as u32, rec.mac, &addrs);
+        let sock = settings.ovs_rundir.join(format!("{bridge}.mgmt"));
+        let install = async {
+            let mut sw = openflow::Switch::connect(&sock).await?;
+            sw.add_flows(&flows).await
+        };
+        install
+            .await
+            .map_err(|e| Error::failed(format!("{}: {e}", sock.display())))
+            .step("add port-security flows for the new addresses")
+    }
+
     async fn undo(&self, data: &Value, ctx: &UndoContext<'_>) -> Result<()> {
         let undo: Undo = serde_json::from_value(data.clone())
             .map_err(|e| Error::failed(format!("unreadable OVS journal step: {e}")))?;
@@ -511,7 +584,7 @@ impl Driver for Ovs {
             } => {
                 let c = parse_cookie(&cookie)
                     .ok_or_else(|| Error::failed(format!("bad cookie {cookie}")))?;
-                self.delete_flows(&rundir, &bridge, c)
+                self.delete_flows(&rundir, &bridge, c, u64::MAX)
                     .await
                     .step("undo: delete port-security flows")
             }
@@ -582,6 +655,7 @@ mod tests {
     fn cookies_round_trip() {
         let c = new_cookie();
         assert_eq!(c >> 48, 0x7077);
+        assert_eq!(c & GENERATION_BITS, 0);
         assert_eq!(parse_cookie(&cookie_text(c)), Some(c));
         assert_eq!(cookie_text(COOKIE_PREFIX | 1), "0x7077000000000001");
     }

@@ -213,12 +213,13 @@ pub fn add_flow(xid: u32, f: &Flow) -> Vec<u8> {
     )
 }
 
-/// `OFPFC_DELETE` of every flow in every table carrying exactly `cookie`.
-pub fn delete_by_cookie(xid: u32, cookie: u64) -> Vec<u8> {
+/// `OFPFC_DELETE` of every flow in every table whose cookie matches
+/// `cookie` in the bits of `mask`.
+pub fn delete_by_cookie(xid: u32, cookie: u64, mask: u64) -> Vec<u8> {
     flow_mod(
         xid,
         cookie,
-        u64::MAX,
+        mask,
         OFPTT_ALL,
         OFPFC_DELETE,
         0,
@@ -322,10 +323,12 @@ impl Switch {
         self.send_and_sync(batch).await
     }
 
-    /// Deletes every flow with this cookie, and waits until that is done.
-    pub async fn delete_cookie(&mut self, cookie: u64) -> Result<(), OfError> {
+    /// Deletes every flow whose cookie matches under `mask`, and waits
+    /// until that is done.
+    pub async fn delete_cookie(&mut self, cookie: u64, mask: u64) -> Result<(), OfError> {
         let xid = self.next_xid();
-        self.send_and_sync(delete_by_cookie(xid, cookie)).await
+        self.send_and_sync(delete_by_cookie(xid, cookie, mask))
+            .await
     }
 
     async fn send_and_sync(&mut self, mut batch: Vec<u8>) -> Result<(), OfError> {
@@ -422,7 +425,7 @@ mod tests {
         assert_eq!(&b[64..68], &[0, 4, 0, 24]);
         assert_eq!(&b[72..76], &[0, 0, 0, 16]);
         assert_eq!(&b[76..80], &[0xff, 0xff, 0xff, 0xfa]);
-        let d = delete_by_cookie(2, 5);
+        let d = delete_by_cookie(2, 5, u64::MAX);
         assert_eq!(&d[16..24], &u64::MAX.to_be_bytes());
         assert_eq!(d[24], OFPTT_ALL);
         assert_eq!(d[25], OFPFC_DELETE);

@@ -82,7 +82,7 @@ impl Ovs {
             .transact(
                 remote,
                 vec![
-                    op::select(bridge::TABLE, by_name(a.bridge), BridgeRow::COLUMNS),
+                    op::select(bridge::TABLE, by_name(a.bridge), BridgeRow::IDENTITY),
                     op::select(port::TABLE, by_name(a.port), PortRow::COLUMNS),
                 ],
                 Duration::ZERO,
@@ -299,14 +299,14 @@ impl Ovs {
             .collect())
     }
 
-    /// The bridge row by name.
+    /// The bridge row by name, without its list of ports.
     pub async fn bridge(
         &self,
         remote: &Remote,
         name: &str,
     ) -> Result<Option<BridgeRow>, OvsdbError> {
         Ok(self
-            .select(remote, bridge::TABLE, by_name(name), BridgeRow::COLUMNS)
+            .select(remote, bridge::TABLE, by_name(name), BridgeRow::IDENTITY)
             .await?
             .first()
             .and_then(BridgeRow::from_json))

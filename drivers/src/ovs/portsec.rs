@@ -56,44 +56,16 @@ pub fn flows(cookie: u64, ofport: u32, mac: MacAddr, addrs: &[IpAddr]) -> Vec<Fl
         matches,
         verdict,
     };
-    let from_guest = || Match::new().in_port(ofport).eth_src(mac);
-    let mut v6: Vec<Ipv6Addr> = addrs
-        .iter()
-        .filter_map(|a| match a {
-            IpAddr::V6(x) => Some(*x),
-            IpAddr::V4(_) => None,
-        })
-        .collect();
-    let ll = eui64_link_local(mac);
-    if !v6.contains(&ll) {
-        v6.push(ll);
-    }
-    let mut out = vec![flow(DROP_REST, Match::new().in_port(ofport), Verdict::Drop)];
-    for a in addrs {
-        if let IpAddr::V4(a) = a {
-            out.push(flow(
-                ALLOW,
-                from_guest().eth_type(ETH_TYPE_ARP).arp_spa(*a).arp_sha(mac),
-                Verdict::Normal,
-            ));
-            out.push(flow(
-                ALLOW,
-                from_guest().eth_type(ETH_TYPE_IPV4).ipv4_src(*a),
-                Verdict::Normal,
-            ));
-        }
-    }
-    for a in &v6 {
-        out.push(flow(
-            ALLOW,
-            from_guest().eth_type(ETH_TYPE_IPV6).ipv6_src(*a),
-            Verdict::Normal,
-        ));
-    }
+    let mut out = vec![
+        flow(DROP_REST, Match::new().in_port(ofport), Verdict::Drop),
+        flow(DROP_FOREIGN_NA, advert(ofport), Verdict::Drop),
+    ];
     for t in [ND_NEIGHBOR_SOLICIT, MLDV2_REPORT] {
         out.push(flow(
             ALLOW,
-            from_guest()
+            Match::new()
+                .in_port(ofport)
+                .eth_src(mac)
                 .eth_type(ETH_TYPE_IPV6)
                 .ipv6_src(Ipv6Addr::UNSPECIFIED)
                 .ip_proto(IPPROTO_ICMPV6)
@@ -101,23 +73,63 @@ pub fn flows(cookie: u64, ofport: u32, mac: MacAddr, addrs: &[IpAddr]) -> Vec<Fl
             Verdict::Normal,
         ));
     }
-    let na = || {
-        Match::new()
-            .in_port(ofport)
-            .eth_type(ETH_TYPE_IPV6)
-            .ip_proto(IPPROTO_ICMPV6)
-            .icmpv6_type(ND_NEIGHBOR_ADVERT)
+    let ll = IpAddr::V6(eui64_link_local(mac));
+    let mut own = vec![ll];
+    own.extend(addrs.iter().filter(|a| **a != ll));
+    out.extend(address_flows(cookie, ofport, mac, &own));
+    out
+}
+
+fn advert(ofport: u32) -> Match {
+    Match::new()
+        .in_port(ofport)
+        .eth_type(ETH_TYPE_IPV6)
+        .ip_proto(IPPROTO_ICMPV6)
+        .icmpv6_type(ND_NEIGHBOR_ADVERT)
+}
+
+/// The flows that let `addrs` (and ARP and neighbour advertisements for
+/// them) through, on top of the drops [`flows`] installs: what a second
+/// address on the same port adds.
+pub fn address_flows(cookie: u64, ofport: u32, mac: MacAddr, addrs: &[IpAddr]) -> Vec<Flow> {
+    let flow = |priority, matches, verdict| Flow {
+        cookie,
+        priority,
+        matches,
+        verdict,
     };
-    out.push(flow(DROP_FOREIGN_NA, na(), Verdict::Drop));
-    for a in &v6 {
-        // An advertisement without a target link-layer option reads as
-        // 00:00:00:00:00:00 to OVS.
-        for tll in [mac, MacAddr([0; 6])] {
-            out.push(flow(
-                ALLOW_OWN_NA,
-                na().eth_src(mac).nd_target(*a).nd_tll(tll),
-                Verdict::Normal,
-            ));
+    let from_guest = || Match::new().in_port(ofport).eth_src(mac);
+    let mut out = Vec::new();
+    for a in addrs {
+        match a {
+            IpAddr::V4(a) => {
+                out.push(flow(
+                    ALLOW,
+                    from_guest().eth_type(ETH_TYPE_ARP).arp_spa(*a).arp_sha(mac),
+                    Verdict::Normal,
+                ));
+                out.push(flow(
+                    ALLOW,
+                    from_guest().eth_type(ETH_TYPE_IPV4).ipv4_src(*a),
+                    Verdict::Normal,
+                ));
+            }
+            IpAddr::V6(a) => {
+                out.push(flow(
+                    ALLOW,
+                    from_guest().eth_type(ETH_TYPE_IPV6).ipv6_src(*a),
+                    Verdict::Normal,
+                ));
+                // An advertisement without a target link-layer option reads
+                // as 00:00:00:00:00:00 to OVS.
+                for tll in [mac, MacAddr([0; 6])] {
+                    out.push(flow(
+                        ALLOW_OWN_NA,
+                        advert(ofport).eth_src(mac).nd_target(*a).nd_tll(tll),
+                        Verdict::Normal,
+                    ));
+                }
+            }
         }
     }
     out
@@ -151,5 +163,9 @@ mod tests {
             &["10.0.0.2".parse().unwrap(), "fd00::2".parse().unwrap()],
         );
         assert_eq!(dual.len(), 12);
+        assert_eq!(
+            address_flows(7, 3, mac, &["10.0.0.3".parse().unwrap()]).len(),
+            2
+        );
     }
 }
