@@ -445,6 +445,18 @@ fn detach_and_gc_leave_ovs_as_before() {
     // Nothing left to collect.
     let r = s.pipework(&["gc"]).ok();
     assert!(!r.stdout.contains("OVS port"), "{}", r.stdout);
+
+    // Flows whose port row is gone too (removed by hand, record lost).
+    let d = s.guest("d");
+    s.pipework(&["ovsg", &d, "10.50.0.5/24", "--port-security"])
+        .ok();
+    let pd = port_of(&s, &d);
+    sw.vsctl(&["del-port", "ovsg", &pd]);
+    std::fs::remove_dir_all(&s.state_dir).unwrap();
+    assert_ne!(sw.flows("ovsg"), flows);
+    let r = s.pipework(&["gc"]).ok();
+    assert!(r.stdout.contains("OpenFlow flows"), "{}", r.stdout);
+    assert_eq!(sw.flows("ovsg"), flows);
 }
 
 fn ip_netns_del(ns: &str) {

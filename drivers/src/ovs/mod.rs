@@ -273,6 +273,64 @@ impl Ovs {
             drop(_lock);
             self.release(&state, &remote, &bridge).await?;
         }
+        removed.extend(self.gc_flows(&remote, &settings.ovs_rundir).await?);
+        Ok(removed)
+    }
+
+    /// Flows with a pipework cookie that no Port row explains any more (the
+    /// row went while its flows could not be deleted, and the record with
+    /// it).
+    async fn gc_flows(&self, remote: &Remote, rundir: &std::path::Path) -> Result<Vec<String>> {
+        let live: std::collections::BTreeSet<u64> = self
+            .owned_ports(remote)
+            .await
+            .map_err(db_error)?
+            .iter()
+            .filter_map(|p| p.external_ids.get(keys::COOKIE))
+            .filter_map(|c| parse_cookie(c))
+            .map(|c| c & !GENERATION_BITS)
+            .collect();
+        let bridges = self
+            .select(
+                remote,
+                pipework_ovsdb_schemas::bridge::TABLE,
+                vec![],
+                &[pipework_ovsdb_schemas::bridge::NAME.name],
+            )
+            .await
+            .map_err(db_error)?;
+        let mut removed = Vec::new();
+        for b in bridges {
+            let Some(name) = b[pipework_ovsdb_schemas::bridge::NAME.name].as_str() else {
+                continue;
+            };
+            let sock = rundir.join(format!("{name}.mgmt"));
+            let mut sw = match openflow::Switch::connect(&sock).await {
+                Ok(s) => s,
+                // A bridge ovs-vswitchd has not opened (yet): no flows.
+                Err(openflow::OfError::NoBridge(_)) => continue,
+                Err(e) => return Err(Error::failed(format!("{}: {e}", sock.display()))),
+            };
+            let mut orphans: Vec<u64> = sw
+                .flow_cookies(COOKIE_PREFIX, !0u64 << 48)
+                .await
+                .map_err(|e| Error::failed(format!("{}: {e}", sock.display())))?
+                .into_iter()
+                .map(|c| c & !GENERATION_BITS)
+                .filter(|c| !live.contains(c))
+                .collect();
+            orphans.sort();
+            orphans.dedup();
+            for c in orphans {
+                sw.delete_cookie(c, !GENERATION_BITS)
+                    .await
+                    .map_err(|e| Error::failed(format!("{}: {e}", sock.display())))?;
+                removed.push(format!(
+                    "OpenFlow flows {} on bridge {name} (their port is gone)",
+                    cookie_text(c)
+                ));
+            }
+        }
         Ok(removed)
     }
 

@@ -28,6 +28,10 @@ const OFPT_ECHO_REPLY: u8 = 3;
 const OFPT_FLOW_MOD: u8 = 14;
 const OFPT_BARRIER_REQUEST: u8 = 20;
 const OFPT_BARRIER_REPLY: u8 = 21;
+const OFPT_MULTIPART_REQUEST: u8 = 18;
+const OFPT_MULTIPART_REPLY: u8 = 19;
+const OFPMP_FLOW: u16 = 1;
+const OFPMPF_REPLY_MORE: u16 = 1;
 
 const OFPFC_ADD: u8 = 0;
 const OFPFC_DELETE: u8 = 3;
@@ -229,6 +233,50 @@ pub fn delete_by_cookie(xid: u32, cookie: u64, mask: u64) -> Vec<u8> {
     )
 }
 
+/// `OFPMP_FLOW` request for the flows of every table whose cookie matches
+/// `cookie` under `mask`.
+pub fn flow_stats_request(xid: u32, cookie: u64, mask: u64) -> Vec<u8> {
+    let mut o = Vec::with_capacity(64);
+    header(&mut o, OFPT_MULTIPART_REQUEST, xid);
+    o.extend_from_slice(&OFPMP_FLOW.to_be_bytes());
+    o.extend_from_slice(&[0; 6]); // flags, pad
+    o.push(OFPTT_ALL);
+    o.extend_from_slice(&[0; 3]);
+    o.extend_from_slice(&OFPP_ANY.to_be_bytes());
+    o.extend_from_slice(&OFPG_ANY.to_be_bytes());
+    o.extend_from_slice(&[0; 4]);
+    o.extend_from_slice(&cookie.to_be_bytes());
+    o.extend_from_slice(&mask.to_be_bytes());
+    Match::new().encode(&mut o);
+    finish(o)
+}
+
+/// The cookies in the body of an `OFPMP_FLOW` reply, and whether more
+/// replies follow.
+fn flow_stats_cookies(body: &[u8]) -> Result<(Vec<u64>, bool), OfError> {
+    let short = || OfError::Protocol("short flow stats reply".into());
+    if body.len() < 8 {
+        return Err(short());
+    }
+    let more = u16::from_be_bytes([body[2], body[3]]) & OFPMPF_REPLY_MORE != 0;
+    let mut rest = &body[8..];
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        if rest.len() < 32 {
+            return Err(short());
+        }
+        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        if len < 32 || len > rest.len() {
+            return Err(short());
+        }
+        out.push(u64::from_be_bytes(
+            rest[24..32].try_into().expect("8 bytes"),
+        ));
+        rest = &rest[len..];
+    }
+    Ok((out, more))
+}
+
 fn bare(kind: u8, xid: u32) -> Vec<u8> {
     let mut o = Vec::with_capacity(8);
     header(&mut o, kind, xid);
@@ -329,6 +377,33 @@ impl Switch {
         let xid = self.next_xid();
         self.send_and_sync(delete_by_cookie(xid, cookie, mask))
             .await
+    }
+
+    /// The cookies of the flows whose cookie matches `cookie` under `mask`.
+    pub async fn flow_cookies(&mut self, cookie: u64, mask: u64) -> Result<Vec<u64>, OfError> {
+        let xid = self.next_xid();
+        self.send(&flow_stats_request(xid, cookie, mask)).await?;
+        let mut out = Vec::new();
+        loop {
+            let (kind, rxid, body) = self.receive().await?;
+            match kind {
+                OFPT_ERROR if rxid == xid => return Err(refusal(&body)),
+                OFPT_MULTIPART_REPLY if rxid == xid => {
+                    let (mut cookies, more) = flow_stats_cookies(&body)?;
+                    out.append(&mut cookies);
+                    if !more {
+                        return Ok(out);
+                    }
+                }
+                OFPT_ECHO_REQUEST => {
+                    let mut r = Vec::new();
+                    header(&mut r, OFPT_ECHO_REPLY, rxid);
+                    r.extend_from_slice(&body);
+                    self.send(&finish(r)).await?;
+                }
+                _ => {}
+            }
+        }
     }
 
     async fn send_and_sync(&mut self, mut batch: Vec<u8>) -> Result<(), OfError> {
@@ -438,5 +513,26 @@ mod tests {
             },
         );
         assert_eq!(drop.len(), 64);
+    }
+
+    #[test]
+    fn flow_stats_layout() {
+        let r = flow_stats_request(3, 0x7077 << 48, 0xffff << 48);
+        // header, multipart header, flow stats request, empty match.
+        assert_eq!(r.len(), 8 + 8 + 32 + 8);
+        assert_eq!(r[1], OFPT_MULTIPART_REQUEST);
+        assert_eq!(&r[8..10], &OFPMP_FLOW.to_be_bytes());
+        assert_eq!(r[16], OFPTT_ALL);
+        assert_eq!(&r[32..40], &(0x7077u64 << 48).to_be_bytes());
+        // A reply body with two entries of 40 bytes each.
+        let mut body = vec![0, 1, 0, 1, 0, 0, 0, 0];
+        for c in [5u64, 9] {
+            let mut e = vec![0u8; 40];
+            e[0..2].copy_from_slice(&40u16.to_be_bytes());
+            e[24..32].copy_from_slice(&c.to_be_bytes());
+            body.extend(e);
+        }
+        assert_eq!(flow_stats_cookies(&body).unwrap(), (vec![5, 9], true));
+        assert!(flow_stats_cookies(&body[..20]).is_err());
     }
 }
