@@ -446,6 +446,22 @@ fn detach_and_gc_leave_ovs_as_before() {
     let r = s.pipework(&["gc"]).ok();
     assert!(!r.stdout.contains("OVS port"), "{}", r.stdout);
 
+    // A row marked by an older pipework, without a cookie, whose device is gone.
+    sw.vsctl(&[
+        "add-port",
+        "ovsg",
+        "vold1pl42",
+        "--",
+        "set",
+        "port",
+        "vold1pl42",
+        "external_ids:pipework.interface=vold1pl42",
+        "external_ids:pipework.bridge=ovsg",
+    ]);
+    let r = s.pipework(&["gc"]).ok();
+    assert!(r.stdout.contains("vold1pl42"), "{}", r.stdout);
+    assert_eq!(sw.show(), show);
+
     // Flows whose port row is gone too (removed by hand, record lost).
     let d = s.guest("d");
     s.pipework(&["ovsg", &d, "10.50.0.5/24", "--port-security"])

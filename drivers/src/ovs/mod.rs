@@ -247,31 +247,37 @@ impl Ovs {
             if host.link_by_name(&p.name).await?.is_some() {
                 continue;
             }
-            let bridge = p
-                .external_ids
-                .get(keys::BRIDGE)
-                .cloned()
-                .unwrap_or_default();
-            let Some(cookie) = p.external_ids.get(keys::COOKIE) else {
-                continue;
-            };
-            if let Some(c) = parse_cookie(cookie) {
-                self.delete_flows(&settings.ovs_rundir, &bridge, c, !GENERATION_BITS)
+            let bridge = p.external_ids.get(keys::BRIDGE);
+            let cookie = p.external_ids.get(keys::COOKIE);
+            if let (Some(b), Some(c)) = (bridge, cookie.and_then(|c| parse_cookie(c))) {
+                self.delete_flows(&settings.ovs_rundir, b, c, !GENERATION_BITS)
                     .await?;
             }
-            let _lock = state.lock_bridge(&bridge, false).await?;
+            // Rows without a cookie (written by something older) are known
+            // by their interface name alone.
+            let mark = match cookie {
+                Some(c) => (keys::COOKIE, c.as_str()),
+                None => (keys::INTERFACE, p.name.as_str()),
+            };
+            let lock = match bridge {
+                Some(b) => Some(state.lock_bridge(b, false).await?),
+                None => None,
+            };
             if self
-                .remove_port(&remote, &p.name, cookie)
+                .remove_port(&remote, &p.name, mark)
                 .await
                 .map_err(db_error)?
             {
                 removed.push(format!(
-                    "OVS port {} of bridge {bridge} (its interface is gone)",
-                    p.name
+                    "OVS port {} of bridge {} (its interface is gone)",
+                    p.name,
+                    bridge.map_or("?", String::as_str)
                 ));
             }
-            drop(_lock);
-            self.release(&state, &remote, &bridge).await?;
+            drop(lock);
+            if let Some(b) = bridge {
+                self.release(&state, &remote, b).await?;
+            }
         }
         removed.extend(self.gc_flows(&remote, &settings.ovs_rundir).await?);
         Ok(removed)
@@ -628,7 +634,7 @@ impl Driver for Ovs {
                 let remote: Remote = ovsdb.parse().map_err(Error::failed)?;
                 {
                     let _lock = ctx.state.lock_bridge(&bridge, false).await?;
-                    self.remove_port(&remote, &port, &cookie)
+                    self.remove_port(&remote, &port, (keys::COOKIE, &cookie))
                         .await
                         .map_err(db_error)
                         .step("undo: remove OVS port")?;

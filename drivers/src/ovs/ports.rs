@@ -70,9 +70,10 @@ fn by_uuid(u: &str) -> Vec<Value> {
     vec![op::eq(UUID, datum::uuid(u))]
 }
 
-fn with_cookie(cookie: &str) -> Value {
+/// Rows whose `external_ids` hold `key=value`.
+fn marked((key, value): (&str, &str)) -> Value {
     let mut m = ExternalIds::new();
-    m.insert(keys::COOKIE.to_string(), cookie.to_string());
+    m.insert(key.to_string(), value.to_string());
     op::includes(port::EXTERNAL_IDS.name, datum::map(&m))
 }
 
@@ -206,16 +207,17 @@ impl Ovs {
         }
     }
 
-    /// Removes the Port and Interface rows named `name` that carry `cookie`,
-    /// in one transaction. Already gone counts as done.
+    /// Removes the Port and Interface rows named `name` whose `external_ids`
+    /// carry `mark` (the attachment's cookie), in one transaction. Already
+    /// gone counts as done.
     pub async fn remove_port(
         &self,
         remote: &Remote,
         name: &str,
-        cookie: &str,
+        mark: (&str, &str),
     ) -> Result<bool, OvsdbError> {
         let mut cond = by_name(name);
-        cond.push(with_cookie(cookie));
+        cond.push(marked(mark));
         let found = self
             .select(remote, port::TABLE, cond.clone(), &[UUID])
             .await?;
