@@ -548,7 +548,6 @@ mod tests {
             ("br1 web1 10.0.0.5/24 zz:zz", "MAC"),
             ("br1 web1 10.0.0.5/24 01:00:5e:00:00:01", "multicast"),
             ("br1 web1 10.0.0.5/24 @", "VLAN"),
-            // 5000 is a valid InfiniBand partition key; 10000 is neither.
             ("br1 web1 10.0.0.5/24 @10000", "VLAN"),
             ("br1 web1 10.0.0.5/24 @10@20", "VLAN"),
             (

@@ -1,17 +1,10 @@
 //! Telling the neighbours about a new address: gratuitous ARP for IPv4 and an
 //! unsolicited neighbour advertisement for IPv6, written as raw frames on a
 //! packet socket opened inside the guest. No `arping` needed.
-//!
-//! The frames go out from a forked child process. Closing a packet socket
-//! waits for an RCU grace period (`synchronize_net()` in the kernel's
-//! `packet_release`), about 10 ms, the largest single cost of an attach when
-//! paid inline; and a process cannot exit before its sockets are released.
-//! The child sends, reports, shuts every other descriptor (so no pipe reader
-//! waits on it) and pays for the close on its own time.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::model::MacAddr;
 use crate::netns::Netns;
@@ -109,17 +102,109 @@ pub fn frames(mac: MacAddr, addrs: &[IpAddr]) -> Vec<Vec<u8>> {
     out
 }
 
-/// Sends the announcements out of `ifindex` in the guest namespace.
-pub async fn announce(ns: &Netns, ifindex: u32, mac: MacAddr, addrs: &[IpAddr]) -> io::Result<()> {
-    let frames = frames(mac, addrs);
-    if frames.is_empty() {
-        return Ok(());
-    }
-    // A fork and a pipe read: well under a millisecond, fine inline.
-    send_from_child(ns.as_raw_fd(), ifindex, &frames)
+/// A packet socket inside the guest, opened while the namespace is entered
+/// for other reasons (see [`crate::netlink::Netlink::connect_in_with`]).
+pub struct Announcer {
+    sock: OwnedFd,
 }
 
-fn link_address(ifindex: u32, frame: &[u8]) -> libc::sockaddr_ll {
+impl Announcer {
+    /// Opens the socket; call on a thread inside the guest's namespace.
+    pub fn open() -> io::Result<Announcer> {
+        // Protocol 0: send only, never receives.
+        // SAFETY: plain socket(2); checked below.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: fd is new and ours.
+        Ok(Announcer {
+            sock: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// Sends the announcements for `addrs` out of `ifindex`.
+    pub fn send(&self, ifindex: u32, mac: MacAddr, addrs: &[IpAddr]) -> io::Result<()> {
+        for f in frames(mac, addrs) {
+            send_frame(&self.sock, ifindex, &f)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Announcer {
+    fn drop(&mut self) {
+        if let Ok(fd) = self.sock.try_clone() {
+            close_deferred(fd);
+        }
+    }
+}
+
+/// Opens an announcer inside `ns` and sends; for callers that have not
+/// opened one already.
+pub async fn announce(ns: &Netns, ifindex: u32, mac: MacAddr, addrs: &[IpAddr]) -> io::Result<()> {
+    if addrs.is_empty() {
+        return Ok(());
+    }
+    let a = ns.run_async(Announcer::open).await??;
+    a.send(ifindex, mac, addrs)
+}
+
+/// Closes a packet socket without making this process wait for it.
+///
+/// Releasing a packet socket waits for an RCU grace period
+/// (`synchronize_net()` in `packet_release`): several milliseconds, more than
+/// the rest of an attach. A forked child takes over the last reference and
+/// exits once we have dropped ours, so that wait happens off our path. The
+/// child calls only async-signal-safe syscalls, closes everything else it
+/// inherited (locks, netlink sockets, our stdout) first, and is reaped by
+/// whoever inherits it, or by [`reap_deferred`] in long-running processes.
+fn close_deferred(sock: OwnedFd) {
+    let mut p = [0i32; 2];
+    // SAFETY: pipe2 with a valid array.
+    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return; // dropping `sock` here closes it the slow way
+    }
+    let (r, w) = (p[0], p[1]);
+    let keep = sock.as_raw_fd();
+    // SAFETY: the child only makes raw syscalls and _exits.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: async-signal-safe syscalls only, then _exit.
+        unsafe {
+            let (lo, hi) = if keep < r { (keep, r) } else { (r, keep) };
+            libc::syscall(libc::SYS_close_range, 0u32, (lo - 1) as u32, 0u32);
+            libc::syscall(
+                libc::SYS_close_range,
+                (lo + 1) as u32,
+                (hi - 1) as u32,
+                0u32,
+            );
+            libc::syscall(libc::SYS_close_range, (hi + 1) as u32, u32::MAX, 0u32);
+            let mut b = 0u8;
+            while libc::read(r, &mut b as *mut u8 as *mut libc::c_void, 1) != 0 {
+                if *libc::__errno_location() != libc::EINTR {
+                    break;
+                }
+            }
+            libc::_exit(0);
+        }
+    }
+    // Our reference goes first, then the pipe tells the child to exit.
+    drop(sock);
+    // SAFETY: closing fds we own.
+    unsafe {
+        libc::close(r);
+        libc::close(w);
+    }
+    if pid > 0 {
+        if let Ok(mut v) = DEFERRED.lock() {
+            v.push(pid);
+        }
+    }
+}
+
+fn send_frame(sock: &OwnedFd, ifindex: u32, frame: &[u8]) -> io::Result<()> {
     // SAFETY: zeroed sockaddr_ll is a valid value; fields set below.
     let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
     sll.sll_family = libc::AF_PACKET as u16;
@@ -127,108 +212,32 @@ fn link_address(ifindex: u32, frame: &[u8]) -> libc::sockaddr_ll {
     sll.sll_halen = 6;
     sll.sll_addr[..6].copy_from_slice(&frame[..6]);
     sll.sll_protocol = u16::from_be_bytes([frame[12], frame[13]]).to_be();
-    sll
-}
-
-fn errno() -> i32 {
-    io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
-}
-
-/// Forks a child that enters the guest namespace, sends `frames` on a packet
-/// socket and writes 0 (or the errno that stopped it) to a pipe.
-fn send_from_child(ns: RawFd, ifindex: u32, frames: &[Vec<u8>]) -> io::Result<()> {
-    // Everything the child touches is made here: after fork() in a
-    // multi-threaded process the child may only make async-signal-safe calls.
-    let addresses: Vec<libc::sockaddr_ll> =
-        frames.iter().map(|f| link_address(ifindex, f)).collect();
-    let mut pipe = [0 as RawFd; 2];
-    // SAFETY: pipe2 fills the array on success.
-    if unsafe { libc::pipe2(pipe.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+    // SAFETY: buffer and address are valid for the given lengths.
+    let n = unsafe {
+        libc::sendto(
+            sock.as_raw_fd(),
+            frame.as_ptr() as *const libc::c_void,
+            frame.len(),
+            0,
+            &sll as *const _ as *const libc::sockaddr,
+            std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+        )
+    };
+    if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    let [reader, writer] = pipe;
-    // SAFETY: the child runs only raw system calls and ends with _exit.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        // SAFETY: in the child; see above.
-        unsafe { child(ns, frames, &addresses, writer) }
-    }
-    // SAFETY: our own descriptor.
-    unsafe { libc::close(writer) };
-    if pid < 0 {
-        let e = io::Error::last_os_error();
-        // SAFETY: our own descriptor.
-        unsafe { libc::close(reader) };
-        return Err(e);
-    }
-    let mut status = [0u8; 4];
-    // SAFETY: reading into a local buffer of the given size.
-    let n = unsafe { libc::read(reader, status.as_mut_ptr() as *mut libc::c_void, 4) };
-    // SAFETY: our own descriptor.
-    unsafe { libc::close(reader) };
-    // Reaped in the background; a CLI that exits first leaves it to init.
-    std::thread::spawn(move || {
-        // SAFETY: waiting for our own child.
-        unsafe { libc::waitpid(pid, std::ptr::null_mut(), 0) };
-    });
-    match (n, i32::from_ne_bytes(status)) {
-        (4, 0) => Ok(()),
-        (4, e) => Err(io::Error::from_raw_os_error(e)),
-        _ => Err(io::Error::other("the announcing process died")),
-    }
+    Ok(())
 }
 
-/// The child's whole life.
-///
-/// SAFETY: call only in a freshly forked child; it never returns.
-unsafe fn child(
-    ns: RawFd,
-    frames: &[Vec<u8>],
-    addresses: &[libc::sockaddr_ll],
-    writer: RawFd,
-) -> ! {
-    let mut err = 0;
-    let mut sock = -1;
-    if libc::setns(ns, libc::CLONE_NEWNET) != 0 {
-        err = errno();
-    } else {
-        // Protocol 0: send only, never receives.
-        sock = libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0);
-        if sock < 0 {
-            err = errno();
-        }
+static DEFERRED: std::sync::Mutex<Vec<libc::pid_t>> = std::sync::Mutex::new(Vec::new());
+
+/// Reaps the children of [`close_deferred`] that have exited; for processes
+/// that live long (the daemon).
+pub fn reap_deferred() {
+    if let Ok(mut v) = DEFERRED.lock() {
+        // SAFETY: waitpid on our own children, non-blocking.
+        v.retain(|&pid| unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } == 0);
     }
-    if err == 0 {
-        for (f, a) in frames.iter().zip(addresses) {
-            let n = libc::sendto(
-                sock,
-                f.as_ptr() as *const libc::c_void,
-                f.len(),
-                0,
-                a as *const _ as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            );
-            if n < 0 {
-                err = errno();
-                break;
-            }
-        }
-    }
-    libc::write(writer, err.to_ne_bytes().as_ptr() as *const libc::c_void, 4);
-    // Every inherited descriptor but the packet socket goes now (standard
-    // output, locks, the parent's sockets); _exit then releases the socket.
-    if sock > 0 {
-        libc::syscall(libc::SYS_close_range, 0u32, (sock - 1) as u32, 0u32);
-    }
-    libc::syscall(
-        libc::SYS_close_range,
-        (sock + 1).max(0) as u32,
-        u32::MAX,
-        0u32,
-    );
-    libc::_exit(0)
 }
 
 #[cfg(test)]

@@ -174,15 +174,70 @@ fn names_guest(g: &GuestInfo, r: &GuestRef) -> bool {
 
 /// Whether the namespace a record describes still exists.
 pub fn guest_alive(g: &GuestInfo) -> bool {
+    reopen(g).is_some()
+}
+
+/// The namespace a record describes, if it still exists (same inode).
+pub fn reopen(g: &GuestInfo) -> Option<Netns> {
     let path = match (&g.reference, g.pid) {
         (_, Some(pid)) => format!("/proc/{pid}/ns/net"),
         (GuestRef::Path(p), None) => p.display().to_string(),
         (GuestRef::Netns(n), None) | (GuestRef::Auto(n), None) => {
             format!("{}/{n}", crate::guest::NETNS_RUN_DIR)
         }
-        _ => return false,
+        _ => return None,
     };
-    Netns::open(std::path::Path::new(&path)).is_ok_and(|ns| ns.id() == g.netns)
+    Netns::open(std::path::Path::new(&path))
+        .ok()
+        .filter(|ns| ns.id() == g.netns)
+}
+
+/// Detaches every record `select` picks, guest alive or gone: the way for
+/// callers that know an attachment by its record rather than by a guest
+/// reference (CNI DEL by container ID and interface, the reconciler).
+pub async fn detach_matching(
+    select: impl Fn(&AttachmentRecord) -> bool,
+    drivers: &dyn DriverSet,
+    settings: &Settings,
+) -> Result<Vec<AttachmentRecord>> {
+    let state = StateDir::open(&settings.state_dir)?;
+    let host_ns = Netns::current().step("open host namespace")?;
+    let host = Netlink::connect_here("host").step("open netlink")?;
+    let mut done = Vec::new();
+    let mut errors = Vec::new();
+    for rec in state.all()?.into_iter().filter(|r| select(r)) {
+        let _lock = state.lock_guest(rec.guest.netns).await?;
+        let guest_nl = match reopen(&rec.guest) {
+            Some(ns) => Some(
+                Netlink::connect_in(&ns, &rec.guest.name)
+                    .await
+                    .step("open netlink in the guest")?,
+            ),
+            None => None,
+        };
+        let mut ours = false;
+        if let Some(g) = &guest_nl {
+            ours = matches!(g.link_by_index(rec.ifindex).await?,
+                Some(l) if l.name == rec.interface);
+        }
+        let ctx = UndoContext {
+            host: &host,
+            guest: guest_nl.as_ref().filter(|_| ours),
+            host_ns: &host_ns,
+            drivers,
+            state: &state,
+            settings,
+            mode: UndoMode::Detach,
+        };
+        match undo_records(&ctx, &state, vec![rec]).await {
+            Ok(mut v) => done.append(&mut v),
+            Err(e) => errors.push(e),
+        }
+    }
+    match errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(done),
+    }
 }
 
 /// What `gc` removed.

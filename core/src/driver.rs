@@ -94,9 +94,12 @@ pub struct AttachContext<'a> {
 pub struct Plugged {
     /// The guest link's index in the guest namespace (under `temp_name`).
     pub guest_ifindex: u32,
-    /// False when the driver already gave the link its final name and MAC
-    /// (a moved physical NIC keeps the MAC it has).
+    /// The orchestrator must set `ctx.mac` on the link (the driver could not
+    /// set it at creation).
     pub needs_mac: bool,
+    /// The link keeps a MAC of its own rather than `ctx.mac` (a moved NIC, a
+    /// passthru macvlan): the orchestrator reads it back for the record.
+    pub own_mac: bool,
     /// Host-side peer (veth end) name, if any.
     pub host_peer: Option<String>,
     /// The bridge the peer is a port of, if any.

@@ -4,7 +4,7 @@
 use serde_json::{json, Value};
 
 use crate::detach::guest_alive;
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Result};
 use crate::guest::{Guest, ResolveOptions};
 use crate::model::GuestRef;
 use crate::netlink::Netlink;
@@ -27,6 +27,9 @@ fn interface_json(r: &AttachmentRecord, live: Option<Value>) -> Value {
     });
     if !r.details.is_empty() {
         v["details"] = Value::Object(r.details.clone());
+    }
+    if !r.labels.is_empty() {
+        v["labels"] = serde_json::to_value(&r.labels).unwrap_or(Value::Null);
     }
     if let Some(l) = live {
         v["live"] = l;
@@ -51,12 +54,6 @@ pub async fn inspect(guest_ref: &GuestRef, settings: &Settings) -> Result<Value>
 pub async fn inspect_guest(guest: &Guest, settings: &Settings) -> Result<Value> {
     let state = StateDir::open_read(&settings.state_dir);
     let recs = state.guest_records(guest.info.netns)?;
-    if recs.is_empty() {
-        return Err(Error::usage(format!(
-            "guest {}: pipework has no attachment on it",
-            guest.name()
-        )));
-    }
     let nl = Netlink::connect_in(&guest.netns, guest.name())
         .await
         .step("open netlink in the guest")?;

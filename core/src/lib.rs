@@ -17,6 +17,7 @@ pub mod fault;
 pub mod guest;
 pub mod hostname;
 pub mod inspect;
+pub mod interrupt;
 pub mod journal;
 pub mod model;
 pub mod netlink;

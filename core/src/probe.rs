@@ -202,6 +202,7 @@ mod tests {
             alias: None,
             num_vf: None,
             vlan_id: None,
+            bridge_port_state: None,
         }
     }
 

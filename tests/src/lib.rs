@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
 
+pub mod lxc;
 pub mod ovs;
 pub mod podman;
 pub mod rawframe;

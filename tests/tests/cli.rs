@@ -46,7 +46,6 @@ fn bad_input_exits_2_and_creates_nothing() {
         vec!["rule", &g, "add", "from", "10.0.0.0/8"],
         vec!["detach"],
         vec!["detach", &g],
-        vec!["inspect", &g],
         vec!["--wait", "--bogus"],
     ];
     for args in cases {
@@ -58,6 +57,9 @@ fn bad_input_exits_2_and_creates_nothing() {
         assert_eq!(s.host_links(), host_before, "{args:?}");
         assert_eq!((links(&g), routes(&g)), guest_before, "{args:?}");
     }
+    // A guest pipework never touched: nothing attached, said as JSON.
+    let v = s.pipework(&["inspect", &g]).ok().json();
+    assert_eq!(v["interfaces"], serde_json::json!([]));
 }
 
 #[test]

@@ -187,6 +187,10 @@ pub struct AttachRequest {
     /// `@<tag>`: VLAN id or partition key.
     pub tag: Option<Tag>,
     pub options: AttachOptions,
+    /// Who asked, copied into the record: the CNI plugin keeps its network
+    /// name and container ID here, the reconciler its declaration.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl AttachRequest {
@@ -203,6 +207,7 @@ impl AttachRequest {
             mac: MacSpec::Random,
             tag: None,
             options: AttachOptions::default(),
+            labels: Default::default(),
         }
     }
 }

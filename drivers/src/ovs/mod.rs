@@ -486,8 +486,9 @@ impl Driver for Ovs {
             _ => None,
         };
         Ok(Plugged {
-            guest_ifindex: pair.guest.index,
+            guest_ifindex: pair.guest_index,
             needs_mac: false,
+            own_mac: false,
             host_peer: Some(port),
             bridge: Some(bridge.to_string()),
             vlan: vlan_id,
