@@ -53,6 +53,9 @@ pub enum Command {
     },
     List,
     Gc,
+    Daemon {
+        idle_exit: Option<Duration>,
+    },
     Demo,
     Help,
     Version,
@@ -84,7 +87,9 @@ fn usage(msg: impl Into<String>) -> UsageError {
     UsageError(msg.into())
 }
 
-const SUBCOMMANDS: &[&str] = &["detach", "inspect", "list", "gc", "demo", "help", "version"];
+const SUBCOMMANDS: &[&str] = &[
+    "detach", "inspect", "list", "gc", "daemon", "demo", "help", "version",
+];
 
 /// Parses the arguments after the program name.
 pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
@@ -232,6 +237,8 @@ fn parse_legacy(args: &[String]) -> Result<Command, UsageError> {
             "--macvlan-mode" => opts.macvlan_mode = value(&a, it.next())?.parse::<MacvlanMode>()?,
             "--no-announce" => opts.announce = false,
             "--no-dad" => opts.skip_dad = true,
+            "--dns" => opts.dns = true,
+            "--slaac" => opts.slaac = true,
             "--timeout" => opts.timeout = seconds(&value(&a, it.next())?)?,
             "--trunk" => {
                 let v = value(&a, it.next())?.parse::<VlanSet>()?;
@@ -384,6 +391,12 @@ enum Sub {
     List,
     /// Clean up after guests that are gone.
     Gc,
+    /// Keep DHCP leases (one daemon per host).
+    Daemon {
+        /// Exit after this many seconds with nothing to look after.
+        #[arg(long, value_name = "SECS")]
+        idle_exit: Option<u64>,
+    },
     /// Two throwaway namespaces on a new bridge, a ping, their JSON, cleanup.
     Demo,
     /// Show the help.
@@ -413,6 +426,9 @@ fn parse_subcommand(args: &[String]) -> Result<Command, UsageError> {
         },
         Sub::List => Command::List,
         Sub::Gc => Command::Gc,
+        Sub::Daemon { idle_exit } => Command::Daemon {
+            idle_exit: idle_exit.map(Duration::from_secs),
+        },
         Sub::Demo => Command::Demo,
         Sub::Help => Command::Help,
         Sub::Version => Command::Version,
@@ -513,6 +529,28 @@ mod tests {
             Command::Inspect { .. }
         ));
         assert!(matches!(p("list --json").unwrap().command, Command::List));
+        assert_eq!(
+            p("daemon --idle-exit 5 --state-dir /tmp/d")
+                .unwrap()
+                .command,
+            Command::Daemon {
+                idle_exit: Some(Duration::from_secs(5))
+            }
+        );
+        let r = attach("br1 web1 dhcp --dns --slaac");
+        assert!(r.options.dns && r.options.slaac);
+        match attach("br1 -a 6 web1 dhcp").address {
+            AddressMode::Dhcp(d) => assert!(d.v6 && !d.v4),
+            a => panic!("{a:?}"),
+        }
+        match attach("br1 web1 dhcp,dhcp6 U:web1").address {
+            AddressMode::Dhcp(d) => assert!(d.v6 && d.v4),
+            a => panic!("{a:?}"),
+        }
+        match attach("br1 web1 dhclient-f:-v").address {
+            AddressMode::Dhcp(d) => assert!(d.foreground && d.options == "-v"),
+            a => panic!("{a:?}"),
+        }
         assert!(matches!(p("--help").unwrap().command, Command::Help));
         assert!(matches!(p("br1 --help").unwrap().command, Command::Help));
     }
@@ -595,6 +633,10 @@ mod tests {
             ("--ovsdb tcp:host ovs0 web1 0/0", "OVSDB address"),
             ("--ovsdb=ssl:h:1 gc", "OVSDB address"),
             ("ovs0 web1 0/0 --ovsdb", "needs a value"),
+            ("br1 web1 dhcp:--frob", "DHCP option"),
+            ("br1 web1 dhcp,udhcpc", "two DHCP clients"),
+            ("br1 -a 6 web1 udhcpc", "IPv4 only"),
+            ("daemon --idle-exit x", "idle-exit"),
         ] {
             let e = p(args).expect_err(args);
             assert!(e.0.contains(needle), "{args:?}: {e}");

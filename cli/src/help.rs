@@ -7,7 +7,10 @@ ATTACH (the original pipework grammar; -i, -l, -a in any order)
   pipework [--direct-phys] <hostif|mac:MAC> [-i IF] [-l NAME] [-a 4|6]
            <guest> <ip>/<len>[@<gateway>][,<ip>/<len>[@<gateway>]...] [<mac>|U:<string>][@<vlan>]
   pipework <hostif> ... <guest> 0/0 ...          interface without an address
-  pipework <hostif> ... <guest> dhcp[:opts] ...  (also udhcpc[-f], dhclient[-f], dhcpcd): not supported yet
+  pipework <hostif> ... <guest> dhcp|dhcp6|dhcp,dhcp6 ... native DHCP client; returns once
+                                                 the lease is bound and prints it
+  pipework <hostif> ... <guest> udhcpc[-f][:opts] | dhclient[-f][:opts] | dhcpcd[:opts]
+                                                 the host's client, as the original ran it
 
   <hostif>   existing Linux bridge -> veth pair, host end a bridge port
              missing br* name      -> that bridge is created first (and deleted
@@ -32,7 +35,17 @@ ATTACH (the original pipework grammar; -i, -l, -a in any order)
              (MD5 of the string); default: random locally administered
   -i IF      interface name in the guest (default eth1)
   -l NAME    host-side veth name (default v<IF>pl<PID>, or pw<hash>; max 15 chars)
-  -a 4|6     address family the address must have
+  -a 4|6     address family the address must have (-a 6 ... dhcp means DHCPv6)
+  dhcp       pipework's own client in the guest's namespace: hostname = guest
+             name, a stable client id (guest + interface, or the U: MAC);
+             applies address, prefix, router, MTU, classless static routes.
+             The lease is then kept by the pipework daemon (started on demand):
+             renewed, rebound, released on detach or when the guest dies.
+             dhcp6: DHCPv6 IA_NA, same keeping. dhcp:-f is accepted (always kept).
+  udhcpc, dhclient, dhcpcd
+             run that host binary in the guest's namespace with a private mount
+             namespace (it cannot write the host's /etc/resolv.conf); -f (and
+             dhcpcd always) keeps it running to renew; :opts are passed to it
 
   Attaching again with the same -i and host interface adds the new address to
   the existing interface. A failed attach undoes every step it made.
@@ -41,7 +54,13 @@ ATTACH OPTIONS
   --macvlan-mode bridge|private|vepa|passthru   macvlan mode (default bridge)
   --no-announce     do not send gratuitous ARP / unsolicited neighbour advertisement
   --no-dad          add IPv6 addresses without duplicate address detection
-  --timeout SECS    wait at most this long for a container to be running (default 30)
+  --timeout SECS    wait at most this long for a container to be running and for
+                    a DHCP lease or SLAAC address (default 30)
+  --dns             write the lease's name servers and search domains into the
+                    guest's resolv.conf (a container's own, or /etc/netns/<name>/
+                    for a named netns); never the host's
+  --slaac           accept router advertisements on the interface and wait for
+                    an autoconfigured IPv6 address
 
 OPEN VSWITCH OPTIONS (only with an OVS bridge)
   @<vlan>               access port in that VLAN (the original grammar)
@@ -65,9 +84,14 @@ OTHER COMMANDS
   pipework detach <guest> [-i IF]   remove what attach created, restore the
                                     previous default route
   pipework inspect <guest>          the guest's attachments as JSON
-  pipework list [--json]            every attachment pipework remembers
-  pipework gc                       clean up after guests that are gone (and
-                                    OVS ports pipework owns whose interface is gone)
+  pipework list [--json]            every attachment pipework remembers, and each
+                                    DHCP lease with its state and expiry
+  pipework gc                       clean up after guests that are gone (and end
+                                    compatible-mode DHCP clients whose guest is
+                                    gone, and remove OVS ports pipework owns
+                                    whose interface is gone)
+  pipework daemon [--idle-exit SECS] keep DHCP leases (one per host; control socket
+                                    <state-dir>/daemon.sock, root only)
   pipework demo                     two throwaway namespaces on a new bridge,
                                     a ping, their JSON, then everything removed
 

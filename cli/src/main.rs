@@ -26,6 +26,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The daemon's log is where lease events (bound, renewed, released) go.
+    if matches!(inv.command, grammar::Command::Daemon { .. })
+        && inv.global.verbose == 0
+        && std::env::var_os("PIPEWORK_LOG").is_none()
+    {
+        // Still one thread: nothing else reads the environment yet.
+        std::env::set_var("PIPEWORK_LOG", "info");
+    }
     init_logging(inv.global.verbose);
     pipework_core::interrupt::install();
     let mut settings = Settings::from_env();

@@ -8,17 +8,18 @@ use std::time::Duration;
 use tracing::{debug, warn};
 
 use crate::announce::Announcer;
+use crate::dhcp::resolv::ResolvTarget;
 use crate::driver::{AttachContext, Driver, DriverKind, DriverSet, Plugged};
 use crate::error::{Context, Error, ErrorKind, Result};
 use crate::guest::{Guest, ResolveOptions};
 use crate::journal::{Journal, UndoContext, UndoMode};
-use crate::model::{AddressMode, AttachRequest, Family, IfName, MacAddr, StaticAddress};
+use crate::model::{AttachRequest, Family, IfName, MacAddr, StaticAddress};
 use crate::netlink::{Link, LinkChange, Netlink, RouteSpec};
 use crate::netns::Netns;
 use crate::probe::{self, ProbeFlags};
 use crate::settings::Settings;
 use crate::state::{now_secs, AttachmentRecord, StateDir, RECORD_VERSION};
-use crate::{fault, hostname, ops, wait};
+use crate::{dhcp, fault, hostname, ops, slaac, wait};
 
 /// How long an attach waits for IPv6 duplicate address detection.
 const DAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,12 +39,6 @@ pub async fn attach(
     drivers: &dyn DriverSet,
     settings: &Settings,
 ) -> Result<AttachmentRecord> {
-    if let AddressMode::Dhcp(d) = &req.address {
-        return Err(Error::usage(format!(
-            "DHCP ({:?} client) is not supported yet: use a static address or 0/0",
-            d.client
-        )));
-    }
     let guest = Guest::resolve(
         &req.guest,
         &ResolveOptions {
@@ -102,9 +97,11 @@ pub async fn attach_to(
             Some(n) => n.clone(),
             None => driver.default_guest_ifname().parse()?,
         };
+        let resolv = dhcp::attach::validate(req, guest)?;
         let job = Job {
             req,
             guest,
+            resolv,
             host: &host,
             guest_nl: &guest_nl,
             host_ns: &host_ns,
@@ -125,6 +122,8 @@ pub async fn attach_to(
 struct Job<'a> {
     req: &'a AttachRequest,
     guest: &'a Guest,
+    /// Where `--dns` writes the lease's name servers.
+    resolv: Option<ResolvTarget>,
     host: &'a Netlink,
     guest_nl: &'a Netlink,
     host_ns: &'a Netns,
@@ -213,13 +212,18 @@ impl Job<'_> {
         // One RTM_SETLINK: final name (and MAC), then up; the kernel applies
         // the name before the flags, so renaming a down link and bringing it
         // up is a single request.
+        // With --slaac the link comes up only once it accepts router
+        // advertisements (below), so that its first solicitation counts.
+        let slaac = self.req.options.slaac;
         let mut change = LinkChange::new(plugged.guest_ifindex)
             .name(ctx.guest_ifname.as_str())
-            .up()
             .describe(format!(
                 "rename {} to {} and set it up",
                 ctx.temp_name, ctx.guest_ifname
             ));
+        if !slaac {
+            change = change.up();
+        }
         if plugged.needs_mac {
             change = change.mac(ctx.mac);
         }
@@ -230,6 +234,17 @@ impl Job<'_> {
         fault::point("link-configured")?;
 
         let statics = self.req.address.statics();
+        if slaac {
+            slaac::enable(&self.guest.netns, ctx.guest_ifname.as_str()).await?;
+            self.guest_nl
+                .change_link(
+                    LinkChange::new(plugged.guest_ifindex)
+                        .up()
+                        .describe("set guest link up"),
+                )
+                .await
+                .step("set guest link up")?;
+        }
         let link = self
             .configure(plugged.guest_ifindex, statics, plugged.own_mac, journal)
             .await?;
@@ -238,6 +253,33 @@ impl Job<'_> {
             _ => ctx.mac,
         };
 
+        let link = dhcp::attach::Link {
+            req: self.req,
+            guest: self.guest,
+            guest_nl: self.guest_nl,
+            ifname: ctx.guest_ifname.as_str(),
+            ifindex: plugged.guest_ifindex,
+            mac,
+            resolv: self.resolv.clone(),
+            settings: self.settings,
+        };
+        let (leases, mut dynamic) = dhcp::attach::run(&link, journal).await?;
+        if slaac {
+            let known: Vec<_> = statics
+                .iter()
+                .map(|a| a.address)
+                .chain(dynamic.clone())
+                .collect();
+            let auto = slaac::wait(
+                self.guest_nl,
+                plugged.guest_ifindex,
+                &known,
+                self.req.options.timeout,
+            )
+            .await?;
+            dynamic.extend(auto);
+        }
+
         driver.after_up(ctx, &mut plugged, journal).await?;
         self.announce(plugged.guest_ifindex, mac, statics).await?;
 
@@ -245,7 +287,15 @@ impl Job<'_> {
         if !self.guest.is_alive() {
             return Err(Error::failed("the guest exited during the attach").context("step commit"));
         }
-        Ok(self.record(kind, ctx, &plugged, mac, journal))
+        let mut rec = self.record(kind, ctx, &plugged, mac, journal);
+        rec.addresses.extend(dynamic);
+        if !leases.is_empty() {
+            rec.details.insert(
+                "dhcp".into(),
+                serde_json::to_value(&leases).unwrap_or_default(),
+            );
+        }
+        Ok(rec)
     }
 
     /// Addresses, routes, DAD. Reads the link back only when something

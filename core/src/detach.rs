@@ -246,6 +246,8 @@ pub struct Collected {
     pub records: Vec<AttachmentRecord>,
     /// Objects the drivers removed on their own account.
     pub driver_objects: Vec<String>,
+    /// Compatible-mode DHCP clients ended because their guest is gone.
+    pub clients: Vec<String>,
 }
 
 /// Cleans up after guests that are gone: their host-side leftovers (veths
@@ -276,8 +278,12 @@ pub async fn gc(drivers: &dyn DriverSet, settings: &Settings) -> Result<Collecte
         }
     }
     let driver_objects = drivers.gc(settings).await?;
+    // Clients whose record is gone (an attach killed half-way) or that
+    // outlived it.
+    let clients = crate::dhcp::compat::gc(settings);
     Ok(Collected {
         records: collected,
         driver_objects,
+        clients,
     })
 }

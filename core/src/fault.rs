@@ -22,6 +22,7 @@ pub const POINTS: &[&str] = &[
     "routes-added",
     "link-up",
     "ovs-flows-added",
+    "dhcp-bound",
     "announced",
     "before-commit",
 ];

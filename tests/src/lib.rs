@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
 
+pub mod dhcp;
 pub mod lxc;
 pub mod ovs;
 pub mod podman;
@@ -92,6 +93,9 @@ pub struct Sandbox {
     pub state_dir: PathBuf,
     /// Extra environment for pipework runs.
     pub env: Vec<(String, String)>,
+    /// The host's `/etc/resolv.conf` when the test began: it must be
+    /// byte-identical when the test ends.
+    host_resolv: Option<Vec<u8>>,
 }
 
 impl Sandbox {
@@ -110,6 +114,7 @@ impl Sandbox {
             namespaces: Vec::new(),
             state_dir,
             env: Vec::new(),
+            host_resolv: std::fs::read("/etc/resolv.conf").ok(),
         };
         let host = s.host.clone();
         s.add_netns(&host);
@@ -181,6 +186,29 @@ impl Sandbox {
         links(&self.host)
     }
 
+    /// The PID of the sandbox's pipework daemon, if one runs.
+    pub fn daemon_pid(&self) -> Option<i32> {
+        let p: i32 = std::fs::read_to_string(self.state_dir.join("daemon.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        // A killed daemon may linger as a zombie until someone reaps it.
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+        let state = stat.rsplit(')').next()?.split_whitespace().next()?;
+        (state != "Z").then_some(p)
+    }
+
+    /// Names of the host namespace's links: for comparisons across attaches
+    /// to a bridge with no other port, whose MAC and carrier move as ports
+    /// come and go.
+    pub fn host_link_names(&self) -> Vec<Value> {
+        self.host_links()
+            .into_iter()
+            .map(|l| l["ifname"].clone())
+            .collect()
+    }
+
     /// Pings from one namespace; true on a reply.
     pub fn ping(&self, from: &str, addr: &str) -> bool {
         ping(from, addr)
@@ -189,10 +217,43 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        // Every process in our namespaces goes first (the pipework daemon in
+        // the host, DHCP servers and clients in the guests): a process keeps
+        // its namespace, and its links, alive.
+        for ns in self.namespaces.iter().rev() {
+            kill_netns_processes(ns);
+        }
         for ns in self.namespaces.iter().rev() {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(ns));
         }
         let _ = std::fs::remove_dir_all(&self.state_dir);
+        let now = std::fs::read("/etc/resolv.conf").ok();
+        if !std::thread::panicking() {
+            assert!(
+                now == self.host_resolv,
+                "the host's /etc/resolv.conf changed during the test"
+            );
+        }
+    }
+}
+
+/// Kills every process whose network namespace is `ns`, and waits for them.
+pub fn kill_netns_processes(ns: &str) {
+    for _ in 0..50 {
+        let o = run(Command::new("ip").args(["netns", "pids", ns]));
+        let pids: Vec<i32> = String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        if pids.is_empty() {
+            return;
+        }
+        for p in pids {
+            // SAFETY: kill(2) of a process inside a namespace this test made.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

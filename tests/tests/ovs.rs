@@ -715,6 +715,10 @@ fn bad_ovs_input_exits_2_and_changes_nothing() {
             vec!["--ovsdb", "tcp:nohost", "ovsb", &g, "0/0"],
             "OVSDB address",
         ),
+        (
+            vec!["ovsb", &g, "dhcp", "--port-security"],
+            "static addresses",
+        ),
     ] {
         let r = s.pipework(&a);
         assert_eq!(r.code, 2, "{a:?}: {r:?}");

@@ -150,11 +150,20 @@ pub struct AttachOptions {
     pub announce: bool,
     /// Add IPv6 addresses with IFA_F_NODAD instead of waiting for DAD.
     pub skip_dad: bool,
-    /// Upper bound for the whole attach, including waiting for the guest to run.
+    /// Upper bound for the whole attach, including waiting for the guest to
+    /// run and for a DHCP lease.
     pub timeout: Duration,
     /// Open vSwitch port options (trunks, native VLAN, port security).
     #[serde(default)]
     pub ovs: OvsOptions,
+    /// `--dns`: write the DHCP lease's name servers into the guest's
+    /// `resolv.conf`.
+    #[serde(default)]
+    pub dns: bool,
+    /// `--slaac`: accept router advertisements on the interface and wait for
+    /// an autoconfigured IPv6 address.
+    #[serde(default)]
+    pub slaac: bool,
 }
 
 impl Default for AttachOptions {
@@ -165,6 +174,8 @@ impl Default for AttachOptions {
             skip_dad: false,
             timeout: Duration::from_secs(30),
             ovs: OvsOptions::default(),
+            dns: false,
+            slaac: false,
         }
     }
 }

@@ -26,7 +26,7 @@ use async_trait::async_trait;
 use pipework_core::driver::{AttachContext, Driver, DriverKind, Plugged};
 use pipework_core::error::{Context, Error, Result};
 use pipework_core::journal::{Journal, Step, UndoContext};
-use pipework_core::model::{AttachRequest, StaticAddress, VlanSet};
+use pipework_core::model::{AddressMode, AttachRequest, StaticAddress, VlanSet};
 use pipework_core::netlink::Netlink;
 use pipework_core::settings::Settings;
 use pipework_core::state::{AttachmentRecord, StateDir};
@@ -406,6 +406,15 @@ impl Driver for Ovs {
                 return Err(Error::usage(format!("Open vSwitch has no bridge {name}")))
             }
             None => {}
+        }
+        if o.port_security
+            && (matches!(ctx.request.address, AddressMode::Dhcp(_)) || ctx.request.options.slaac)
+        {
+            // The flows name the guest's addresses; a lease or a SLAAC
+            // address is not known when they are written.
+            return Err(Error::usage(
+                "--port-security needs static addresses (or 0/0): it cannot follow DHCP or SLAAC",
+            ));
         }
         if o.port_security && !ctx.settings.ovs_rundir.is_dir() {
             return Err(Error::usage(format!(
