@@ -60,6 +60,9 @@ impl<'a> Cni<'a> {
             .env("CNI_IFNAME", &self.ifname)
             .env("CNI_PATH", "/usr/lib/cni")
             .env("PIPEWORK_STATE_DIR", &self.s.state_dir);
+        for (k, v) in &self.s.env {
+            c.env(k, v);
+        }
         for (k, v) in env {
             c.env(k, v);
         }
@@ -410,4 +413,44 @@ fn native_dhcp_ipam() {
         srv.log()
     );
     c.run("DEL", &conf).ok();
+}
+
+#[test]
+fn open_vswitch_with_a_vlan_tag() {
+    use pipework_tests::ovs::OvsSwitch;
+    let mut s = Sandbox::new("cniovs");
+    let sw = OvsSwitch::start(&mut s);
+    let a = s.guest("a");
+    let b = s.guest("b");
+    let c = s.guest("c");
+    let conf = |addr: &str, vlan: u16| {
+        json!({"cniVersion": "1.1.0", "name": "ovsnet", "type": "pipework", "host": "ovscni",
+               "datapathType": "netdev", "vlan": vlan,
+               "ipam": {"type": "static", "addresses": [{"address": addr}]}})
+    };
+    let (ca, cb, cc) = (
+        conf("10.14.0.2/24", 10),
+        conf("10.14.0.3/24", 10),
+        conf("10.14.0.4/24", 20),
+    );
+    let ra = Cni::new(&s, &a, "eth0", "ovsa").run("ADD", &ca).ok().json();
+    Cni::new(&s, &b, "eth0", "ovsb").run("ADD", &cb).ok();
+    Cni::new(&s, &c, "eth0", "ovsc").run("ADD", &cc).ok();
+    let port = ra["interfaces"][0]["name"].as_str().unwrap().to_string();
+    assert_eq!(sw.get("Port", &port, "tag"), "10");
+    assert!(ping(&a, "10.14.0.3"), "same VLAN");
+    assert!(!ping(&a, "10.14.0.4"), "VLAN 20 is isolated");
+    Cni::new(&s, &a, "eth0", "ovsa")
+        .run("CHECK", &with_prev(&ca, &ra))
+        .ok();
+    for (g, id, cf) in [(&a, "ovsa", &ca), (&b, "ovsb", &cb), (&c, "ovsc", &cc)] {
+        Cni::new(&s, g, "eth0", id).run("DEL", cf).ok();
+    }
+    // The bridge pipework created went with its last port.
+    assert!(!sw.show().contains("ovscni"), "{}", sw.show());
+    // A bad trunk list is a configuration error, nothing created.
+    let mut bad = conf("10.14.0.5/24", 10);
+    bad["trunk"] = json!("10-x");
+    let o = Cni::new(&s, &a, "eth0", "ovsd").run("ADD", &bad);
+    assert_eq!(o.json()["code"], 7, "{}", o.stdout);
 }

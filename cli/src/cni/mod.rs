@@ -426,6 +426,26 @@ fn request(
             .map_err(|e: pipework_core::model::ParseError| invalid(e.to_string()))?;
     }
     req.options.announce = conf.announce.unwrap_or(true);
+    let bad = |e: pipework_core::model::ParseError| invalid(e.to_string());
+    req.options.ovs.trunk = conf
+        .trunk
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(bad)?;
+    req.options.ovs.native_vlan = conf
+        .native_vlan
+        .map(|v| v.to_string().parse())
+        .transpose()
+        .map_err(bad)?;
+    req.options.ovs.native_tagged = conf.native_tagged;
+    req.options.ovs.port_security = conf.port_security;
+    req.options.ovs.datapath_type = conf
+        .datapath_type
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(bad)?;
     req.labels = labels_of(conf, env);
     Ok(req)
 }
