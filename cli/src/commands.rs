@@ -1,7 +1,7 @@
 //! Runs a parsed command and prints its result.
 
 use pipework_core::detach;
-use pipework_core::dhcp::lease::{format_utc, Lease};
+use pipework_core::dhcp::lease::format_utc;
 use pipework_core::dhcp::store::{LeaseFile, LeaseStore};
 use pipework_core::error::{Context, Result};
 use pipework_core::guest::{Guest, ResolveOptions};
@@ -199,11 +199,7 @@ fn print_table(items: &[(AttachmentRecord, bool)]) {
 /// What DHCP or SLAAC gave, one line per address: the lease when there is
 /// one (the attach returns only once it is bound).
 fn print_dynamic(req: &AttachRequest, rec: &AttachmentRecord) {
-    let leases: Vec<Lease> = rec
-        .details
-        .get("dhcp")
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
+    let leases = pipework_core::dhcp::lease::leases_of(rec);
     for l in &leases {
         println!("{} {}", rec.interface, l.summary());
     }

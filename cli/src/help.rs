@@ -18,7 +18,12 @@ ATTACH (the original pipework grammar; -i, -l, -a in any order)
              physical interface    -> macvlan child (--macvlan-mode)
              mac:<addr>            -> the interface with that MAC (case-insensitive;
                                       ambiguous matches are refused)
-             ovs*, IPoIB, SR-IOV, --direct-phys, dummy: not in this build yet
+             Open vSwitch bridge   -> veth pair, host end an OVS port (OVSDB, one
+                                      transaction); @<vlan> makes it an access port
+             missing ovs* name     -> that OVS bridge is created in the same
+                                      transaction (deleted by the detach that
+                                      leaves it empty)
+             IPoIB, SR-IOV, --direct-phys, dummy: not in this build yet
   <guest>    a PID, a netns path (/proc/<pid>/ns/net, /run/netns/X), a named netns,
              a Docker/Podman container name or ID (Docker Engine API; DOCKER_HOST),
              an LXC container name. Explicit forms: pid:N netns:NAME
@@ -61,6 +66,16 @@ ATTACH OPTIONS
                     host-side macvlan (pwh-<parent>) with that address (auto: the
                     last usable one of the guest's subnet) and a host route
 
+OPEN VSWITCH OPTIONS (only with an OVS bridge)
+  @<vlan>               access port in that VLAN (the original grammar)
+  --trunk LIST          trunk port carrying LIST: 10,20-30 (or all)
+  --native-vlan VID     untagged frames of the guest belong to VID (with --trunk:
+                        the other VLANs stay tagged)
+  --native-tagged       with --native-vlan: VID leaves the port tagged too
+  --port-security       OpenFlow flows let only the guest's own MAC and addresses
+                        (ARP and IPv6 ND included) in; spoofed frames are dropped
+  --datapath-type TYPE  datapath of a bridge pipework creates (system, netdev)
+
 OTHER COMMANDS
   pipework route <guest> add|del|replace|change <prefix>|default [via GW] [dev IF]
                  [metric N] [table N] [src IP] [scope S] [proto P] [onlink] [mtu N]
@@ -76,7 +91,9 @@ OTHER COMMANDS
   pipework list [--json]            every attachment pipework remembers, and each
                                     DHCP lease with its state and expiry
   pipework gc                       clean up after guests that are gone (and end
-                                    compatible-mode DHCP clients whose guest is gone)
+                                    compatible-mode DHCP clients whose guest is
+                                    gone, and remove OVS ports pipework owns
+                                    whose interface is gone)
   pipework daemon [--idle-exit SECS] keep DHCP leases (one per host; control socket
                                     <state-dir>/daemon.sock, root only)
   pipework daemon --reconcile [--engine URL] [--key KEY]
@@ -95,6 +112,9 @@ OTHER COMMANDS
 GLOBAL OPTIONS
   --state-dir DIR   where attachments are recorded (default /run/pipework,
                     or PIPEWORK_STATE_DIR)
+  --ovsdb ADDR      OVSDB server: unix:PATH or tcp:HOST:PORT (default
+                    unix:/var/run/openvswitch/db.sock, or PIPEWORK_OVSDB);
+                    OpenFlow sockets are in PIPEWORK_OVS_RUNDIR (or OVS_RUNDIR)
   -v, -vv           more detail on standard error
   --json            machine-readable output (attach, list)
   -h, --help        this text;  -V, --version

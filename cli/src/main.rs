@@ -41,6 +41,9 @@ fn main() -> ExitCode {
     if let Some(d) = &inv.global.state_dir {
         settings.state_dir = d.clone();
     }
+    if let Some(o) = &inv.global.ovsdb {
+        settings.ovsdb = o.clone();
+    }
     // One thread: an attach is a short sequence of requests, and a
     // single-threaded runtime starts faster.
     let rt = match tokio::runtime::Builder::new_current_thread()

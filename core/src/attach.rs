@@ -102,6 +102,13 @@ pub async fn attach_to(
                 facts.name
             )));
         }
+        if kind != DriverKind::Ovs && req.options.ovs.any() {
+            return Err(Error::usage(format!(
+                "{} apply only to Open vSwitch bridges, and {} is handled by the {kind} driver",
+                req.options.ovs.flags().join(", "),
+                facts.name
+            )));
+        }
         let driver = drivers.get(kind).ok_or_else(|| {
             Error::usage(format!("the {kind} driver is not available in this build"))
         })?;
@@ -472,6 +479,10 @@ impl Job<'_> {
                 .collect();
             if !v6.is_empty() && !nodad && link.carrier {
                 wait::wait_dad(self.guest_nl, link.index, &v6, DAD_TIMEOUT).await?;
+            }
+            if let Some(d) = self.drivers.get(rec.driver) {
+                d.extend(self.req, &rec, statics, self.settings, &mut journal)
+                    .await?;
             }
             self.announce(link.index, rec.mac, statics).await?;
             fault::point("before-commit")?;

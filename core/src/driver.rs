@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::guest::Guest;
 use crate::journal::{Journal, UndoContext};
-use crate::model::{AttachRequest, IfName, MacAddr};
+use crate::model::{AttachRequest, IfName, MacAddr, StaticAddress};
 use crate::netlink::{Link, Netlink};
 use crate::settings::Settings;
-use crate::state::StateDir;
+use crate::state::{AttachmentRecord, StateDir};
 
 /// The seven drivers of the design.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -135,6 +135,21 @@ pub trait Driver: Send + Sync {
         &self,
         _ctx: &AttachContext<'_>,
         _plugged: &mut Plugged,
+        _journal: &mut Journal,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Runs when a later attach adds `added` to an interface this driver
+    /// made (`rec`), before the announcement, so that host-side filters
+    /// (OVS port security) let the new addresses through. Every change goes
+    /// into `journal`, which is undone if the extension fails.
+    async fn extend(
+        &self,
+        _req: &AttachRequest,
+        _rec: &AttachmentRecord,
+        _added: &[StaticAddress],
+        _settings: &Settings,
         _journal: &mut Journal,
     ) -> Result<()> {
         Ok(())

@@ -1,22 +1,26 @@
 //! pipework's drivers, one module each, and the registry the CLI hands to the
 //! core.
 //!
-//! Implemented: Linux bridge, macvlan. The other kinds of the design (OVS,
-//! IPoIB, SR-IOV VF, physical NIC, dummy) are chosen by the same probe and are
-//! refused with a clear message until their modules land.
+//! Implemented: Linux bridge, macvlan, Open vSwitch. The other kinds of the
+//! design (IPoIB, SR-IOV VF, physical NIC, dummy) are chosen by the same probe
+//! and are refused with a clear message until their modules land.
 
 pub mod bridge;
 pub mod macvlan;
+pub mod ovs;
 pub mod shim;
 mod veth;
 
 use async_trait::async_trait;
 use pipework_core::driver::{Driver, DriverKind, DriverSet};
+use pipework_core::error::Result;
+use pipework_core::settings::Settings;
 
 /// Every driver this build has.
 pub struct Drivers {
     bridge: bridge::LinuxBridge,
     macvlan: macvlan::Macvlan,
+    ovs: ovs::Ovs,
 }
 
 impl Drivers {
@@ -24,6 +28,7 @@ impl Drivers {
         Drivers {
             bridge: bridge::LinuxBridge,
             macvlan: macvlan::Macvlan,
+            ovs: ovs::Ovs::new(),
         }
     }
 }
@@ -40,7 +45,16 @@ impl DriverSet for Drivers {
         match kind {
             DriverKind::LinuxBridge => Some(&self.bridge),
             DriverKind::Macvlan => Some(&self.macvlan),
+            DriverKind::Ovs => Some(&self.ovs),
             _ => None,
         }
+    }
+
+    async fn is_ovs_bridge(&self, name: &str, settings: &Settings) -> Result<bool> {
+        self.ovs.is_bridge(name, settings).await
+    }
+
+    async fn gc(&self, settings: &Settings) -> Result<Vec<String>> {
+        self.ovs.gc(settings).await
     }
 }

@@ -15,7 +15,9 @@ use serde_json::Value;
 
 pub mod dhcp;
 pub mod lxc;
+pub mod ovs;
 pub mod podman;
+pub mod rawframe;
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 

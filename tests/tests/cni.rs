@@ -60,6 +60,9 @@ impl<'a> Cni<'a> {
             .env("CNI_IFNAME", &self.ifname)
             .env("CNI_PATH", "/usr/lib/cni")
             .env("PIPEWORK_STATE_DIR", &self.s.state_dir);
+        for (k, v) in &self.s.env {
+            c.env(k, v);
+        }
         for (k, v) in env {
             c.env(k, v);
         }
@@ -369,4 +372,85 @@ fn errors_follow_the_spec() {
     let o = child.wait_with_output().unwrap();
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["code"], 6);
+}
+
+#[test]
+fn native_dhcp_ipam() {
+    use pipework_tests::dhcp::{DhcpServer, ServerConfig};
+    let mut s = Sandbox::new("cnidhcp");
+    let srv = DhcpServer::start(&mut s, "brcd", &ServerConfig::v4("10.13.0"));
+    let g = s.guest("g");
+    let conf = json!({"cniVersion": "1.1.0", "name": "dyn", "type": "pipework", "host": "brcd",
+                      "ipam": {"type": "dhcp"}});
+    let c = Cni::new(&s, &g, "eth0", "dhcp1");
+    let r = c.run("ADD", &conf).ok().json();
+    let addr = r["ips"][0]["address"].as_str().unwrap().to_string();
+    assert!(addr.starts_with("10.13.0.1"), "{r}");
+    assert_eq!(r["ips"][0]["gateway"], "10.13.0.1");
+    assert_eq!(r["ips"][0]["interface"], 1);
+    assert!(
+        r["routes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["dst"] == "0.0.0.0/0"),
+        "{r}"
+    );
+    assert_eq!(
+        addresses(&g, "eth0")
+            .iter()
+            .find(|a| a.contains('.'))
+            .unwrap(),
+        &addr
+    );
+    assert!(ping(&g, &srv.addr));
+    c.run("CHECK", &with_prev(&conf, &r)).ok();
+    c.run("DEL", &with_prev(&conf, &r)).ok();
+    // The lease was released: dnsmasq saw it.
+    assert!(
+        srv.wait_log("DHCPRELEASE", std::time::Duration::from_secs(5)),
+        "{}",
+        srv.log()
+    );
+    c.run("DEL", &conf).ok();
+}
+
+#[test]
+fn open_vswitch_with_a_vlan_tag() {
+    use pipework_tests::ovs::OvsSwitch;
+    let mut s = Sandbox::new("cniovs");
+    let sw = OvsSwitch::start(&mut s);
+    let a = s.guest("a");
+    let b = s.guest("b");
+    let c = s.guest("c");
+    let conf = |addr: &str, vlan: u16| {
+        json!({"cniVersion": "1.1.0", "name": "ovsnet", "type": "pipework", "host": "ovscni",
+               "datapathType": "netdev", "vlan": vlan,
+               "ipam": {"type": "static", "addresses": [{"address": addr}]}})
+    };
+    let (ca, cb, cc) = (
+        conf("10.14.0.2/24", 10),
+        conf("10.14.0.3/24", 10),
+        conf("10.14.0.4/24", 20),
+    );
+    let ra = Cni::new(&s, &a, "eth0", "ovsa").run("ADD", &ca).ok().json();
+    Cni::new(&s, &b, "eth0", "ovsb").run("ADD", &cb).ok();
+    Cni::new(&s, &c, "eth0", "ovsc").run("ADD", &cc).ok();
+    let port = ra["interfaces"][0]["name"].as_str().unwrap().to_string();
+    assert_eq!(sw.get("Port", &port, "tag"), "10");
+    assert!(ping(&a, "10.14.0.3"), "same VLAN");
+    assert!(!ping(&a, "10.14.0.4"), "VLAN 20 is isolated");
+    Cni::new(&s, &a, "eth0", "ovsa")
+        .run("CHECK", &with_prev(&ca, &ra))
+        .ok();
+    for (g, id, cf) in [(&a, "ovsa", &ca), (&b, "ovsb", &cb), (&c, "ovsc", &cc)] {
+        Cni::new(&s, g, "eth0", id).run("DEL", cf).ok();
+    }
+    // The bridge pipework created went with its last port.
+    assert!(!sw.show().contains("ovscni"), "{}", sw.show());
+    // A bad trunk list is a configuration error, nothing created.
+    let mut bad = conf("10.14.0.5/24", 10);
+    bad["trunk"] = json!("10-x");
+    let o = Cni::new(&s, &a, "eth0", "ovsd").run("ADD", &bad);
+    assert_eq!(o.json()["code"], 7, "{}", o.stdout);
 }

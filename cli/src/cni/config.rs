@@ -83,6 +83,21 @@ pub struct NetConf {
     /// Gratuitous ARP / unsolicited NA after the attach (default true).
     #[serde(default)]
     pub announce: Option<bool>,
+    /// Open vSwitch: a trunk port carrying these VLANs (`"10,20-30"`, `"all"`).
+    #[serde(default)]
+    pub trunk: Option<String>,
+    /// Open vSwitch: untagged frames belong to this VLAN.
+    #[serde(default)]
+    pub native_vlan: Option<u16>,
+    /// Open vSwitch: the native VLAN leaves the port tagged.
+    #[serde(default)]
+    pub native_tagged: bool,
+    /// Open vSwitch: only the container's own MAC and addresses get in.
+    #[serde(default)]
+    pub port_security: bool,
+    /// Open vSwitch: datapath of a bridge pipework creates (`system`, `netdev`).
+    #[serde(default)]
+    pub datapath_type: Option<String>,
     #[serde(default)]
     pub ipam: Option<Ipam>,
     #[serde(default)]

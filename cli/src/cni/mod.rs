@@ -22,14 +22,15 @@ use pipework_core::detach::{detach_guest, detach_matching};
 use pipework_core::error::{Error, ErrorKind};
 use pipework_core::guest::{Guest, ResolveOptions};
 use pipework_core::model::{
-    AddressMode, AttachRequest, GuestRef, HostSelector, IfName, MacSpec, StaticAddress, Tag,
+    AddressMode, AttachRequest, DhcpClient, DhcpSpec, GuestRef, HostSelector, IfName, MacSpec,
+    StaticAddress, Tag,
 };
 use pipework_core::netlink::{Netlink, RouteSpec};
 use pipework_core::settings::Settings;
 use pipework_core::state::{AttachmentRecord, StateDir};
 use pipework_drivers::Drivers;
 
-use config::{code, CniError, CniResult, Interface, IpConfig, NetConf};
+use config::{code, CniError, CniResult, Interface, IpConfig, NetConf, Route};
 
 /// A route from the IPAM result other than the default: destination, gateway.
 type ExtraRoute = (IpNet, Option<IpAddr>);
@@ -223,9 +224,30 @@ fn invalid(msg: impl Into<String>) -> CniError {
 /// The IPAM plugin to delegate to, if the configuration names one.
 fn delegated(conf: &NetConf) -> Option<&str> {
     match conf.ipam.as_ref().map(|i| i.ipam_type.as_str()) {
-        None | Some("") | Some("static") => None,
+        None | Some("") | Some("static") | Some("dhcp") => None,
         Some(t) => Some(t),
     }
+}
+
+/// `"ipam": {"type": "dhcp"}` is pipework's own client, supervised by
+/// `pipework daemon` (started on demand): no separate daemon to run, unlike
+/// the reference `dhcp` plugin. `"v6": true` adds DHCPv6, `"v4": false`
+/// leaves DHCPv4 out.
+fn native_dhcp(conf: &NetConf) -> Option<DhcpSpec> {
+    let ipam = conf.ipam.as_ref().filter(|i| i.ipam_type == "dhcp")?;
+    let flag = |k: &str, default: bool| {
+        ipam.other
+            .get(k)
+            .and_then(|v| v.as_bool())
+            .unwrap_or(default)
+    };
+    Some(DhcpSpec {
+        client: DhcpClient::Native,
+        foreground: false,
+        options: String::new(),
+        v4: flag("v4", true),
+        v6: flag("v6", false),
+    })
 }
 
 /// Addresses, routes and DNS for the attachment: built-in static IPAM (with
@@ -367,10 +389,10 @@ fn request(
             ))
         }
     };
-    let address = if statics.is_empty() {
-        AddressMode::None
-    } else {
-        AddressMode::Static(statics)
+    let address = match native_dhcp(conf) {
+        Some(d) => AddressMode::Dhcp(d),
+        None if statics.is_empty() => AddressMode::None,
+        None => AddressMode::Static(statics),
     };
     let mut req = AttachRequest::new(
         host,
@@ -404,6 +426,26 @@ fn request(
             .map_err(|e: pipework_core::model::ParseError| invalid(e.to_string()))?;
     }
     req.options.announce = conf.announce.unwrap_or(true);
+    let bad = |e: pipework_core::model::ParseError| invalid(e.to_string());
+    req.options.ovs.trunk = conf
+        .trunk
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(bad)?;
+    req.options.ovs.native_vlan = conf
+        .native_vlan
+        .map(|v| v.to_string().parse())
+        .transpose()
+        .map_err(bad)?;
+    req.options.ovs.native_tagged = conf.native_tagged;
+    req.options.ovs.port_security = conf.port_security;
+    req.options.ovs.datapath_type = conf
+        .datapath_type
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(bad)?;
     req.labels = labels_of(conf, env);
     Ok(req)
 }
@@ -478,6 +520,9 @@ async fn add_with(
         sandbox: Some(netns),
     });
     let ours = interfaces.len() - 1;
+    if native_dhcp(conf).is_some() {
+        from_leases(&rec, addressing);
+    }
     let old = config::before_1_0(version);
     let ips = addressing
         .ips
@@ -511,6 +556,36 @@ async fn add_with(
         result = merge(prev, result)?;
     }
     Ok(result)
+}
+
+/// What the native DHCP client obtained, in result form.
+fn from_leases(rec: &AttachmentRecord, a: &mut CniResult) {
+    let leases = pipework_core::dhcp::lease::leases_of(rec);
+    for l in &leases {
+        a.ips.push(IpConfig {
+            version: None,
+            address: l.address.to_string(),
+            gateway: l.routers.first().map(|g| g.to_string()),
+            interface: None,
+        });
+        if let Some(g) = l.routers.first() {
+            let dst = if g.is_ipv4() { "0.0.0.0/0" } else { "::/0" };
+            a.routes.push(Route {
+                dst: dst.into(),
+                gw: Some(g.to_string()),
+            });
+        }
+        for (dst, gw) in &l.routes {
+            a.routes.push(Route {
+                dst: dst.to_string(),
+                gw: (!gw.is_unspecified()).then(|| gw.to_string()),
+            });
+        }
+        a.dns
+            .nameservers
+            .extend(l.dns.iter().map(|d| d.to_string()));
+        a.dns.search.extend(l.search.iter().cloned());
+    }
 }
 
 /// An interface plugin later in a chain keeps what came before it.

@@ -120,6 +120,8 @@ fn start(settings: &Settings) -> Result<()> {
         // daemon that outlives it.
         .env_remove("PIPEWORK_FAULT")
         .env_remove("PIPEWORK_FAULT_HOOK")
+        // Started by the CNI plugin, the daemon must not think it is one.
+        .env_remove("CNI_COMMAND")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log);

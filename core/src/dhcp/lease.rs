@@ -89,6 +89,14 @@ pub struct Lease {
     pub t2: u32,
 }
 
+/// The native leases an attach obtained, as saved in its record.
+pub fn leases_of(rec: &crate::state::AttachmentRecord) -> Vec<Lease> {
+    rec.details
+        .get("dhcp")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default()
+}
+
 /// An infinite lease time (RFC 2131 section 3.3, RFC 8415 section 7.7).
 pub const INFINITE: u32 = u32::MAX;
 

@@ -4,12 +4,14 @@
 mod address;
 mod ifname;
 mod mac;
+mod ovs;
 mod request;
 mod tag;
 
 pub use address::{AddressMode, DhcpClient, DhcpSpec, Family, StaticAddress};
 pub use ifname::{IfName, MAX_IFNAME_LEN};
 pub use mac::{MacAddr, MacSpec};
+pub use ovs::{DatapathType, OvsOptions, VlanSet};
 pub use request::{AttachOptions, AttachRequest, GuestRef, HostRoute, HostSelector, MacvlanMode};
 pub use tag::{Pkey, Tag, VlanId};
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AddressMode, Family, IfName, MacAddr, MacSpec, ParseError, Tag};
+use super::{AddressMode, Family, IfName, MacAddr, MacSpec, OvsOptions, ParseError, Tag};
 
 /// How the host side is named: by interface name or by `mac:<addr>`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,6 +189,9 @@ pub struct AttachOptions {
     /// Upper bound for the whole attach, including waiting for the guest to
     /// run and for a DHCP lease.
     pub timeout: Duration,
+    /// Open vSwitch port options (trunks, native VLAN, port security).
+    #[serde(default)]
+    pub ovs: OvsOptions,
     /// `--dns`: write the DHCP lease's name servers into the guest's
     /// `resolv.conf`.
     #[serde(default)]
@@ -209,6 +212,7 @@ impl Default for AttachOptions {
             announce: true,
             skip_dad: false,
             timeout: Duration::from_secs(30),
+            ovs: OvsOptions::default(),
             dns: false,
             slaac: false,
             host_route: None,
