@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pipework_tests::dhcp::{DhcpServer, ServerConfig};
+use pipework_tests::ovs::OvsSwitch;
 use pipework_tests::podman::{Podman, IMAGE};
 use pipework_tests::*;
 use serde_json::Value;
@@ -31,6 +32,7 @@ impl Daemon {
             .args(extra)
             .env("PIPEWORK_STATE_DIR", &s.state_dir)
             .env("PIPEWORK_LOG", "info,pipework_core=debug")
+            .envs(s.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(out);
@@ -550,4 +552,34 @@ fn a_failed_attach_is_tried_again() {
     until("the retry", Duration::from_secs(15), || {
         container_link(&pm, &name, "eth1").is_some()
     });
+}
+
+/// An Open vSwitch declaration: its port row and port-security flows exist
+/// while the container runs, and OVS is as before once it stops.
+#[test]
+fn an_ovs_declaration_leaves_ovs_as_before() {
+    let mut s = Sandbox::new("reconovs");
+    let sw = OvsSwitch::start(&mut s);
+    sw.add_bridge("ovsr");
+    let show = sw.show();
+    let flows = sw.flows("ovsr");
+    let mut pm = Podman::start(&s.prefix);
+    let _d = Daemon::start(&s, &pm, &[], &[]);
+    let name = format!("{}-ovs", s.prefix);
+    create(
+        &mut pm,
+        &name,
+        &["pipework_cmd=ovsr @CONTAINER_NAME@ 10.80.0.2/24 @10 --port-security".into()],
+        &[],
+    );
+    podman(&pm, &["start", &name]);
+    until("the OVS port", Duration::from_secs(10), || {
+        container_link(&pm, &name, "eth1").is_some() && sw.ports("ovsr").len() == 1
+    });
+    assert_ne!(sw.flows("ovsr"), flows, "port security adds flows");
+    podman(&pm, &["stop", "-t", "0", &name]);
+    until("OVS as before", Duration::from_secs(10), || {
+        records(&s).is_empty() && sw.show() == show && sw.flows("ovsr") == flows
+    });
+    assert_eq!(host_veths(&s), 0);
 }
