@@ -30,11 +30,15 @@ struct Restore {
     restore: VfSetting,
 }
 
-/// Journal data: give the VF's netdev its own MAC back, once it is home and
-/// the PF no longer pins one (the VF driver refuses it before).
+/// Journal data: give the VF's netdev its own MAC back once it is home.
+/// The VF driver refuses a MAC other than the one the PF pins, so the pin is
+/// lifted first; the PF's own record of the VF's MAC is restored after this
+/// (it was journaled before).
 #[derive(Serialize, Deserialize)]
 struct NetdevMac {
     op: String,
+    pf: String,
+    vf: u32,
     name: String,
     mac: MacAddr,
 }
@@ -103,19 +107,21 @@ impl Driver for SriovVf {
                 pf.name
             ))
         })?;
+        let vlan = ctx.request.tag.as_ref().map(|t| t.as_vlan()).transpose()?;
+        for s in wanted(ctx.mac, vlan, hw, &original) {
+            apply(ctx.host, pf, vf, &s, &original, journal).await?;
+        }
         if let Some(mac) = netdev.mac {
             record(
                 journal,
                 NetdevMac {
                     op: NETDEV_MAC_OP.into(),
+                    pf: pf.name.clone(),
+                    vf,
                     name: netdev.name.clone(),
                     mac,
                 },
             );
-        }
-        let vlan = ctx.request.tag.as_ref().map(|t| t.as_vlan()).transpose()?;
-        for s in wanted(ctx.mac, vlan, hw, &original) {
-            apply(ctx.host, pf, vf, &s, &original, journal).await?;
         }
         pipework_core::fault::point("bridge-ready")?;
         ops::set_host_alias(ctx.host, &netdev, &netdev.name, journal)
@@ -177,6 +183,21 @@ impl Driver for SriovVf {
                     .map_err(|e| Error::failed("corrupt VF journal step").with_source(e))?;
                 match ctx.host.link_by_name(&m.name).await? {
                     Some(l) if l.mac != Some(m.mac) => {
+                        if let Some(pf) = ctx.host.link_by_name(&m.pf).await? {
+                            let unpin = VfSetting::Mac {
+                                mac: MacAddr([0; 6]),
+                            };
+                            match ctx
+                                .host
+                                .change_link(LinkChange::vf(pf.index, m.vf, &unpin))
+                                .await
+                            {
+                                Err(e) if !e.is(libc::EOPNOTSUPP) && !e.is_gone() => {
+                                    return Err(e).step("undo: unpin the VF's MAC");
+                                }
+                                _ => {}
+                            }
+                        }
                         match ctx
                             .host
                             .change_link(
@@ -232,7 +253,7 @@ fn wanted(mac: MacAddr, vlan: Option<VlanId>, hw: &HwOptions, orig: &VfConfig) -
     v
 }
 
-/// Records how to put a setting back, then makes it.
+/// Makes a setting and records how to put it back.
 async fn apply(
     host: &Netlink,
     pf: &Link,
@@ -251,15 +272,6 @@ async fn apply(
     if back == *s {
         return Ok(());
     }
-    record(
-        journal,
-        Restore {
-            op: RESTORE_OP.into(),
-            pf: pf.name.clone(),
-            vf,
-            restore: back,
-        },
-    );
     host.change_link(LinkChange::vf(pf.index, vf, s))
         .await
         .map_err(|e| {
@@ -274,7 +286,19 @@ async fn apply(
                 e.into()
             }
         })
-        .step(&format!("set VF {vf} {}", s.label()))
+        .step(&format!("set VF {vf} {}", s.label()))?;
+    // Recorded once made: the kernel applies one VF attribute or none, and
+    // "restoring" a refused setting can fail the same way it did.
+    record(
+        journal,
+        Restore {
+            op: RESTORE_OP.into(),
+            pf: pf.name.clone(),
+            vf,
+            restore: back,
+        },
+    );
+    Ok(())
 }
 
 /// The VF to take and its netdev in the host namespace.

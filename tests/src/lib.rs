@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
 
+pub mod hw;
 pub mod podman;
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
