@@ -125,3 +125,52 @@ impl Sandbox {
         }
     }
 }
+
+/// A fixture sysfs tree (`PIPEWORK_SYSFS_ROOT`), removed on drop.
+pub struct SysfsFixture {
+    pub root: PathBuf,
+}
+
+impl SysfsFixture {
+    pub fn new(label: &str) -> SysfsFixture {
+        let root = std::env::temp_dir().join(format!(
+            "pw-sysfs-{label}-{}-{}",
+            std::process::id(),
+            crate::next_seq()
+        ));
+        std::fs::create_dir_all(&root).unwrap();
+        SysfsFixture { root }
+    }
+
+    pub fn file(&self, rel: &str, content: &str) -> &Self {
+        let p = self.root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, format!("{content}\n")).unwrap();
+        self
+    }
+
+    pub fn dir(&self, rel: &str) -> &Self {
+        std::fs::create_dir_all(self.root.join(rel)).unwrap();
+        self
+    }
+
+    pub fn link(&self, rel: &str, target: &str) -> &Self {
+        let p = self.root.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, p).unwrap();
+        self
+    }
+
+    pub fn env(&self) -> (&'static str, String) {
+        (
+            "PIPEWORK_SYSFS_ROOT",
+            self.root.to_string_lossy().into_owned(),
+        )
+    }
+}
+
+impl Drop for SysfsFixture {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}

@@ -20,7 +20,7 @@ impl LinkChange {
                 LinkInfo::Data(InfoData::Bridge(vec![InfoBridge::VlanFiltering(on)])),
             ]))
             .describe(format!(
-                "turn VLAN filtering {} on bridge #{bridge}",
+                "turn {} VLAN filtering on bridge #{bridge}",
                 if on { "on" } else { "off" }
             ))
     }

@@ -3,10 +3,10 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
+use netlink_packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoData, InfoIpoib, InfoKind, InfoMacVlan, InfoVeth, InfoVlan, IpoibMode, LinkAttribute,
-    LinkExtentMask, LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
+    InfoData, InfoKind, InfoMacVlan, InfoVeth, InfoVlan, LinkAttribute, LinkExtentMask, LinkFlags,
+    LinkInfo, LinkMessage, MacVlanMode,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -244,29 +244,33 @@ impl NewLink {
 
     /// An IPoIB child. Without `pkey` the kernel uses the parent's;
     /// `connected` picks the mode (the kernel's default is datagram).
-    /// Attributes in iproute2's order (`IFLA_LINK` first, the kind's data
-    /// always present even when empty), so the request is byte for byte the
-    /// one `ip link add link P name N type ipoib [pkey K] [mode M]` sends.
+    ///
+    /// Byte for byte the request `ip link add link P name N type ipoib
+    /// [pkey K] [mode M]` sends: `IFLA_LINK` first, the kind without a
+    /// terminating NUL, no empty data attribute. The kernel
+    /// takes either form; being identical lets the tests compare the two.
     pub fn ipoib(name: &str, parent: u32, pkey: Option<u16>, connected: Option<bool>) -> NewLink {
         let mut l = NewLink {
             msg: LinkMessage::default(),
-            info: vec![LinkInfo::Kind(InfoKind::Ipoib)],
+            info: Vec::new(),
             what: format!("create ipoib {name}"),
         };
         l.msg.attributes.push(LinkAttribute::Link(parent));
         let mut l = l.name(name);
         let mut data = Vec::new();
         if let Some(p) = pkey {
-            data.push(InfoIpoib::Pkey(p));
+            data.extend(tlv(IFLA_IPOIB_PKEY, &p.to_ne_bytes()));
         }
         if let Some(c) = connected {
-            data.push(InfoIpoib::Mode(if c {
-                IpoibMode::Connected
-            } else {
-                IpoibMode::Datagram
-            }));
+            data.extend(tlv(IFLA_IPOIB_MODE, &u16::from(c).to_ne_bytes()));
         }
-        l.info.push(LinkInfo::Data(InfoData::Ipoib(data)));
+        let mut info = tlv(IFLA_INFO_KIND, b"ipoib");
+        if !data.is_empty() {
+            info.extend(tlv(IFLA_INFO_DATA, &data));
+        }
+        l.msg
+            .attributes
+            .push(LinkAttribute::Other(DefaultNla::new(IFLA_LINKINFO, info)));
         l
     }
 
@@ -288,6 +292,23 @@ impl NewLink {
         }
         self.msg
     }
+}
+
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const IFLA_IPOIB_PKEY: u16 = 1;
+const IFLA_IPOIB_MODE: u16 = 2;
+
+/// One netlink attribute, padded to 4 bytes.
+fn tlv(kind: u16, value: &[u8]) -> Vec<u8> {
+    let len = 4 + value.len();
+    let mut v = Vec::with_capacity((len + 3) & !3);
+    v.extend_from_slice(&(len as u16).to_ne_bytes());
+    v.extend_from_slice(&kind.to_ne_bytes());
+    v.extend_from_slice(value);
+    v.resize((len + 3) & !3, 0);
+    v
 }
 
 impl LinkChange {
