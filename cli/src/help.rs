@@ -8,14 +8,29 @@ ATTACH (the original pipework grammar; -i, -l, -a in any order)
            <guest> <ip>/<len>[@<gateway>][,<ip>/<len>[@<gateway>]...] [<mac>|U:<string>][@<vlan>]
   pipework <hostif> ... <guest> 0/0 ...          interface without an address
   pipework <hostif> ... <guest> dhcp[:opts] ...  (also udhcpc[-f], dhclient[-f], dhcpcd): not supported yet
+  pipework dummy <guest> <ip>/<len>[@<gateway>]  a dummy interface in the guest
+  pipework <pf> --vf N|auto <guest> <ip> [<mac>][@<vlan>] [VF OPTIONS]
 
   <hostif>   existing Linux bridge -> veth pair, host end a bridge port
              missing br* name      -> that bridge is created first (and deleted
                                       by the detach that leaves it empty)
-             physical interface    -> macvlan child (--macvlan-mode)
+             existing bridge + @VID -> the bridge filters VLANs; the port's PVID is
+                                      VID, untagged
+             physical interface    -> macvlan child (--macvlan-mode); with @VID on
+                                      <if>.<VID>, created if missing and deleted by
+                                      the detach of its last user (if pipework made it)
+             --direct-phys <if>    -> the interface itself moves into the guest (its
+                                      name kept in its alias) and back on detach; with
+                                      @VID its 802.1Q sub-interface
+             SR-IOV PF + --vf      -> a VF set up through the PF, its netdev moved in;
+                                      detach restores its name and VF settings
+             InfiniBand interface  -> IPoIB child (default name ib0); @PKEY is a hex
+                                      partition key (@8001 = @0001: full member),
+                                      checked against the port's pkey table
+             missing dummy* name   -> a dummy interface in the guest
              mac:<addr>            -> the interface with that MAC (case-insensitive;
                                       ambiguous matches are refused)
-             ovs*, IPoIB, SR-IOV, --direct-phys, dummy: not in this build yet
+             ovs*: not in this build yet
   <guest>    a PID, a netns path (/proc/<pid>/ns/net, /run/netns/X), a named netns,
              a Docker/Podman container name or ID (Docker Engine API; DOCKER_HOST),
              an LXC container name. Explicit forms: pid:N netns:NAME
@@ -37,6 +52,14 @@ ATTACH OPTIONS
   --no-announce     do not send gratuitous ARP / unsolicited neighbour advertisement
   --no-dad          add IPv6 addresses without duplicate address detection
   --timeout SECS    wait at most this long for a container to be running (default 30)
+
+VF OPTIONS (with --vf; set through the PF, restored by detach)
+  --vf N|auto       VF index, or the first VF whose netdev is free on the host
+  --vf-vlan-qos 0-7 802.1p priority of the VF's VLAN (@VID)
+  --spoofchk on|off --trust on|off
+  --vf-link-state auto|enable|disable
+  --max-tx-rate MBPS --min-tx-rate MBPS   (0: no limit)
+  --ipoib-mode datagram|connected   IPoIB mode (InfiniBand parents only)
 
 OTHER COMMANDS
   pipework route <guest> add|del|replace|change <prefix>|default [via GW] [dev IF]

@@ -399,3 +399,24 @@ fn direct_phys_round_trip_on_a_stand_in_nic() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("ambiguous"), "{}", r.stderr);
 }
+
+#[test]
+fn help_documents_the_hardware_options() {
+    let s = Sandbox::new("hwhelp");
+    let r = s.pipework(&["--help"]).ok();
+    for word in [
+        "pipework dummy <guest>",
+        "--vf N|auto",
+        "--vf-vlan-qos",
+        "--spoofchk on|off",
+        "--trust on|off",
+        "--vf-link-state auto|enable|disable",
+        "--max-tx-rate",
+        "--min-tx-rate",
+        "--ipoib-mode datagram|connected",
+        "@PKEY",
+        "--direct-phys <if>",
+    ] {
+        assert!(r.stdout.contains(word), "--help lacks {word}");
+    }
+}

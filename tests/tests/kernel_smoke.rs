@@ -105,3 +105,72 @@ fn the_probe_on_live_kinds() {
     );
     s.pipework(&["detach", &g]).ok();
 }
+
+/// Open vSwitch with the kernel datapath works in the VM: private daemons
+/// (as the OVS tests run them), a bridge on the `system` datapath, a port.
+/// The OVS driver's kernel-datapath tests build on exactly this.
+#[test]
+#[ignore = "kernel-gated: runs in the VM lane (tests/vm/run)"]
+fn open_vswitch_runs_on_the_kernel_datapath() {
+    let s = Sandbox::new("ovskdp");
+    let d = std::env::temp_dir().join(format!("{}-ovs", s.prefix));
+    std::fs::create_dir_all(&d).unwrap();
+    let p = |f: &str| d.join(f).to_string_lossy().into_owned();
+    let db = format!("unix:{}", p("db.sock"));
+    let sh = |c: &mut std::process::Command| must(c.env("OVS_RUNDIR", &d).env("OVS_LOGDIR", &d));
+    use std::process::Command as C;
+    sh(C::new("ovsdb-tool").args([
+        "create",
+        &p("conf.db"),
+        "/usr/share/openvswitch/vswitch.ovsschema",
+    ]));
+    sh(C::new("ovsdb-server").args([
+        &p("conf.db"),
+        &format!("--remote=punix:{}", p("db.sock")),
+        &format!("--unixctl={}", p("ovsdb.ctl")),
+        &format!("--pidfile={}", p("ovsdb.pid")),
+        &format!("--log-file={}", p("ovsdb.log")),
+        "--detach",
+    ]));
+    sh(C::new("ovs-vsctl").args([&format!("--db={db}"), "--no-wait", "init"]));
+    sh(C::new("ovs-vswitchd").args([
+        &db,
+        &format!("--pidfile={}", p("vswitchd.pid")),
+        &format!("--unixctl={}", p("vswitchd.ctl")),
+        &format!("--log-file={}", p("vswitchd.log")),
+        "--detach",
+    ]));
+    s.ip_host(&[
+        "link", "add", "ovp0", "type", "veth", "peer", "name", "ovp1",
+    ]);
+    must(C::new("ip").args(["-n", &s.host, "link", "set", "ovp0", "netns", "1"]));
+    sh(C::new("ovs-vsctl").args([
+        &format!("--db={db}"),
+        "add-br",
+        "ovskbr",
+        "--",
+        "set",
+        "bridge",
+        "ovskbr",
+        "datapath_type=system",
+        "--",
+        "add-port",
+        "ovskbr",
+        "ovp0",
+        "tag=10",
+    ]));
+    let dp =
+        must(C::new("ovs-appctl").args([&format!("--target={}", p("vswitchd.ctl")), "dpctl/show"]));
+    assert!(
+        dp.contains("system@ovs-system") && dp.contains("ovp0"),
+        "{dp}"
+    );
+    sh(C::new("ovs-vsctl").args([&format!("--db={db}"), "del-br", "ovskbr"]));
+    for pid in ["vswitchd.pid", "ovsdb.pid"] {
+        if let Ok(p) = std::fs::read_to_string(d.join(pid)) {
+            let _ = C::new("kill").arg(p.trim()).status();
+        }
+    }
+    let _ = C::new("ip").args(["link", "del", "ovp0"]).status();
+    let _ = std::fs::remove_dir_all(&d);
+}
