@@ -1,10 +1,13 @@
 //! Runs a parsed command and prints its result.
 
 use pipework_core::detach;
+use pipework_core::dhcp::lease::format_utc;
+use pipework_core::dhcp::store::{LeaseFile, LeaseStore};
 use pipework_core::error::{Context, Result};
 use pipework_core::guest::{Guest, ResolveOptions};
 use pipework_core::inspect;
 use pipework_core::model::GuestRef;
+use pipework_core::model::{AddressMode, AttachRequest};
 use pipework_core::netlink::Netlink;
 use pipework_core::routing;
 use pipework_core::settings::Settings;
@@ -25,7 +28,14 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
             let rec = pipework_core::attach::attach(&req, &drivers, settings).await?;
             if json {
                 print_json(&rec);
+            } else {
+                print_dynamic(&req, &rec);
             }
+        }
+        Command::Daemon { idle_exit } => {
+            let opts = pipework_core::daemon::DaemonOptions { idle_exit };
+            pipework_core::daemon::run(std::sync::Arc::new(drivers), settings.clone(), opts)
+                .await?;
         }
         Command::Route { guest, cmd } => {
             let (g, nl) = guest_netlink(&guest).await?;
@@ -72,10 +82,15 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
         }
         Command::List => {
             let items = inspect::list(settings)?;
+            let leases = match pipework_core::daemon::client::leases_if_running(settings).await {
+                Some(l) => l,
+                None => LeaseStore::new(&settings.state_dir).all(),
+            };
             if json {
-                print_json(&inspect::list_json(&items));
+                print_json(&inspect::list_json(&items, &leases));
             } else {
                 print_table(&items);
+                print_leases(&leases);
             }
         }
         Command::Gc => {
@@ -84,6 +99,7 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
                 print_json(&serde_json::json!({
                     "records": done.records,
                     "driver_objects": done.driver_objects,
+                    "clients": done.clients,
                 }));
             } else {
                 for r in &done.records {
@@ -91,6 +107,9 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
                 }
                 for o in &done.driver_objects {
                     println!("removed {o}");
+                }
+                for c in &done.clients {
+                    println!("ended {c}");
                 }
             }
         }
@@ -144,6 +163,57 @@ fn print_table(items: &[(AttachmentRecord, bool)]) {
             } else {
                 addrs.join(",")
             }
+        );
+    }
+}
+
+/// What DHCP or SLAAC gave, one line per address: the lease when there is
+/// one (the attach returns only once it is bound).
+fn print_dynamic(req: &AttachRequest, rec: &AttachmentRecord) {
+    let leases = pipework_core::dhcp::lease::leases_of(rec);
+    for l in &leases {
+        println!("{} {}", rec.interface, l.summary());
+    }
+    if matches!(req.address, AddressMode::Dhcp(_)) || req.options.slaac {
+        for a in &rec.addresses {
+            if !leases.iter().any(|l| l.address == *a) {
+                println!("{} {a}", rec.interface);
+            }
+        }
+    }
+}
+
+fn print_leases(leases: &[LeaseFile]) {
+    if leases.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "{:<20} {:<10} {:<6} {:<28} {:<10} EXPIRES",
+        "GUEST", "INTERFACE", "PROTO", "LEASE", "STATE"
+    );
+    let now = pipework_core::state::now_secs();
+    for f in leases {
+        let (addr, expires) = match &f.lease {
+            Some(l) => {
+                let at = l.expires_at();
+                let left = if at == u64::MAX {
+                    String::new()
+                } else {
+                    format!(" (in {}s)", at.saturating_sub(now))
+                };
+                (l.address.to_string(), format!("{}{left}", format_utc(at)))
+            }
+            None => ("-".to_string(), "-".to_string()),
+        };
+        println!(
+            "{:<20} {:<10} {:<6} {:<28} {:<10} {}",
+            f.spec.guest.name,
+            f.spec.ifname,
+            f.spec.proto.as_str(),
+            addr,
+            f.phase.as_str(),
+            expires
         );
     }
 }

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use pipework_core::model::{
-    AddressMode, AttachRequest, Family, GuestRef, HostSelector, IfName, MacSpec, MacvlanMode,
-    ParseError, Tag,
+    AddressMode, AttachRequest, DatapathType, Family, GuestRef, HostSelector, IfName, MacSpec,
+    MacvlanMode, ParseError, Tag, VlanId, VlanSet,
 };
 use pipework_core::routing::{self, RouteCommand, RuleCommand};
 
@@ -20,6 +20,8 @@ pub struct Global {
     pub state_dir: Option<PathBuf>,
     pub verbose: u8,
     pub json: bool,
+    /// `--ovsdb`: the OVSDB server, checked to be `unix:` or `tcp:`.
+    pub ovsdb: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -51,6 +53,9 @@ pub enum Command {
     },
     List,
     Gc,
+    Daemon {
+        idle_exit: Option<Duration>,
+    },
     Demo,
     Help,
     Version,
@@ -82,7 +87,9 @@ fn usage(msg: impl Into<String>) -> UsageError {
     UsageError(msg.into())
 }
 
-const SUBCOMMANDS: &[&str] = &["detach", "inspect", "list", "gc", "demo", "help", "version"];
+const SUBCOMMANDS: &[&str] = &[
+    "detach", "inspect", "list", "gc", "daemon", "demo", "help", "version",
+];
 
 /// Parses the arguments after the program name.
 pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
@@ -102,6 +109,10 @@ pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
             "--state-dir" => global.state_dir = Some(value(&a, it.next())?.into()),
             s if s.starts_with("--state-dir=") => {
                 global.state_dir = Some(s["--state-dir=".len()..].into())
+            }
+            "--ovsdb" => global.ovsdb = Some(ovsdb_addr(&value(&a, it.next())?)?),
+            s if s.starts_with("--ovsdb=") => {
+                global.ovsdb = Some(ovsdb_addr(&s["--ovsdb=".len()..])?)
             }
             "-v" | "--verbose" => global.verbose += 1,
             "-vv" => global.verbose += 2,
@@ -126,6 +137,11 @@ pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
     }
     let command = parse_command(&rest)?;
     Ok(Invocation { global, command })
+}
+
+fn ovsdb_addr(s: &str) -> Result<String, UsageError> {
+    s.parse::<pipework_drivers::ovs::Remote>().map_err(usage)?;
+    Ok(s.to_string())
 }
 
 fn value(flag: &str, v: Option<String>) -> Result<String, UsageError> {
@@ -221,7 +237,23 @@ fn parse_legacy(args: &[String]) -> Result<Command, UsageError> {
             "--macvlan-mode" => opts.macvlan_mode = value(&a, it.next())?.parse::<MacvlanMode>()?,
             "--no-announce" => opts.announce = false,
             "--no-dad" => opts.skip_dad = true,
+            "--dns" => opts.dns = true,
+            "--slaac" => opts.slaac = true,
             "--timeout" => opts.timeout = seconds(&value(&a, it.next())?)?,
+            "--trunk" => {
+                let v = value(&a, it.next())?.parse::<VlanSet>()?;
+                opts.ovs.trunk = Some(once(&opts.ovs.trunk, "--trunk", v)?);
+            }
+            "--native-vlan" => {
+                let v = value(&a, it.next())?.parse::<VlanId>()?;
+                opts.ovs.native_vlan = Some(once(&opts.ovs.native_vlan, "--native-vlan", v)?);
+            }
+            "--native-tagged" => opts.ovs.native_tagged = true,
+            "--port-security" => opts.ovs.port_security = true,
+            "--datapath-type" => {
+                let v = value(&a, it.next())?.parse::<DatapathType>()?;
+                opts.ovs.datapath_type = Some(v);
+            }
             s if crate::grammar_hw::takes(s) => {
                 crate::grammar_hw::apply(s, &value(s, it.next())?, &mut opts.hw)?
             }
@@ -277,6 +309,9 @@ fn parse_legacy(args: &[String]) -> Result<Command, UsageError> {
             },
         });
     }
+    if opts.ovs.native_tagged && opts.ovs.native_vlan.is_none() {
+        return Err(usage("--native-tagged needs --native-vlan VID"));
+    }
     let host: HostSelector = hostif.parse()?;
     let guest: GuestRef = pos
         .get(1)
@@ -292,6 +327,11 @@ fn parse_legacy(args: &[String]) -> Result<Command, UsageError> {
     };
     if let Some(extra) = pos.get(4) {
         return Err(usage(format!("unexpected argument '{extra}'")));
+    }
+    if tag.is_some() && (opts.ovs.trunk.is_some() || opts.ovs.native_vlan.is_some()) {
+        return Err(usage(
+            "@VID makes an access port: with --trunk or --native-vlan, give the untagged VLAN as --native-vlan VID",
+        ));
     }
     let mut req = AttachRequest::new(host, guest, address);
     req.direct_phys = direct_phys;
@@ -355,6 +395,12 @@ enum Sub {
     List,
     /// Clean up after guests that are gone.
     Gc,
+    /// Keep DHCP leases (one daemon per host).
+    Daemon {
+        /// Exit after this many seconds with nothing to look after.
+        #[arg(long, value_name = "SECS")]
+        idle_exit: Option<u64>,
+    },
     /// Two throwaway namespaces on a new bridge, a ping, their JSON, cleanup.
     Demo,
     /// Show the help.
@@ -384,6 +430,9 @@ fn parse_subcommand(args: &[String]) -> Result<Command, UsageError> {
         },
         Sub::List => Command::List,
         Sub::Gc => Command::Gc,
+        Sub::Daemon { idle_exit } => Command::Daemon {
+            idle_exit: idle_exit.map(Duration::from_secs),
+        },
         Sub::Demo => Command::Demo,
         Sub::Help => Command::Help,
         Sub::Version => Command::Version,
@@ -484,8 +533,49 @@ mod tests {
             Command::Inspect { .. }
         ));
         assert!(matches!(p("list --json").unwrap().command, Command::List));
+        assert_eq!(
+            p("daemon --idle-exit 5 --state-dir /tmp/d")
+                .unwrap()
+                .command,
+            Command::Daemon {
+                idle_exit: Some(Duration::from_secs(5))
+            }
+        );
+        let r = attach("br1 web1 dhcp --dns --slaac");
+        assert!(r.options.dns && r.options.slaac);
+        match attach("br1 -a 6 web1 dhcp").address {
+            AddressMode::Dhcp(d) => assert!(d.v6 && !d.v4),
+            a => panic!("{a:?}"),
+        }
+        match attach("br1 web1 dhcp,dhcp6 U:web1").address {
+            AddressMode::Dhcp(d) => assert!(d.v6 && d.v4),
+            a => panic!("{a:?}"),
+        }
+        match attach("br1 web1 dhclient-f:-v").address {
+            AddressMode::Dhcp(d) => assert!(d.foreground && d.options == "-v"),
+            a => panic!("{a:?}"),
+        }
         assert!(matches!(p("--help").unwrap().command, Command::Help));
         assert!(matches!(p("br1 --help").unwrap().command, Command::Help));
+    }
+
+    #[test]
+    fn ovs_options() {
+        let r = attach("ovs0 web1 10.0.0.2/24 --trunk 10,20-22 --native-vlan 5 --native-tagged --port-security --datapath-type netdev");
+        let o = &r.options.ovs;
+        assert_eq!(o.trunk.as_ref().unwrap().to_string(), "10,20-22");
+        assert_eq!(o.native_vlan.unwrap().get(), 5);
+        assert!(o.native_tagged && o.port_security);
+        assert_eq!(o.datapath_type.as_ref().unwrap().as_str(), "netdev");
+        assert_eq!(
+            attach("ovs0 web1 0/0 --trunk all").options.ovs.trunk,
+            Some(VlanSet::All)
+        );
+        let inv = p("--ovsdb tcp:127.0.0.1:6640 ovs0 web1 0/0 @10").unwrap();
+        assert_eq!(inv.global.ovsdb.as_deref(), Some("tcp:127.0.0.1:6640"));
+        let inv = p("gc --ovsdb=unix:/tmp/db.sock").unwrap();
+        assert_eq!(inv.global.ovsdb.as_deref(), Some("unix:/tmp/db.sock"));
+        assert!(!attach("br1 web1 0/0").options.ovs.any());
     }
 
     #[test]
@@ -532,6 +622,25 @@ mod tests {
             ("detach", "required"),
             ("detach web1 extra", "unexpected"),
             ("inspect", "required"),
+            ("ovs0 web1 0/0 --trunk", "needs a value"),
+            ("ovs0 web1 0/0 --trunk 10,,20", "VLAN list"),
+            ("ovs0 web1 0/0 --trunk 30-20", "backwards"),
+            ("ovs0 web1 0/0 --trunk 4095", "VLAN list"),
+            ("ovs0 web1 0/0 --trunk 10 --trunk 20", "given twice"),
+            ("ovs0 web1 0/0 --native-vlan 0", "VLAN id"),
+            ("ovs0 web1 0/0 --native-vlan x", "VLAN id"),
+            ("ovs0 web1 0/0 --native-tagged", "--native-tagged needs"),
+            ("ovs0 web1 0/0 @10 --trunk 20", "access port"),
+            ("ovs0 web1 0/0 @10 --native-vlan 20", "access port"),
+            ("ovs0 web1 0/0 --datapath-type Net", "datapath type"),
+            ("--ovsdb /run/db.sock ovs0 web1 0/0", "OVSDB address"),
+            ("--ovsdb tcp:host ovs0 web1 0/0", "OVSDB address"),
+            ("--ovsdb=ssl:h:1 gc", "OVSDB address"),
+            ("ovs0 web1 0/0 --ovsdb", "needs a value"),
+            ("br1 web1 dhcp:--frob", "DHCP option"),
+            ("br1 web1 dhcp,udhcpc", "two DHCP clients"),
+            ("br1 -a 6 web1 udhcpc", "IPv4 only"),
+            ("daemon --idle-exit x", "idle-exit"),
         ] {
             let e = p(args).expect_err(args);
             assert!(e.0.contains(needle), "{args:?}: {e}");

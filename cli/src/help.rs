@@ -7,7 +7,10 @@ ATTACH (the original pipework grammar; -i, -l, -a in any order)
   pipework [--direct-phys] <hostif|mac:MAC> [-i IF] [-l NAME] [-a 4|6]
            <guest> <ip>/<len>[@<gateway>][,<ip>/<len>[@<gateway>]...] [<mac>|U:<string>][@<vlan>]
   pipework <hostif> ... <guest> 0/0 ...          interface without an address
-  pipework <hostif> ... <guest> dhcp[:opts] ...  (also udhcpc[-f], dhclient[-f], dhcpcd): not supported yet
+  pipework <hostif> ... <guest> dhcp|dhcp6|dhcp,dhcp6 ... native DHCP client; returns once
+                                                 the lease is bound and prints it
+  pipework <hostif> ... <guest> udhcpc[-f][:opts] | dhclient[-f][:opts] | dhcpcd[:opts]
+                                                 the host's client, as the original ran it
   pipework dummy <guest> <ip>/<len>[@<gateway>]  a dummy interface in the guest
   pipework <pf> --vf N|auto <guest> <ip> [<mac>][@<vlan>] [VF OPTIONS]
 
@@ -30,7 +33,11 @@ ATTACH (the original pipework grammar; -i, -l, -a in any order)
              missing dummy* name   -> a dummy interface in the guest
              mac:<addr>            -> the interface with that MAC (case-insensitive;
                                       ambiguous matches are refused)
-             ovs*: not in this build yet
+             Open vSwitch bridge   -> veth pair, host end an OVS port (OVSDB, one
+                                      transaction); @<vlan> makes it an access port
+             missing ovs* name     -> that OVS bridge is created in the same
+                                      transaction (deleted by the detach that
+                                      leaves it empty)
   <guest>    a PID, a netns path (/proc/<pid>/ns/net, /run/netns/X), a named netns,
              a Docker/Podman container name or ID (Docker Engine API; DOCKER_HOST),
              an LXC container name. Explicit forms: pid:N netns:NAME
@@ -42,7 +49,17 @@ ATTACH (the original pipework grammar; -i, -l, -a in any order)
              (MD5 of the string); default: random locally administered
   -i IF      interface name in the guest (default eth1)
   -l NAME    host-side veth name (default v<IF>pl<PID>, or pw<hash>; max 15 chars)
-  -a 4|6     address family the address must have
+  -a 4|6     address family the address must have (-a 6 ... dhcp means DHCPv6)
+  dhcp       pipework's own client in the guest's namespace: hostname = guest
+             name, a stable client id (guest + interface, or the U: MAC);
+             applies address, prefix, router, MTU, classless static routes.
+             The lease is then kept by the pipework daemon (started on demand):
+             renewed, rebound, released on detach or when the guest dies.
+             dhcp6: DHCPv6 IA_NA, same keeping. dhcp:-f is accepted (always kept).
+  udhcpc, dhclient, dhcpcd
+             run that host binary in the guest's namespace with a private mount
+             namespace (it cannot write the host's /etc/resolv.conf); -f (and
+             dhcpcd always) keeps it running to renew; :opts are passed to it
 
   Attaching again with the same -i and host interface adds the new address to
   the existing interface. A failed attach undoes every step it made.
@@ -51,7 +68,23 @@ ATTACH OPTIONS
   --macvlan-mode bridge|private|vepa|passthru   macvlan mode (default bridge)
   --no-announce     do not send gratuitous ARP / unsolicited neighbour advertisement
   --no-dad          add IPv6 addresses without duplicate address detection
-  --timeout SECS    wait at most this long for a container to be running (default 30)
+  --timeout SECS    wait at most this long for a container to be running and for
+                    a DHCP lease or SLAAC address (default 30)
+  --dns             write the lease's name servers and search domains into the
+                    guest's resolv.conf (a container's own, or /etc/netns/<name>/
+                    for a named netns); never the host's
+  --slaac           accept router advertisements on the interface and wait for
+                    an autoconfigured IPv6 address
+
+OPEN VSWITCH OPTIONS (only with an OVS bridge)
+  @<vlan>               access port in that VLAN (the original grammar)
+  --trunk LIST          trunk port carrying LIST: 10,20-30 (or all)
+  --native-vlan VID     untagged frames of the guest belong to VID (with --trunk:
+                        the other VLANs stay tagged)
+  --native-tagged       with --native-vlan: VID leaves the port tagged too
+  --port-security       OpenFlow flows let only the guest's own MAC and addresses
+                        (ARP and IPv6 ND included) in; spoofed frames are dropped
+  --datapath-type TYPE  datapath of a bridge pipework creates (system, netdev)
 
 VF OPTIONS (with --vf; set through the PF, restored by detach)
   --vf N|auto       VF index, or the first VF whose netdev is free on the host
@@ -73,14 +106,23 @@ OTHER COMMANDS
   pipework detach <guest> [-i IF]   remove what attach created, restore the
                                     previous default route
   pipework inspect <guest>          the guest's attachments as JSON
-  pipework list [--json]            every attachment pipework remembers
-  pipework gc                       clean up after guests that are gone
+  pipework list [--json]            every attachment pipework remembers, and each
+                                    DHCP lease with its state and expiry
+  pipework gc                       clean up after guests that are gone (and end
+                                    compatible-mode DHCP clients whose guest is
+                                    gone, and remove OVS ports pipework owns
+                                    whose interface is gone)
+  pipework daemon [--idle-exit SECS] keep DHCP leases (one per host; control socket
+                                    <state-dir>/daemon.sock, root only)
   pipework demo                     two throwaway namespaces on a new bridge,
                                     a ping, their JSON, then everything removed
 
 GLOBAL OPTIONS
   --state-dir DIR   where attachments are recorded (default /run/pipework,
                     or PIPEWORK_STATE_DIR)
+  --ovsdb ADDR      OVSDB server: unix:PATH or tcp:HOST:PORT (default
+                    unix:/var/run/openvswitch/db.sock, or PIPEWORK_OVSDB);
+                    OpenFlow sockets are in PIPEWORK_OVS_RUNDIR (or OVS_RUNDIR)
   -v, -vv           more detail on standard error
   --json            machine-readable output (attach, list)
   -h, --help        this text;  -V, --version

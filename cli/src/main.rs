@@ -1,6 +1,7 @@
 //! The `pipework` binary: parse, run, print. All the work is in the core and
 //! the drivers.
 
+mod cni;
 mod commands;
 mod demo;
 mod grammar;
@@ -12,6 +13,12 @@ use std::process::ExitCode;
 use pipework_core::settings::Settings;
 
 fn main() -> ExitCode {
+    // Invoked by a container runtime as a CNI plugin.
+    if let Some(cmd) = std::env::var("CNI_COMMAND").ok().filter(|c| !c.is_empty()) {
+        init_logging(0);
+        pipework_core::interrupt::install();
+        return cni::run(&cmd);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let inv = match grammar::parse(&args) {
         Ok(i) => i,
@@ -20,10 +27,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The daemon's log is where lease events (bound, renewed, released) go.
+    if matches!(inv.command, grammar::Command::Daemon { .. })
+        && inv.global.verbose == 0
+        && std::env::var_os("PIPEWORK_LOG").is_none()
+    {
+        // Still one thread: nothing else reads the environment yet.
+        std::env::set_var("PIPEWORK_LOG", "info");
+    }
     init_logging(inv.global.verbose);
+    pipework_core::interrupt::install();
     let mut settings = Settings::from_env();
     if let Some(d) = &inv.global.state_dir {
         settings.state_dir = d.clone();
+    }
+    if let Some(o) = &inv.global.ovsdb {
+        settings.ovsdb = o.clone();
     }
     // One thread: an attach is a short sequence of requests, and a
     // single-threaded runtime starts faster.
@@ -51,17 +70,34 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(verbose: u8) {
+    let env = std::env::var("PIPEWORK_LOG").ok().filter(|v| !v.is_empty());
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if verbose == 0 && env.is_none() {
+        // The common case: warnings only, without building a directive filter.
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_writer(std::io::stderr)
+            .with_target(false)
+            .with_ansi(ansi)
+            .without_time()
+            .init();
+        return;
+    }
     let level = match verbose {
-        0 => "warn",
-        1 => "info,pipework_core=debug,pipework_drivers=debug",
-        _ => "debug",
+        0 | 1 => "info,pipework_core=debug,pipework_drivers=debug",
+        // Trace shows each step as it is reached, with the time since start.
+        _ => "debug,pipework_core=trace,pipework_drivers=trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PIPEWORK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
+    let filter = tracing_subscriber::EnvFilter::new(env.as_deref().unwrap_or(level));
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(verbose > 0)
-        .without_time()
-        .init();
+        .with_target(true)
+        .with_ansi(ansi);
+    if verbose > 1 {
+        fmt.with_timer(tracing_subscriber::fmt::time::uptime())
+            .init();
+    } else {
+        fmt.without_time().init();
+    }
 }

@@ -7,17 +7,19 @@ use std::time::Duration;
 
 use tracing::{debug, warn};
 
+use crate::announce::Announcer;
+use crate::dhcp::resolv::ResolvTarget;
 use crate::driver::{AttachContext, Driver, DriverKind, DriverSet, Plugged};
 use crate::error::{Context, Error, ErrorKind, Result};
 use crate::guest::{Guest, ResolveOptions};
 use crate::journal::{Journal, UndoContext, UndoMode};
-use crate::model::{AddressMode, AttachRequest, Family, IfName, MacAddr, StaticAddress};
+use crate::model::{AttachRequest, Family, IfName, MacAddr, StaticAddress};
 use crate::netlink::{Link, LinkChange, Netlink, RouteSpec};
 use crate::netns::Netns;
 use crate::probe::{self, ProbeFlags};
 use crate::settings::Settings;
 use crate::state::{now_secs, AttachmentRecord, StateDir, RECORD_VERSION};
-use crate::{announce, fault, hostname, ops, wait};
+use crate::{dhcp, fault, hostname, ops, slaac, wait};
 
 /// How long an attach waits for IPv6 duplicate address detection.
 const DAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -37,12 +39,6 @@ pub async fn attach(
     drivers: &dyn DriverSet,
     settings: &Settings,
 ) -> Result<AttachmentRecord> {
-    if let AddressMode::Dhcp(d) = &req.address {
-        return Err(Error::usage(format!(
-            "DHCP ({:?} client) is not supported yet: use a static address or 0/0",
-            d.client
-        )));
-    }
     let guest = Guest::resolve(
         &req.guest,
         &ResolveOptions {
@@ -65,9 +61,22 @@ pub async fn attach_to(
     let _guest_lock = state.lock_guest(guest.info.netns).await?;
     let host_ns = Netns::current().step("open host namespace")?;
     let host = Netlink::connect_here("host").step("open netlink")?;
-    let guest_nl = Netlink::connect_in(&guest.netns, guest.name())
-        .await
-        .step("open netlink in the guest")?;
+    // The packet socket for the announcement is opened in the same trip into
+    // the guest as its netlink socket: one thread, one setns.
+    let announce = req.options.announce && !req.address.statics().is_empty();
+    let (guest_nl, announcer) = Netlink::connect_in_with(&guest.netns, guest.name(), move || {
+        announce.then(Announcer::open)
+    })
+    .await
+    .step("open netlink in the guest")?;
+    let announcer = match announcer {
+        Some(Ok(a)) => Some(a),
+        Some(Err(e)) => {
+            warn!("no gratuitous ARP / unsolicited NA: cannot open a packet socket: {e}");
+            None
+        }
+        None => None,
+    };
 
     let run = async {
         let facts = probe::gather(&host, &req.host, drivers, settings)
@@ -75,6 +84,13 @@ pub async fn attach_to(
             .step("probe host interface")?;
         let kind = probe::decide(&facts, probe_flags(req)).map_err(Error::usage)?;
         req.options.hw.applies_to(kind).map_err(Error::usage)?;
+        if kind != DriverKind::Ovs && req.options.ovs.any() {
+            return Err(Error::usage(format!(
+                "{} apply only to Open vSwitch bridges, and {} is handled by the {kind} driver",
+                req.options.ovs.flags().join(", "),
+                facts.name
+            )));
+        }
         let driver = drivers.get(kind).ok_or_else(|| {
             Error::usage(format!("the {kind} driver is not available in this build"))
         })?;
@@ -82,15 +98,18 @@ pub async fn attach_to(
             Some(n) => n.clone(),
             None => driver.default_guest_ifname().parse()?,
         };
+        let resolv = dhcp::attach::validate(req, guest)?;
         let job = Job {
             req,
             guest,
+            resolv,
             host: &host,
             guest_nl: &guest_nl,
             host_ns: &host_ns,
             drivers,
             settings,
             state: &state,
+            announcer: announcer.as_ref(),
         };
         job.run(driver, kind, &facts.name, facts.link.as_ref(), &ifname)
             .await
@@ -104,12 +123,15 @@ pub async fn attach_to(
 struct Job<'a> {
     req: &'a AttachRequest,
     guest: &'a Guest,
+    /// Where `--dns` writes the lease's name servers.
+    resolv: Option<ResolvTarget>,
     host: &'a Netlink,
     guest_nl: &'a Netlink,
     host_ns: &'a Netns,
     drivers: &'a dyn DriverSet,
     settings: &'a Settings,
     state: &'a StateDir,
+    announcer: Option<&'a Announcer>,
 }
 
 impl Job<'_> {
@@ -188,10 +210,21 @@ impl Job<'_> {
         let mut plugged = driver.create(ctx, journal).await?;
         fault::point("link-created")?;
 
-        // One RTM_SETLINK: final name (and MAC) while the link is still down.
+        // One RTM_SETLINK: final name (and MAC), then up; the kernel applies
+        // the name before the flags, so renaming a down link and bringing it
+        // up is a single request.
+        // With --slaac the link comes up only once it accepts router
+        // advertisements (below), so that its first solicitation counts.
+        let slaac = self.req.options.slaac;
         let mut change = LinkChange::new(plugged.guest_ifindex)
             .name(ctx.guest_ifname.as_str())
-            .describe(format!("rename {} to {}", ctx.temp_name, ctx.guest_ifname));
+            .describe(format!(
+                "rename {} to {} and set it up",
+                ctx.temp_name, ctx.guest_ifname
+            ));
+        if !slaac {
+            change = change.up();
+        }
         if plugged.needs_mac {
             change = change.mac(ctx.mac);
         }
@@ -202,10 +235,51 @@ impl Job<'_> {
         fault::point("link-configured")?;
 
         let statics = self.req.address.statics();
-        let mac = self
-            .configure(plugged.guest_ifindex, statics, journal)
+        if slaac {
+            slaac::enable(&self.guest.netns, ctx.guest_ifname.as_str()).await?;
+            self.guest_nl
+                .change_link(
+                    LinkChange::new(plugged.guest_ifindex)
+                        .up()
+                        .describe("set guest link up"),
+                )
+                .await
+                .step("set guest link up")?;
+        }
+        let link = self
+            .configure(plugged.guest_ifindex, statics, plugged.own_mac, journal)
             .await?;
-        let mac = if plugged.needs_mac { ctx.mac } else { mac };
+        let mac = match link.and_then(|l| l.mac) {
+            Some(m) if plugged.own_mac => m,
+            _ => ctx.mac,
+        };
+
+        let link = dhcp::attach::Link {
+            req: self.req,
+            guest: self.guest,
+            guest_nl: self.guest_nl,
+            ifname: ctx.guest_ifname.as_str(),
+            ifindex: plugged.guest_ifindex,
+            mac,
+            resolv: self.resolv.clone(),
+            settings: self.settings,
+        };
+        let (leases, mut dynamic) = dhcp::attach::run(&link, journal).await?;
+        if slaac {
+            let known: Vec<_> = statics
+                .iter()
+                .map(|a| a.address)
+                .chain(dynamic.clone())
+                .collect();
+            let auto = slaac::wait(
+                self.guest_nl,
+                plugged.guest_ifindex,
+                &known,
+                self.req.options.timeout,
+            )
+            .await?;
+            dynamic.extend(auto);
+        }
 
         driver.after_up(ctx, &mut plugged, journal).await?;
         self.announce(plugged.guest_ifindex, mac, statics).await?;
@@ -214,16 +288,26 @@ impl Job<'_> {
         if !self.guest.is_alive() {
             return Err(Error::failed("the guest exited during the attach").context("step commit"));
         }
-        Ok(self.record(kind, ctx, &plugged, mac, journal))
+        let mut rec = self.record(kind, ctx, &plugged, mac, journal);
+        rec.addresses.extend(dynamic);
+        if !leases.is_empty() {
+            rec.details.insert(
+                "dhcp".into(),
+                serde_json::to_value(&leases).unwrap_or_default(),
+            );
+        }
+        Ok(rec)
     }
 
-    /// Addresses, link up, routes, DAD. Returns the link's MAC as the kernel has it.
+    /// Addresses, routes, DAD. Reads the link back only when something
+    /// depends on it (IPv6 DAD needs carrier; `read_back` for its own MAC).
     async fn configure(
         &self,
         ifindex: u32,
         statics: &[StaticAddress],
+        read_back: bool,
         journal: &mut Journal,
-    ) -> Result<MacAddr> {
+    ) -> Result<Option<Link>> {
         let nodad = self.req.options.skip_dad;
         for a in statics {
             ops::add_guest_address(self.guest_nl, ifindex, &a.address, nodad, journal)
@@ -231,24 +315,24 @@ impl Job<'_> {
                 .map_err(|e| e.context(format!("step add address {}", a.address)))?;
         }
         fault::point("address-added")?;
-        self.guest_nl
-            .change_link(LinkChange::new(ifindex).up().describe("set guest link up"))
-            .await
-            .step("set guest link up")?;
         fault::point("link-up")?;
         self.routes(ifindex, statics, journal).await?;
         fault::point("routes-added")?;
-        let link = self
-            .guest_nl
-            .link_by_index(ifindex)
-            .await?
-            .ok_or_else(|| Error::failed("the guest link vanished").context("step set up"))?;
         let v6: Vec<IpAddr> = statics
             .iter()
             .map(|a| a.address.addr())
             .filter(IpAddr::is_ipv6)
             .collect();
-        if !v6.is_empty() && !nodad {
+        let dad = !v6.is_empty() && !nodad;
+        if !dad && !read_back {
+            return Ok(None);
+        }
+        let link = self
+            .guest_nl
+            .link_by_index(ifindex)
+            .await?
+            .ok_or_else(|| Error::failed("the guest link vanished").context("step set up"))?;
+        if dad {
             if link.carrier {
                 wait::wait_dad(self.guest_nl, ifindex, &v6, DAD_TIMEOUT)
                     .await
@@ -257,7 +341,7 @@ impl Job<'_> {
                 warn!("{} has no carrier yet: not waiting for IPv6 DAD", link.name);
             }
         }
-        Ok(link.mac.unwrap_or(MacAddr([0; 6])))
+        Ok(Some(link))
     }
 
     async fn routes(
@@ -282,9 +366,9 @@ impl Job<'_> {
     }
 
     async fn announce(&self, ifindex: u32, mac: MacAddr, statics: &[StaticAddress]) -> Result<()> {
-        if self.req.options.announce && !statics.is_empty() {
+        if let Some(a) = self.announcer {
             let addrs: Vec<IpAddr> = statics.iter().map(|a| a.address.addr()).collect();
-            if let Err(e) = announce::announce(&self.guest.netns, ifindex, mac, &addrs).await {
+            if let Err(e) = a.send(ifindex, mac, &addrs) {
                 // Neighbours learn the address on first use anyway.
                 warn!("gratuitous ARP / unsolicited NA not sent: {e}");
             }
@@ -317,6 +401,7 @@ impl Job<'_> {
             gateways: statics.iter().filter_map(|a| a.gateway).collect(),
             created_at: now_secs(),
             details: p.details.clone(),
+            labels: self.req.labels.clone(),
             journal: journal.clone(),
         }
     }
@@ -372,6 +457,10 @@ impl Job<'_> {
                 .collect();
             if !v6.is_empty() && !nodad && link.carrier {
                 wait::wait_dad(self.guest_nl, link.index, &v6, DAD_TIMEOUT).await?;
+            }
+            if let Some(d) = self.drivers.get(rec.driver) {
+                d.extend(self.req, &rec, statics, self.settings, &mut journal)
+                    .await?;
             }
             self.announce(link.index, rec.mac, statics).await?;
             fault::point("before-commit")?;

@@ -30,27 +30,19 @@ pub async fn detach(
             .await
             .map_err(|e| e.context(format!("guest {}", guest.name()))),
         Err(resolve_err) => {
-            let recs: Vec<AttachmentRecord> = state
-                .all()?
-                .into_iter()
-                .filter(|r| names_guest(&r.guest, guest_ref))
-                .filter(|r| ifname.is_none_or(|i| i.as_str() == r.interface))
-                .collect();
-            if recs.is_empty() {
+            let done = detach_matching(
+                |r| {
+                    names_guest(&r.guest, guest_ref)
+                        && ifname.is_none_or(|i| i.as_str() == r.interface)
+                },
+                drivers,
+                settings,
+            )
+            .await?;
+            if done.is_empty() {
                 return Err(resolve_err);
             }
-            let host_ns = Netns::current().step("open host namespace")?;
-            let host = Netlink::connect_here("host").step("open netlink")?;
-            let ctx = UndoContext {
-                host: &host,
-                guest: None,
-                host_ns: &host_ns,
-                drivers,
-                state: &state,
-                settings,
-                mode: UndoMode::Detach,
-            };
-            undo_records(&ctx, &state, recs).await
+            Ok(done)
         }
     }
 }
@@ -87,34 +79,68 @@ async fn detach_live(
             None => "pipework has no attachment on this guest".to_string(),
         }));
     }
-    let host_ns = Netns::current().step("open host namespace")?;
-    let host = Netlink::connect_here("host").step("open netlink")?;
+    let hs = HostSide::open(state.clone())?;
     let guest_nl = Netlink::connect_in(&guest.netns, guest.name())
         .await
         .step("open netlink in the guest")?;
     let mut done = Vec::new();
     let mut errors = Vec::new();
     for rec in recs {
-        // A recycled namespace inode must not let us touch a stranger's link.
-        let ours = matches!(guest_nl.link_by_index(rec.ifindex).await?,
-            Some(l) if l.name == rec.interface);
-        let ctx = UndoContext {
-            host: &host,
-            guest: ours.then_some(&guest_nl),
-            host_ns: &host_ns,
-            drivers,
-            state,
-            settings,
-            mode: UndoMode::Detach,
-        };
-        match undo_records(&ctx, state, vec![rec]).await {
-            Ok(mut v) => done.append(&mut v),
+        match hs.undo(rec, Some(&guest_nl), drivers, settings).await {
+            Ok(r) => done.push(r),
             Err(e) => errors.push(e),
         }
     }
     match errors.into_iter().next() {
         Some(e) => Err(e),
         None => Ok(done),
+    }
+}
+
+/// The host end of every undo: state, host namespace, host netlink.
+struct HostSide {
+    state: StateDir,
+    host_ns: Netns,
+    host: Netlink,
+}
+
+impl HostSide {
+    fn open(state: StateDir) -> Result<HostSide> {
+        Ok(HostSide {
+            state,
+            host_ns: Netns::current().step("open host namespace")?,
+            host: Netlink::connect_here("host").step("open netlink")?,
+        })
+    }
+
+    /// Undoes one record. `guest` is the guest's netlink when its namespace
+    /// is alive; it is used only if the record's link is still there under
+    /// its name, so a recycled namespace inode cannot make us touch a
+    /// stranger's link.
+    async fn undo(
+        &self,
+        rec: AttachmentRecord,
+        guest: Option<&Netlink>,
+        drivers: &dyn DriverSet,
+        settings: &Settings,
+    ) -> Result<AttachmentRecord> {
+        let mut ours = None;
+        if let Some(g) = guest {
+            if matches!(g.link_by_index(rec.ifindex).await?, Some(l) if l.name == rec.interface) {
+                ours = Some(g);
+            }
+        }
+        let ctx = UndoContext {
+            host: &self.host,
+            guest: ours,
+            host_ns: &self.host_ns,
+            drivers,
+            state: &self.state,
+            settings,
+            mode: UndoMode::Detach,
+        };
+        let mut done = undo_records(&ctx, &self.state, vec![rec]).await?;
+        Ok(done.remove(0))
     }
 }
 
@@ -174,15 +200,54 @@ fn names_guest(g: &GuestInfo, r: &GuestRef) -> bool {
 
 /// Whether the namespace a record describes still exists.
 pub fn guest_alive(g: &GuestInfo) -> bool {
+    reopen(g).is_some()
+}
+
+/// The namespace a record describes, if it still exists (same inode).
+pub fn reopen(g: &GuestInfo) -> Option<Netns> {
     let path = match (&g.reference, g.pid) {
         (_, Some(pid)) => format!("/proc/{pid}/ns/net"),
         (GuestRef::Path(p), None) => p.display().to_string(),
         (GuestRef::Netns(n), None) | (GuestRef::Auto(n), None) => {
             format!("{}/{n}", crate::guest::NETNS_RUN_DIR)
         }
-        _ => return false,
+        _ => return None,
     };
-    Netns::open(std::path::Path::new(&path)).is_ok_and(|ns| ns.id() == g.netns)
+    Netns::open(std::path::Path::new(&path))
+        .ok()
+        .filter(|ns| ns.id() == g.netns)
+}
+
+/// Detaches every record `select` picks, guest alive or gone: the way for
+/// callers that know an attachment by its record rather than by a guest
+/// reference (CNI DEL by container ID and interface, the reconciler).
+pub async fn detach_matching(
+    select: impl Fn(&AttachmentRecord) -> bool,
+    drivers: &dyn DriverSet,
+    settings: &Settings,
+) -> Result<Vec<AttachmentRecord>> {
+    let hs = HostSide::open(StateDir::open(&settings.state_dir)?)?;
+    let mut done = Vec::new();
+    let mut errors = Vec::new();
+    for rec in hs.state.all()?.into_iter().filter(|r| select(r)) {
+        let _lock = hs.state.lock_guest(rec.guest.netns).await?;
+        let guest_nl = match reopen(&rec.guest) {
+            Some(ns) => Some(
+                Netlink::connect_in(&ns, &rec.guest.name)
+                    .await
+                    .step("open netlink in the guest")?,
+            ),
+            None => None,
+        };
+        match hs.undo(rec, guest_nl.as_ref(), drivers, settings).await {
+            Ok(r) => done.push(r),
+            Err(e) => errors.push(e),
+        }
+    }
+    match errors.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(done),
+    }
 }
 
 /// What `gc` removed.
@@ -191,38 +256,33 @@ pub struct Collected {
     pub records: Vec<AttachmentRecord>,
     /// Objects the drivers removed on their own account.
     pub driver_objects: Vec<String>,
+    /// Compatible-mode DHCP clients ended because their guest is gone.
+    pub clients: Vec<String>,
 }
 
 /// Cleans up after guests that are gone: their host-side leftovers (veths
 /// already died with the namespace; OVS rows, flows, owned bridges did not)
 /// and their records, then whatever the drivers find orphaned.
 pub async fn gc(drivers: &dyn DriverSet, settings: &Settings) -> Result<Collected> {
-    let state = StateDir::open(&settings.state_dir)?;
-    let host_ns = Netns::current().step("open host namespace")?;
-    let host = Netlink::connect_here("host").step("open netlink")?;
-    let ctx = UndoContext {
-        host: &host,
-        guest: None,
-        host_ns: &host_ns,
-        drivers,
-        state: &state,
-        settings,
-        mode: UndoMode::Detach,
-    };
+    let hs = HostSide::open(StateDir::open(&settings.state_dir)?)?;
     let mut collected = Vec::new();
-    for rec in state.all()? {
+    for rec in hs.state.all()? {
         if guest_alive(&rec.guest) {
             continue;
         }
-        let _lock = state.lock_guest(rec.guest.netns).await?;
-        match undo_records(&ctx, &state, vec![rec]).await {
-            Ok(mut v) => collected.append(&mut v),
+        let _lock = hs.state.lock_guest(rec.guest.netns).await?;
+        match hs.undo(rec, None, drivers, settings).await {
+            Ok(r) => collected.push(r),
             Err(e) => warn!("gc: {e}"),
         }
     }
     let driver_objects = drivers.gc(settings).await?;
+    // Clients whose record is gone (an attach killed half-way) or that
+    // outlived it.
+    let clients = crate::dhcp::compat::gc(settings);
     Ok(Collected {
         records: collected,
         driver_objects,
+        clients,
     })
 }

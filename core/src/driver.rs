@@ -12,10 +12,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::Result;
 use crate::guest::Guest;
 use crate::journal::{Journal, UndoContext};
-use crate::model::{AttachRequest, IfName, MacAddr};
+use crate::model::{AttachRequest, IfName, MacAddr, StaticAddress};
 use crate::netlink::{Link, Netlink};
 use crate::settings::Settings;
-use crate::state::StateDir;
+use crate::state::{AttachmentRecord, StateDir};
 
 /// The seven drivers of the design.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -94,9 +94,12 @@ pub struct AttachContext<'a> {
 pub struct Plugged {
     /// The guest link's index in the guest namespace (under `temp_name`).
     pub guest_ifindex: u32,
-    /// False when the driver already gave the link its final name and MAC
-    /// (a moved physical NIC keeps the MAC it has).
+    /// The orchestrator must set `ctx.mac` on the link (the driver could not
+    /// set it at creation).
     pub needs_mac: bool,
+    /// The link keeps a MAC of its own rather than `ctx.mac` (a moved NIC, a
+    /// passthru macvlan): the orchestrator reads it back for the record.
+    pub own_mac: bool,
     /// Host-side peer (veth end) name, if any.
     pub host_peer: Option<String>,
     /// The bridge the peer is a port of, if any.
@@ -132,6 +135,21 @@ pub trait Driver: Send + Sync {
         &self,
         _ctx: &AttachContext<'_>,
         _plugged: &mut Plugged,
+        _journal: &mut Journal,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Runs when a later attach adds `added` to an interface this driver
+    /// made (`rec`), before the announcement, so that host-side filters
+    /// (OVS port security) let the new addresses through. Every change goes
+    /// into `journal`, which is undone if the extension fails.
+    async fn extend(
+        &self,
+        _req: &AttachRequest,
+        _rec: &AttachmentRecord,
+        _added: &[StaticAddress],
+        _settings: &Settings,
         _journal: &mut Journal,
     ) -> Result<()> {
         Ok(())

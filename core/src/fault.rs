@@ -1,4 +1,5 @@
-//! Test-only fault injection at named steps of an attach.
+//! The named steps of an attach: where a signal stops it (see
+//! `interrupt.rs`) and, in test builds, where faults are injected.
 //!
 //! Built only with the `fault-injection` feature, which the test suite enables
 //! and installed binaries do not. Two environment variables drive it:
@@ -13,11 +14,15 @@ use crate::error::Result;
 pub const POINTS: &[&str] = &[
     "validated",
     "bridge-ready",
+    "ovs-bridge-read",
+    "ovs-port-added",
     "link-created",
     "link-configured",
     "address-added",
     "routes-added",
     "link-up",
+    "ovs-flows-added",
+    "dhcp-bound",
     "announced",
     "before-commit",
 ];
@@ -26,6 +31,7 @@ pub const POINTS: &[&str] = &[
 #[cfg(feature = "fault-injection")]
 pub fn point(name: &str) -> Result<()> {
     debug_assert!(POINTS.contains(&name), "unknown fault point {name}");
+    tracing::trace!(point = name, "reached");
     if let Ok(hook) = std::env::var("PIPEWORK_FAULT_HOOK") {
         if let Some((p, cmd)) = hook.split_once(':') {
             if p == name {
@@ -41,11 +47,13 @@ pub fn point(name: &str) -> Result<()> {
             "injected fault at {name}"
         )));
     }
-    Ok(())
+    crate::interrupt::check()
 }
 
+/// In normal builds a point only shows in `-vv` output, with its time.
 #[cfg(not(feature = "fault-injection"))]
 #[inline(always)]
-pub fn point(_name: &str) -> Result<()> {
-    Ok(())
+pub fn point(name: &str) -> Result<()> {
+    tracing::trace!(point = name, "reached");
+    crate::interrupt::check()
 }

@@ -4,7 +4,8 @@
 use serde_json::{json, Value};
 
 use crate::detach::guest_alive;
-use crate::error::{Context, Error, Result};
+use crate::dhcp::store::LeaseFile;
+use crate::error::{Context, Result};
 use crate::guest::{Guest, ResolveOptions};
 use crate::model::GuestRef;
 use crate::netlink::Netlink;
@@ -27,6 +28,9 @@ fn interface_json(r: &AttachmentRecord, live: Option<Value>) -> Value {
     });
     if !r.details.is_empty() {
         v["details"] = Value::Object(r.details.clone());
+    }
+    if !r.labels.is_empty() {
+        v["labels"] = serde_json::to_value(&r.labels).unwrap_or(Value::Null);
     }
     if let Some(l) = live {
         v["live"] = l;
@@ -51,12 +55,6 @@ pub async fn inspect(guest_ref: &GuestRef, settings: &Settings) -> Result<Value>
 pub async fn inspect_guest(guest: &Guest, settings: &Settings) -> Result<Value> {
     let state = StateDir::open_read(&settings.state_dir);
     let recs = state.guest_records(guest.info.netns)?;
-    if recs.is_empty() {
-        return Err(Error::usage(format!(
-            "guest {}: pipework has no attachment on it",
-            guest.name()
-        )));
-    }
     let nl = Netlink::connect_in(&guest.netns, guest.name())
         .await
         .step("open netlink in the guest")?;
@@ -99,8 +97,9 @@ pub fn list(settings: &Settings) -> Result<Vec<(AttachmentRecord, bool)>> {
         .collect())
 }
 
-/// The JSON form of `list`.
-pub fn list_json(items: &[(AttachmentRecord, bool)]) -> Value {
+/// The JSON form of `list`; each interface with the leases the daemon keeps
+/// for it.
+pub fn list_json(items: &[(AttachmentRecord, bool)], leases: &[LeaseFile]) -> Value {
     Value::Array(
         items
             .iter()
@@ -108,8 +107,28 @@ pub fn list_json(items: &[(AttachmentRecord, bool)]) -> Value {
                 let mut v = interface_json(r, None);
                 v["guest"] = serde_json::to_value(&r.guest).unwrap_or(Value::Null);
                 v["guest_alive"] = Value::Bool(*alive);
+                let mine: Vec<Value> = leases
+                    .iter()
+                    .filter(|f| f.spec.guest.netns == r.guest.netns && f.spec.ifname == r.interface)
+                    .map(lease_json)
+                    .collect();
+                if !mine.is_empty() {
+                    v["leases"] = Value::Array(mine);
+                }
                 v
             })
             .collect(),
     )
+}
+
+fn lease_json(f: &LeaseFile) -> Value {
+    json!({
+        "proto": f.spec.proto,
+        "phase": f.phase,
+        "address": f.lease.as_ref().map(|l| l.address),
+        "server": f.lease.as_ref().map(|l| l.server),
+        "expires_at": f.lease.as_ref().map(|l| l.expires_at()),
+        "renew_at": f.lease.as_ref().map(|l| l.renew_at()),
+        "dropped_packets": f.drops,
+    })
 }

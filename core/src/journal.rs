@@ -9,11 +9,13 @@
 //! journal can be replayed after a crash, a container exit or a second detach.
 
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
+use crate::dhcp::resolv::ResolvTarget;
 use crate::driver::{DriverKind, DriverSet};
 use crate::error::{Context, Error, Result};
 use crate::netlink::{LinkChange, Netlink, NlError, RouteSpec};
@@ -70,6 +72,22 @@ pub enum Step {
         from: String,
         to: String,
     },
+    /// The guest link's MTU was changed (a DHCP lease asked). Undo: put
+    /// the previous one back.
+    GuestMtuChanged { ifindex: u32, previous: u32 },
+    /// The guest's `resolv.conf` was written (`--dns`). Undo: restore what
+    /// it held, or remove the file we created.
+    GuestResolvConfWritten {
+        target: ResolvTarget,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<String>,
+    },
+    /// A lease the daemon keeps for this interface. Undo: ask the daemon to
+    /// release it, which also undoes what the lease configured.
+    DhcpLease { key: String },
+    /// A host DHCP client (a compatible mode) left running in the guest.
+    /// Undo: end it and its private directory.
+    CompatClient { dir: PathBuf },
     /// A change only the named driver knows how to undo.
     Driver {
         driver: DriverKind,
@@ -281,6 +299,31 @@ pub async fn undo(step: &Step, ctx: &UndoContext<'_>) -> Result<()> {
             },
             None => Ok(()),
         },
+        Step::GuestMtuChanged { ifindex, previous } => match ctx.guest {
+            Some(g) => match g.link_by_index(*ifindex).await? {
+                Some(l) if l.mtu != *previous => gone_ok(
+                    g.change_link(
+                        LinkChange::new(*ifindex)
+                            .mtu(*previous)
+                            .describe(format!("restore MTU {previous}")),
+                    )
+                    .await,
+                )
+                .step("undo: restore MTU"),
+                _ => Ok(()),
+            },
+            None => Ok(()),
+        },
+        Step::GuestResolvConfWritten { target, previous } => {
+            crate::dhcp::resolv::restore(target, previous.as_deref())
+                .step("undo: restore the guest's resolv.conf")
+        }
+        Step::DhcpLease { key } => crate::daemon::client::release(ctx.settings, key)
+            .await
+            .map_err(|e| e.context("step undo: release the DHCP lease")),
+        Step::CompatClient { dir } => {
+            crate::dhcp::compat::stop(dir).step("undo: end the DHCP client")
+        }
         Step::Driver { driver, data } => match ctx.drivers.get(*driver) {
             Some(d) => d.undo(data, ctx).await,
             None => Err(Error::failed(format!(

@@ -9,14 +9,18 @@
 
 pub mod announce;
 pub mod attach;
+pub mod daemon;
 pub mod detach;
+pub mod dhcp;
 pub mod docker;
 pub mod driver;
 pub mod error;
 pub mod fault;
+pub mod fdwatch;
 pub mod guest;
 pub mod hostname;
 pub mod inspect;
+pub mod interrupt;
 pub mod journal;
 pub mod model;
 pub mod netlink;
@@ -26,6 +30,7 @@ pub mod probe;
 pub mod random;
 pub mod routing;
 pub mod settings;
+pub mod slaac;
 pub mod state;
 pub mod sysfs;
 pub mod wait;

@@ -87,6 +87,16 @@ pub fn decide(f: &HostFacts, flags: ProbeFlags) -> std::result::Result<DriverKin
             DriverKind::Ovs
         });
     }
+    // ovs-vswitchd removes a deleted bridge's device (a tap with the
+    // userspace datapath, an `openvswitch` device with the kernel's) a moment
+    // after OVSDB forgot the bridge: such a leftover is no NIC to hang a
+    // macvlan on, and attaching to the name makes the bridge again.
+    if name.starts_with("ovs") && (link.is_kind("tun") || link.is_kind("openvswitch")) {
+        if flags.direct_phys || flags.vf {
+            return Err(format!("{name} is an Open vSwitch device"));
+        }
+        return Ok(DriverKind::Ovs);
+    }
     let arphrd = f.arphrd().unwrap_or(link.arphrd);
     if arphrd == ARPHRD_LOOPBACK {
         return Err(format!("{name} is a loopback interface"));
@@ -223,6 +233,7 @@ mod tests {
             alias: None,
             num_vf: None,
             vlan_id: None,
+            bridge_port_state: None,
         }
     }
 
@@ -376,6 +387,23 @@ mod tests {
                 Some(Macvlan),
             ),
             r("lo", Some(link("lo", None, 772)), false, 0, none, None),
+            // A bridge's device that outlives its OVSDB row for a moment.
+            r(
+                "ovsbr0",
+                Some(link("ovsbr0", Some("tun"), 1)),
+                false,
+                0,
+                none,
+                Some(Ovs),
+            ),
+            r(
+                "tap0",
+                Some(link("tap0", Some("tun"), 1)),
+                false,
+                0,
+                none,
+                Some(Macvlan),
+            ),
         ];
         for row in rows {
             let f = HostFacts {

@@ -6,6 +6,13 @@ pub fn fill(buf: &mut [u8]) {
     getrandom::fill(buf).expect("the kernel random source is unavailable");
 }
 
+/// A random 32-bit number (DHCP transaction ids).
+pub fn u32() -> u32 {
+    let mut b = [0u8; 4];
+    fill(&mut b);
+    u32::from_le_bytes(b)
+}
+
 /// `n` lowercase hex characters.
 pub fn hex(n: usize) -> String {
     let mut b = vec![0u8; n.div_ceil(2)];

@@ -57,6 +57,9 @@ pub struct AttachmentRecord {
     pub created_at: u64,
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub details: serde_json::Map<String, serde_json::Value>,
+    /// The request's labels (who made this attachment and why).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
     /// The steps that made this attachment; `detach` undoes them.
     pub journal: Journal,
 }
@@ -110,14 +113,28 @@ impl StateDir {
 
     async fn lock(&self, file: String, exclusive: bool) -> Result<LockGuard> {
         let path = self.root.join("locks").join(&file);
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_err(format!("cannot open lock {}", path.display())))?;
+        // Uncontended is the common case: take it here without a thread.
+        let try_arg = if exclusive {
+            FlockArg::LockExclusiveNonblock
+        } else {
+            FlockArg::LockSharedNonblock
+        };
+        let f = match Flock::lock(f, try_arg) {
+            Ok(lock) => return Ok(LockGuard { _lock: lock }),
+            Err((f, nix::errno::Errno::EWOULDBLOCK)) => f,
+            Err((_, e)) => {
+                return Err(Error::failed(format!("cannot lock {}", path.display()))
+                    .with_source(std::io::Error::from(e)))
+            }
+        };
         tokio::task::spawn_blocking(move || -> Result<LockGuard> {
-            let f = OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .mode(0o600)
-                .open(&path)
-                .map_err(io_err(format!("cannot open lock {}", path.display())))?;
             let arg = if exclusive {
                 FlockArg::LockExclusive
             } else {

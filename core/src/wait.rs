@@ -52,6 +52,7 @@ pub async fn wait_ready(nl: &Netlink, r: &Readiness) -> Result<()> {
     let start = Instant::now();
     let mut pause = Duration::from_millis(10);
     loop {
+        crate::interrupt::check()?;
         let why = not_ready(nl, r).await?;
         let Some(why) = why else { return Ok(()) };
         if let Some(t) = r.timeout {
@@ -78,6 +79,7 @@ pub async fn wait_dad(
     let start = Instant::now();
     let mut pause = Duration::from_millis(20);
     loop {
+        crate::interrupt::check()?;
         let cur = nl.addresses(ifindex).await?;
         let ours: Vec<_> = cur
             .iter()

@@ -2,6 +2,8 @@
 //! `br*` bridge is created, safely when many attaches race to create it.
 //! `@VID` puts the port in that VLAN (see `bridge_vlan.rs`).
 
+use std::time::{Duration, Instant};
+
 use async_trait::async_trait;
 use pipework_core::driver::{AttachContext, Driver, DriverKind, Plugged};
 use pipework_core::error::{Context, Error, Result};
@@ -9,6 +11,7 @@ use pipework_core::journal::{Journal, Step, UndoContext};
 use pipework_core::model::MacAddr;
 use pipework_core::netlink::{Link, Netlink, NewLink};
 use pipework_core::state::StateDir;
+use tracing::warn;
 
 use crate::{bridge_vlan, veth};
 
@@ -49,8 +52,9 @@ impl Driver for LinuxBridge {
             bridge_vlan::set_port_vlan(ctx, &pair.host, v).await?;
         }
         Ok(Plugged {
-            guest_ifindex: pair.guest.index,
+            guest_ifindex: pair.guest_index,
             needs_mac: false,
+            own_mac: false,
             host_peer: Some(pair.host.name),
             bridge: Some(name.to_string()),
             vlan: vid.map(|v| v.get()),
@@ -65,7 +69,50 @@ impl Driver for LinuxBridge {
         }
         Err(Error::failed(format!("unknown bridge journal step {data}")))
     }
+
+    /// Frames sent before the bridge forwards on our port are dropped, and
+    /// the port only starts forwarding once the guest end is up (carrier) and
+    /// the kernel's link watch has run: wait for that before the announcement.
+    async fn after_up(
+        &self,
+        ctx: &AttachContext<'_>,
+        plugged: &mut Plugged,
+        _journal: &mut Journal,
+    ) -> Result<()> {
+        let Some(peer) = plugged.host_peer.as_deref() else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + PORT_FORWARDING_WAIT;
+        let mut pause = Duration::from_micros(200);
+        loop {
+            match ctx.host.link_by_name(peer).await? {
+                Some(l) if l.carrier && l.bridge_port_state == Some(BR_STATE_FORWARDING) => {
+                    return Ok(())
+                }
+                Some(l) if Instant::now() >= deadline => {
+                    warn!(
+                        "bridge port {peer} is not forwarding yet (state {:?}; STP?): announcing anyway",
+                        l.bridge_port_state
+                    );
+                    return Ok(());
+                }
+                Some(_) => {}
+                None => {
+                    return Err(Error::failed(format!("host veth {peer} vanished"))
+                        .context("step wait for bridge port"))
+                }
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(50));
+        }
+    }
 }
+
+/// `BR_STATE_FORWARDING`.
+const BR_STATE_FORWARDING: u8 = 3;
+/// Long enough for link watch; shorter than an STP forward delay, which we do
+/// not sit through (the announcement is then sent anyway, with a warning).
+const PORT_FORWARDING_WAIT: Duration = Duration::from_secs(2);
 
 /// The bridge, created if missing. Returns whether this call created it.
 async fn ensure_bridge(

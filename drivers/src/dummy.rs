@@ -44,6 +44,7 @@ impl Driver for Dummy {
         Ok(Plugged {
             guest_ifindex: link.index,
             needs_mac: true,
+            own_mac: false,
             host_peer: None,
             bridge: None,
             vlan: None,

@@ -95,6 +95,7 @@ impl Driver for Ipoib {
         Ok(Plugged {
             guest_ifindex: link.index,
             needs_mac: false,
+            own_mac: true,
             host_peer: None,
             bridge: None,
             vlan: None,

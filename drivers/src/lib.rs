@@ -1,16 +1,16 @@
 //! pipework's drivers, one module each, and the registry the CLI hands to the
 //! core.
 //!
-//! Implemented: Linux bridge (with VLAN filtering), macvlan (on 802.1Q
-//! sub-interfaces too), dummy, physical NIC (`--direct-phys`), SR-IOV VF,
-//! IPoIB. Open vSwitch is chosen by the same probe and refused with a clear
-//! message until its module lands.
+//! Every kind of the design: Linux bridge (with VLAN filtering), macvlan (on
+//! 802.1Q sub-interfaces too), Open vSwitch, dummy, physical NIC
+//! (`--direct-phys`), SR-IOV VF, IPoIB.
 
 pub mod bridge;
 mod bridge_vlan;
 pub mod dummy;
 pub mod ipoib;
 pub mod macvlan;
+pub mod ovs;
 pub mod phys;
 mod rdma;
 pub mod sriov;
@@ -19,11 +19,14 @@ mod vlan;
 
 use async_trait::async_trait;
 use pipework_core::driver::{Driver, DriverKind, DriverSet};
+use pipework_core::error::Result;
+use pipework_core::settings::Settings;
 
 /// Every driver this build has.
 pub struct Drivers {
     bridge: bridge::LinuxBridge,
     macvlan: macvlan::Macvlan,
+    ovs: ovs::Ovs,
     hw: Hardware,
 }
 
@@ -40,6 +43,7 @@ impl Drivers {
         Drivers {
             bridge: bridge::LinuxBridge,
             macvlan: macvlan::Macvlan,
+            ovs: ovs::Ovs::new(),
             hw: Hardware {
                 dummy: dummy::Dummy,
                 phys: phys::Phys,
@@ -62,11 +66,19 @@ impl DriverSet for Drivers {
         match kind {
             DriverKind::LinuxBridge => Some(&self.bridge),
             DriverKind::Macvlan => Some(&self.macvlan),
+            DriverKind::Ovs => Some(&self.ovs),
             DriverKind::Dummy => Some(&self.hw.dummy),
             DriverKind::Phys => Some(&self.hw.phys),
             DriverKind::SriovVf => Some(&self.hw.sriov),
             DriverKind::Ipoib => Some(&self.hw.ipoib),
-            _ => None,
         }
+    }
+
+    async fn is_ovs_bridge(&self, name: &str, settings: &Settings) -> Result<bool> {
+        self.ovs.is_bridge(name, settings).await
+    }
+
+    async fn gc(&self, settings: &Settings) -> Result<Vec<String>> {
+        self.ovs.gc(settings).await
     }
 }

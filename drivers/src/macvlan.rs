@@ -103,6 +103,7 @@ impl Driver for Macvlan {
         Ok(Plugged {
             guest_ifindex: link.index,
             needs_mac: false,
+            own_mac: !set_mac,
             host_peer: None,
             bridge: None,
             vlan: vid.map(|v| v.get()),

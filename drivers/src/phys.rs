@@ -87,6 +87,7 @@ impl Driver for Phys {
         Ok(Plugged {
             guest_ifindex: link.index,
             needs_mac: explicit,
+            own_mac: !explicit,
             host_peer: None,
             bridge: None,
             vlan: vid.map(|v| v.get()),

@@ -149,6 +149,7 @@ impl Driver for SriovVf {
             // The VF driver takes the MAC the PF pinned; the netdev is told
             // the same one.
             needs_mac: true,
+            own_mac: false,
             host_peer: None,
             bridge: None,
             vlan: vlan.map(|v| v.get()),

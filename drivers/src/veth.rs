@@ -6,12 +6,14 @@ use pipework_core::error::{Context, Error, Result};
 use pipework_core::journal::Journal;
 use pipework_core::model::IfName;
 use pipework_core::netlink::{Link, NewLink};
+
 use pipework_core::{hostname, ops};
 
 /// The created pair.
 pub struct VethPair {
     pub host: Link,
-    pub guest: Link,
+    /// The guest end's index in the guest namespace.
+    pub guest_index: u32,
 }
 
 /// Creates the pair with `mtu`, the host end up and (if `master` is given) a
@@ -41,15 +43,25 @@ pub async fn create(
         }
         match ops::create_host_link(ctx.host, name.as_str(), new, journal).await {
             Ok(host) => {
-                let guest = ctx
-                    .guest_nl
-                    .link_by_name(ctx.temp_name)
-                    .await?
-                    .ok_or_else(|| {
-                        Error::failed(format!("{} did not appear in the guest", ctx.temp_name))
-                    })
-                    .step("create veth")?;
-                return Ok(VethPair { host, guest });
+                // A veth's IFLA_LINK is its peer's index (in the peer's
+                // namespace): no need to look the guest end up.
+                let guest_index = match host.parent {
+                    Some(i) if i != 0 => i,
+                    _ => {
+                        ctx.guest_nl
+                            .link_by_name(ctx.temp_name)
+                            .await?
+                            .ok_or_else(|| {
+                                Error::failed(format!(
+                                    "{} did not appear in the guest",
+                                    ctx.temp_name
+                                ))
+                            })
+                            .step("create veth")?
+                            .index
+                    }
+                };
+                return Ok(VethPair { host, guest_index });
             }
             // Another run took the name between our check and our request.
             Err(e) if e.is(libc::EEXIST) && explicit.is_none() && attempt < 2 => {

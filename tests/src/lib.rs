@@ -13,8 +13,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
 
+pub mod dhcp;
 pub mod hw;
+pub mod lxc;
+pub mod ovs;
 pub mod podman;
+pub mod rawframe;
 pub mod wire;
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -96,6 +100,9 @@ pub struct Sandbox {
     pub state_dir: PathBuf,
     /// Extra environment for pipework runs.
     pub env: Vec<(String, String)>,
+    /// The host's `/etc/resolv.conf` when the test began: it must be
+    /// byte-identical when the test ends.
+    host_resolv: Option<Vec<u8>>,
 }
 
 impl Sandbox {
@@ -114,6 +121,7 @@ impl Sandbox {
             namespaces: Vec::new(),
             state_dir,
             env: Vec::new(),
+            host_resolv: std::fs::read("/etc/resolv.conf").ok(),
         };
         let host = s.host.clone();
         s.add_netns(&host);
@@ -198,6 +206,29 @@ impl Sandbox {
         }
     }
 
+    /// The PID of the sandbox's pipework daemon, if one runs.
+    pub fn daemon_pid(&self) -> Option<i32> {
+        let p: i32 = std::fs::read_to_string(self.state_dir.join("daemon.pid"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        // A killed daemon may linger as a zombie until someone reaps it.
+        let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).ok()?;
+        let state = stat.rsplit(')').next()?.split_whitespace().next()?;
+        (state != "Z").then_some(p)
+    }
+
+    /// Names of the host namespace's links: for comparisons across attaches
+    /// to a bridge with no other port, whose MAC and carrier move as ports
+    /// come and go.
+    pub fn host_link_names(&self) -> Vec<Value> {
+        self.host_links()
+            .into_iter()
+            .map(|l| l["ifname"].clone())
+            .collect()
+    }
+
     /// Pings from one namespace; true on a reply.
     pub fn ping(&self, from: &str, addr: &str) -> bool {
         ping(from, addr)
@@ -206,10 +237,43 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        // Every process in our namespaces goes first (the pipework daemon in
+        // the host, DHCP servers and clients in the guests): a process keeps
+        // its namespace, and its links, alive.
+        for ns in self.namespaces.iter().rev() {
+            kill_netns_processes(ns);
+        }
         for ns in self.namespaces.iter().rev() {
             let _ = Command::new("ip").args(["netns", "del", ns]).status();
+            let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(ns));
         }
         let _ = std::fs::remove_dir_all(&self.state_dir);
+        let now = std::fs::read("/etc/resolv.conf").ok();
+        if !std::thread::panicking() {
+            assert!(
+                now == self.host_resolv,
+                "the host's /etc/resolv.conf changed during the test"
+            );
+        }
+    }
+}
+
+/// Kills every process whose network namespace is `ns`, and waits for them.
+pub fn kill_netns_processes(ns: &str) {
+    for _ in 0..50 {
+        let o = run(Command::new("ip").args(["netns", "pids", ns]));
+        let pids: Vec<i32> = String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        if pids.is_empty() {
+            return;
+        }
+        for p in pids {
+            // SAFETY: kill(2) of a process inside a namespace this test made.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 

@@ -111,6 +111,11 @@ impl Podman {
         id.trim().to_string()
     }
 
+    /// Removes this container on drop too (one created by hand).
+    pub fn track(&mut self, name: &str) {
+        self.containers.push(name.to_string());
+    }
+
     pub fn pid(&self, name: &str) -> u32 {
         must(
             self.podman()

@@ -43,13 +43,15 @@ fn bad_input_exits_2_and_creates_nothing() {
         vec!["nic0", &g, "10.0.0.5/24", "@8001x"],
         vec!["nic0", &g, "10.0.0.5/24", "--macvlan-mode", "sideways"],
         vec!["lo", &g, "10.0.0.5/24"],
-        vec!["brx", &g, "dhcp"],
+        vec!["brx", &g, "dhcp:-x"],
+        vec!["brx", &g, "dhcp,udhcpc"],
+        vec!["brx", &g, "10.0.0.5/24", "--dns"],
+        vec!["brx", &g, "udhcpc", "--dns"],
         vec!["route", &g, "frobnicate"],
         vec!["route", &g, "add", "10.0.0.0/8", "via", "nowhere"],
         vec!["rule", &g, "add", "from", "10.0.0.0/8"],
         vec!["detach"],
         vec!["detach", &g],
-        vec!["inspect", &g],
         vec!["--wait", "--bogus"],
     ];
     for args in cases {
@@ -61,6 +63,9 @@ fn bad_input_exits_2_and_creates_nothing() {
         assert_eq!(s.host_links(), host_before, "{args:?}");
         assert_eq!((links(&g), routes(&g)), guest_before, "{args:?}");
     }
+    // A guest pipework never touched: nothing attached, said as JSON.
+    let v = s.pipework(&["inspect", &g]).ok().json();
+    assert_eq!(v["interfaces"], serde_json::json!([]));
 }
 
 #[test]
@@ -110,10 +115,14 @@ fn help_documents_the_grammar() {
     }
 }
 
+/// Every DHCP form parses; with no server each fails with exit code 1 at
+/// `--timeout`, and leaves no link and no client process behind.
 #[test]
-fn dhcp_forms_parse_and_say_not_supported_yet() {
+fn dhcp_forms_without_a_server_time_out_and_leave_nothing() {
     let mut s = Sandbox::new("dhcpforms");
+    s.ip_host(&["link", "add", "brdh", "type", "bridge"]);
     let g = s.guest("g");
+    let before = s.host_link_names();
     for form in [
         "dhcp",
         "dhcp:-f",
@@ -122,13 +131,13 @@ fn dhcp_forms_parse_and_say_not_supported_yet() {
         "dhclient-f:-v",
         "dhcpcd",
     ] {
-        let r = s.pipework(&["brdh", &g, form]);
-        assert_eq!(r.code, 2, "{form}");
-        assert!(
-            r.stderr.contains("not supported yet"),
-            "{form}: {}",
-            r.stderr
-        );
+        let r = s.pipework(&["brdh", &g, form, "--timeout", "2"]);
+        assert_eq!(r.code, 1, "{form}: {r:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{form}: {}", r.stderr);
+        assert_eq!(s.host_link_names(), before, "{form}");
+        assert!(link(&g, "eth1").is_none(), "{form}");
+        let pids = must(std::process::Command::new("ip").args(["netns", "pids", &g]));
+        assert!(pids.trim().is_empty(), "{form}: left {pids}");
     }
 }
 

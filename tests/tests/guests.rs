@@ -103,3 +103,33 @@ fn a_podman_container_by_name() {
     assert!(link(&s.host, &format!("veth1pl{pid}")).is_none());
     pm.remove(&name);
 }
+
+#[test]
+fn an_lxc_container_by_name() {
+    let mut s = Sandbox::new("lxc");
+    let c = pipework_tests::lxc::Lxc::start(&s.prefix);
+    let pid = c.pid();
+    let b = s.guest("b");
+    // No Docker API here: the bare name falls through to LXC.
+    s.env.push((
+        "DOCKER_HOST".into(),
+        format!("unix://{}/none.sock", s.state_dir.display()),
+    ));
+    s.pipework(&["brlxc", &c.name, "10.73.0.2/24"]).ok();
+    s.pipework(&[
+        "brlxc",
+        "-i",
+        "eth2",
+        &format!("lxc:{}", c.name),
+        "10.73.1.2/24",
+    ])
+    .ok();
+    s.pipework(&["brlxc", &b, "10.73.0.3/24"]).ok();
+    assert!(ip_pid(pid, &["-br", "addr", "show", "eth1"]).contains("10.73.0.2/24"));
+    assert!(ping(&b, "10.73.0.2"));
+    let v = s.pipework(&["inspect", &c.name]).ok().json();
+    assert_eq!(v["guest"]["kind"], "lxc");
+    assert_eq!(v["guest"]["pid"], pid);
+    s.pipework(&["detach", &c.name]).ok();
+    assert!(link(&s.host, &format!("veth1pl{pid}")).is_none());
+}

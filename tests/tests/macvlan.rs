@@ -86,3 +86,44 @@ fn a_down_parent_is_brought_up_and_put_back_down_on_failure() {
         .iter()
         .any(|f| f == "UP"));
 }
+
+#[test]
+fn the_host_interface_by_mac() {
+    let mut s = Sandbox::new("bymac");
+    s.fake_nic("nic5");
+    s.ip_host(&["link", "set", "nic5", "address", "02:aa:bb:cc:dd:05"]);
+    // A macvlan on the host shares the MAC: it must not make the match ambiguous.
+    s.ip_host(&[
+        "link",
+        "add",
+        "mvh",
+        "link",
+        "nic5",
+        "address",
+        "02:aa:bb:cc:dd:05",
+        "type",
+        "macvlan",
+    ]);
+    let a = s.guest("a");
+    s.pipework(&["mac:02:AA:BB:CC:DD:05", &a, "10.65.0.2/24"])
+        .ok();
+    let e = link(&a, "eth1").unwrap();
+    assert_eq!(e["linkinfo"]["info_kind"], "macvlan");
+    let v = s.pipework(&["inspect", &a]).ok().json();
+    assert_eq!(v["interfaces"][0]["host_interface"], "nic5");
+    // Two unrelated interfaces with one MAC: refused, nothing created.
+    s.fake_nic("nic6");
+    s.fake_nic("nic7");
+    s.ip_host(&["link", "set", "nic6", "address", "02:aa:bb:cc:dd:06"]);
+    s.ip_host(&["link", "set", "nic7", "address", "02:aa:bb:cc:dd:06"]);
+    let before = s.host_links();
+    let b = s.guest("b");
+    let r = s.pipework(&["mac:02:aa:bb:cc:dd:06", &b, "10.65.0.3/24"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("ambiguous") && r.stderr.contains("nic6") && r.stderr.contains("nic7"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(s.host_links(), before);
+}

@@ -188,3 +188,27 @@ fn a_gateway_the_kernel_refuses() {
     assert_eq!(s.host_links(), host_before);
     assert_eq!((links(&g), routes(&g)), guest_before);
 }
+
+#[test]
+fn an_interrupted_attach_is_undone() {
+    let mut s = Sandbox::new("rbsignal");
+    let g = guest_with_default_route(&mut s, "g");
+    let host_before = s.host_links();
+    let guest_before = (links(&g), routes(&g));
+    for sig in ["INT", "TERM"] {
+        // The hook's shell is a child of pipework: $PPID is pipework itself.
+        let hook = format!("link-up:kill -{sig} $PPID");
+        let r = s.pipework_env(
+            &["brsig", &g, "10.86.0.2/24@10.86.0.1"],
+            &[("PIPEWORK_FAULT_HOOK", &hook)],
+        );
+        assert_eq!(r.code, 1, "{sig}: {r:?}");
+        assert!(
+            r.stderr.contains("interrupted by signal"),
+            "{sig}: {}",
+            r.stderr
+        );
+        assert_eq!(s.host_links(), host_before, "{sig}");
+        assert_eq!((links(&g), routes(&g)), guest_before, "{sig}");
+    }
+}

@@ -226,6 +226,46 @@ impl Guest {
         }
     }
 
+    /// A guest from parts already held (the daemon receives the namespace
+    /// and pidfd over its socket).
+    pub fn from_parts(info: GuestInfo, netns: Netns, process: Option<Process>) -> Guest {
+        Guest {
+            info,
+            netns,
+            process,
+        }
+    }
+
+    /// Opens a recorded guest again, if it is still the same one: same
+    /// namespace inode, and for a process, that process still alive.
+    pub fn reopen(info: &GuestInfo) -> Result<Guest> {
+        let gone = |why: String| Error::failed(format!("guest {} is gone: {why}", info.name));
+        let (netns, process) = match (&info.reference, info.pid) {
+            (_, Some(pid)) => {
+                let (p, ns) = Process::open_with_netns(pid).map_err(|e| gone(e.to_string()))?;
+                (ns, Some(p))
+            }
+            (GuestRef::Path(p), None) => (Netns::open(p).map_err(|e| gone(e.to_string()))?, None),
+            (GuestRef::Netns(n) | GuestRef::Auto(n), None) => (
+                Netns::open(&Path::new(NETNS_RUN_DIR).join(n)).map_err(|e| gone(e.to_string()))?,
+                None,
+            ),
+            _ => return Err(gone("no way to find it again".into())),
+        };
+        if netns.id() != info.netns {
+            return Err(gone("its namespace was replaced".into()));
+        }
+        Ok(Guest {
+            info: info.clone(),
+            netns,
+            process,
+        })
+    }
+
+    pub fn process(&self) -> Option<&Process> {
+        self.process.as_ref()
+    }
+
     /// False once the guest's process has exited. Namespaces without a
     /// process (bind mounts) are alive while we hold them.
     pub fn is_alive(&self) -> bool {

@@ -41,6 +41,17 @@ impl Process {
         Ok((p, netns))
     }
 
+    /// Wraps a pidfd received from elsewhere (the daemon gets it from the
+    /// attach over its socket).
+    pub fn from_pidfd(pid: u32, pidfd: OwnedFd) -> Process {
+        Process { pid, pidfd }
+    }
+
+    /// The pidfd: readable once the process has exited.
+    pub fn pidfd(&self) -> &OwnedFd {
+        &self.pidfd
+    }
+
     pub fn pid(&self) -> u32 {
         self.pid
     }

@@ -75,38 +75,118 @@ pub enum DhcpClient {
     Dhcpcd,
 }
 
-/// A DHCP form of the address positional: `dhcp[:opts]`, `udhcpc[-f][:opts]`, ...
+/// A DHCP form of the address positional: `dhcp[:opts]`, `dhcp6`,
+/// `dhcp,dhcp6`, `udhcpc[-f][:opts]`, `dhclient[-f][:opts]`, `dhcpcd[:opts]`.
 #[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct DhcpSpec {
     pub client: DhcpClient,
-    /// `-f`: keep the client running to renew the lease.
+    /// `-f`: keep the client running to renew the lease (the native client
+    /// always does).
     pub foreground: bool,
-    /// Everything after the first `:`, passed to the client.
+    /// Everything after the first `:`, passed to a compatible-mode client.
     pub options: String,
+    /// DHCPv4 (`dhcp`, and every compatible mode).
+    #[serde(default = "yes")]
+    pub v4: bool,
+    /// DHCPv6 IA_NA (`dhcp6`, or `-a 6 ... dhcp`): native client only.
+    #[serde(default)]
+    pub v6: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl DhcpSpec {
-    fn parse(s: &str) -> Option<DhcpSpec> {
+    /// `Ok(None)` when `s` is not a DHCP form at all.
+    fn parse(s: &str, family: Option<Family>) -> Result<Option<DhcpSpec>, ParseError> {
         let (head, options) = match s.split_once(':') {
             Some((h, o)) => (h, o.to_string()),
             None => (s, String::new()),
         };
-        let (name, foreground) = match head.strip_suffix("-f") {
-            Some(n) => (n, true),
-            None => (head, false),
+        let mut spec: Option<DhcpSpec> = None;
+        let mut statics = false;
+        for word in head.split(',') {
+            let (name, foreground) = match word.strip_suffix("-f") {
+                Some(n) => (n, true),
+                None => (word, false),
+            };
+            let (client, v4, v6) = match name {
+                "dhcp" | "dhcp4" => (DhcpClient::Native, true, false),
+                "dhcp6" => (DhcpClient::Native, false, true),
+                "udhcpc" => (DhcpClient::Udhcpc, true, false),
+                "dhclient" => (DhcpClient::Dhclient, true, false),
+                "dhcpcd" => (DhcpClient::Dhcpcd, true, false),
+                _ => {
+                    statics = true;
+                    continue;
+                }
+            };
+            match &mut spec {
+                None => {
+                    spec = Some(DhcpSpec {
+                        client,
+                        foreground,
+                        options: String::new(),
+                        v4,
+                        v6,
+                    })
+                }
+                Some(sp) if sp.client == DhcpClient::Native && client == DhcpClient::Native => {
+                    sp.v4 |= v4;
+                    sp.v6 |= v6;
+                    sp.foreground |= foreground;
+                }
+                Some(_) => {
+                    return Err(ParseError::new(
+                        "address",
+                        s,
+                        "names two DHCP clients; only dhcp and dhcp6 combine",
+                    ))
+                }
+            }
+        }
+        let Some(mut spec) = spec else {
+            return Ok(None);
         };
-        let client = match name {
-            "dhcp" => DhcpClient::Native,
-            "udhcpc" => DhcpClient::Udhcpc,
-            "dhclient" => DhcpClient::Dhclient,
-            "dhcpcd" => DhcpClient::Dhcpcd,
-            _ => return None,
-        };
-        Some(DhcpSpec {
-            client,
-            foreground,
-            options,
-        })
+        if statics {
+            return Err(ParseError::new(
+                "address",
+                s,
+                "mixes static addresses and DHCP; attach them in two commands",
+            ));
+        }
+        spec.options = options;
+        if spec.client == DhcpClient::Native {
+            if head == "dhcp" && family == Some(Family::V6) {
+                (spec.v4, spec.v6) = (false, true);
+            }
+            for o in spec.options.split_whitespace() {
+                // The original's `dhcp:-f` asked its helper to keep renewing,
+                // which the native client always does.
+                if o != "-f" {
+                    return Err(ParseError::new(
+                        "DHCP option",
+                        o,
+                        "is not known to the native client (only -f; use udhcpc:, dhclient: or dhcpcd: to pass options to those)",
+                    ));
+                }
+            }
+        } else if family == Some(Family::V6) {
+            return Err(ParseError::new(
+                "address",
+                s,
+                "compatible-mode clients are IPv4 only here; use dhcp6",
+            ));
+        }
+        if family == Some(Family::V4) && spec.v6 {
+            return Err(ParseError::new(
+                "address",
+                s,
+                "is IPv6 but -a asked for IPv4",
+            ));
+        }
+        Ok(Some(spec))
     }
 }
 
@@ -128,7 +208,7 @@ impl AddressMode {
         if s == "0/0" {
             return Ok(AddressMode::None);
         }
-        if let Some(d) = DhcpSpec::parse(s) {
+        if let Some(d) = DhcpSpec::parse(s, family)? {
             return Ok(AddressMode::Dhcp(d));
         }
         let mut out = Vec::new();
@@ -275,9 +355,37 @@ mod tests {
             AddressMode::Dhcp(DhcpSpec {
                 client: DhcpClient::Udhcpc,
                 foreground: true,
-                options: "-x foo".into()
+                options: "-x foo".into(),
+                v4: true,
+                v6: false,
             })
         );
+        let both = AddressMode::parse("dhcp,dhcp6", None).unwrap();
+        assert!(matches!(
+            both,
+            AddressMode::Dhcp(DhcpSpec {
+                v4: true,
+                v6: true,
+                ..
+            })
+        ));
+        let six = AddressMode::parse("dhcp", Some(Family::V6)).unwrap();
+        assert!(matches!(
+            six,
+            AddressMode::Dhcp(DhcpSpec {
+                v4: false,
+                v6: true,
+                ..
+            })
+        ));
+        let f = AddressMode::parse("dhcp:-f", None).unwrap();
+        assert!(matches!(
+            f,
+            AddressMode::Dhcp(DhcpSpec {
+                client: DhcpClient::Native,
+                ..
+            })
+        ));
         assert!(matches!(
             AddressMode::parse("dhcp", None).unwrap(),
             AddressMode::Dhcp(DhcpSpec {
@@ -306,6 +414,11 @@ mod tests {
             ("10.0.0.5/24@10.0.0.1,10.0.1.5/24@10.0.1.1", None),
             ("10.0.0.5/24,10.0.0.5/16", None),
             ("dhcpx", None),
+            ("dhcp:-x foo", None),
+            ("dhcp,udhcpc", None),
+            ("dhcp,10.0.0.5/24", None),
+            ("udhcpc", Some(Family::V6)),
+            ("dhcp6", Some(Family::V4)),
         ] {
             assert!(AddressMode::parse(s, fam).is_err(), "{s}");
         }

@@ -5,6 +5,7 @@ mod address;
 mod hardware;
 mod ifname;
 mod mac;
+mod ovs;
 mod request;
 mod tag;
 
@@ -12,6 +13,7 @@ pub use address::{AddressMode, DhcpClient, DhcpSpec, Family, StaticAddress};
 pub use hardware::{parse_rate, parse_switch, HwOptions, IpoibMode, VfLinkState, VfSelect};
 pub use ifname::{IfName, MAX_IFNAME_LEN};
 pub use mac::{MacAddr, MacSpec};
+pub use ovs::{DatapathType, OvsOptions, VlanSet};
 pub use request::{AttachOptions, AttachRequest, GuestRef, HostSelector, MacvlanMode};
 pub use tag::{Pkey, Tag, VlanId};
 

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AddressMode, Family, HwOptions, IfName, MacAddr, MacSpec, ParseError, Tag};
+use super::{
+    AddressMode, Family, HwOptions, IfName, MacAddr, MacSpec, OvsOptions, ParseError, Tag,
+};
 
 /// How the host side is named: by interface name or by `mac:<addr>`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -150,8 +152,20 @@ pub struct AttachOptions {
     pub announce: bool,
     /// Add IPv6 addresses with IFA_F_NODAD instead of waiting for DAD.
     pub skip_dad: bool,
-    /// Upper bound for the whole attach, including waiting for the guest to run.
+    /// Upper bound for the whole attach, including waiting for the guest to
+    /// run and for a DHCP lease.
     pub timeout: Duration,
+    /// Open vSwitch port options (trunks, native VLAN, port security).
+    #[serde(default)]
+    pub ovs: OvsOptions,
+    /// `--dns`: write the DHCP lease's name servers into the guest's
+    /// `resolv.conf`.
+    #[serde(default)]
+    pub dns: bool,
+    /// `--slaac`: accept router advertisements on the interface and wait for
+    /// an autoconfigured IPv6 address.
+    #[serde(default)]
+    pub slaac: bool,
     /// SR-IOV VF and IPoIB options (`--vf`, `--spoofchk`, `--ipoib-mode`...).
     #[serde(default)]
     pub hw: HwOptions,
@@ -164,6 +178,9 @@ impl Default for AttachOptions {
             announce: true,
             skip_dad: false,
             timeout: Duration::from_secs(30),
+            ovs: OvsOptions::default(),
+            dns: false,
+            slaac: false,
             hw: HwOptions::default(),
         }
     }
@@ -187,6 +204,10 @@ pub struct AttachRequest {
     /// `@<tag>`: VLAN id or partition key.
     pub tag: Option<Tag>,
     pub options: AttachOptions,
+    /// Who asked, copied into the record: the CNI plugin keeps its network
+    /// name and container ID here, the reconciler its declaration.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 impl AttachRequest {
@@ -203,6 +224,7 @@ impl AttachRequest {
             mac: MacSpec::Random,
             tag: None,
             options: AttachOptions::default(),
+            labels: Default::default(),
         }
     }
 }

@@ -3,9 +3,9 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::address::{
-    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope,
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope, CacheInfo,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
@@ -61,6 +61,35 @@ impl Netlink {
             NLM_F_CREATE | NLM_F_EXCL,
             || format!("add address {net}"),
         )
+        .await
+        .map(drop)
+    }
+
+    /// Adds an address (or, with `replace`, updates the one already there)
+    /// with finite lifetimes: the kernel removes it by itself when `valid`
+    /// runs out, so a leased address cannot outlive its lease even if
+    /// nobody is left to renew it. `u32::MAX` is forever.
+    pub async fn set_address_lifetime(
+        &self,
+        index: u32,
+        net: &IpNet,
+        valid: u32,
+        preferred: u32,
+        replace: bool,
+    ) -> Result<(), NlError> {
+        let mut m = message(index, net);
+        let mut ci = CacheInfo::default();
+        ci.ifa_preferred = preferred.min(valid);
+        ci.ifa_valid = valid;
+        m.attributes.push(AddressAttribute::CacheInfo(ci));
+        let flags = if replace {
+            NLM_F_CREATE | NLM_F_REPLACE
+        } else {
+            NLM_F_CREATE | NLM_F_EXCL
+        };
+        self.request(RouteNetlinkMessage::NewAddress(m), flags, || {
+            format!("set address {net} (valid {valid}s)")
+        })
         .await
         .map(drop)
     }

@@ -5,8 +5,9 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use netlink_packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoMacVlan, InfoVeth, InfoVlan, LinkAttribute, LinkExtentMask, LinkFlags,
-    LinkInfo, LinkMessage, MacVlanMode,
+    AfSpecInet, AfSpecUnspec, InetDevConf, InfoBridgePort, InfoData, InfoKind, InfoMacVlan,
+    InfoPortData, InfoVeth, InfoVlan, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo,
+    LinkMessage, MacVlanMode,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -41,6 +42,8 @@ pub struct Link {
     pub num_vf: Option<u32>,
     /// 802.1Q id of a `vlan` link.
     pub vlan_id: Option<u16>,
+    /// STP state of a bridge port (`BR_STATE_*`: 3 is forwarding).
+    pub bridge_port_state: Option<u8>,
 }
 
 impl Link {
@@ -61,6 +64,7 @@ impl Link {
             alias: None,
             num_vf: None,
             vlan_id: None,
+            bridge_port_state: None,
         };
         for a in &m.attributes {
             match a {
@@ -81,6 +85,13 @@ impl Link {
                                 for x in v {
                                     if let InfoVlan::Id(id) = x {
                                         l.vlan_id = Some(*id);
+                                    }
+                                }
+                            }
+                            LinkInfo::PortData(InfoPortData::BridgePort(v)) => {
+                                for x in v {
+                                    if let InfoBridgePort::State(st) = x {
+                                        l.bridge_port_state = Some(u8::from(*st));
                                     }
                                 }
                             }
@@ -168,6 +179,18 @@ macro_rules! link_setters {
                 self.msg
                     .attributes
                     .push(LinkAttribute::IfAlias(alias.to_string()));
+                self
+            }
+            /// Sets the IPv4 `arp_notify` devconf: the kernel then sends a
+            /// gratuitous ARP whenever the link comes up or changes MAC.
+            pub fn arp_notify(mut self) -> Self {
+                let mut conf = InetDevConf::default();
+                conf.arp_notify = 1;
+                self.msg
+                    .attributes
+                    .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
+                        AfSpecInet::DevConfRequest(conf),
+                    ])]));
                 self
             }
             /// Escape hatch for driver-specific attributes (VF settings...).

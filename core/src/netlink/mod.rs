@@ -51,8 +51,24 @@ impl Netlink {
 
     /// A connection in `ns`: the socket is created on a thread inside it.
     pub async fn connect_in(ns: &Netns, label: &str) -> io::Result<Netlink> {
-        let sock = ns.run_async(open_socket).await??;
-        Ok(Netlink::from_socket(sock, label))
+        Ok(Netlink::connect_in_with(ns, label, || ()).await?.0)
+    }
+
+    /// Like [`Netlink::connect_in`], also running `extra` on the same thread
+    /// inside the namespace (to open other sockets there in the same trip).
+    pub async fn connect_in_with<T, F>(
+        ns: &Netns,
+        label: &str,
+        extra: F,
+    ) -> io::Result<(Netlink, T)>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let (sock, t) = ns
+            .run_async(move || open_socket().map(|s| (s, extra())))
+            .await??;
+        Ok((Netlink::from_socket(sock, label), t))
     }
 
     fn from_socket(sock: Socket, label: &str) -> Netlink {

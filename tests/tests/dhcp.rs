@@ -1,0 +1,586 @@
+//! The native DHCP client and its daemon against a real dnsmasq: leases,
+//! renewals, releases, restarts, dying guests, DNS, IPv6.
+
+use std::time::{Duration, Instant};
+
+use pipework_tests::dhcp::{exec, mac_of, DhcpServer, RootedGuest, ServerConfig};
+use pipework_tests::*;
+
+fn leased_addr(ns: &str) -> String {
+    addresses(ns, "eth1")
+        .into_iter()
+        .find(|a| a.contains('.'))
+        .unwrap_or_default()
+}
+
+#[test]
+fn two_guests_lease_ping_and_release_on_detach() {
+    let mut s = Sandbox::new("dhcplease");
+    let srv = DhcpServer::start(&mut s, "brd1", &ServerConfig::v4("10.61.0"));
+    let a = s.guest("a");
+    let b = s.guest("b");
+    let started = Instant::now();
+    let r = s.pipework(&["brd1", &a, "dhcp"]).ok();
+    // Returns only once bound, and says what it got.
+    assert!(r.stdout.contains("eth1 10.61.0."), "{}", r.stdout);
+    assert!(r.stdout.contains("from 10.61.0.1"), "{}", r.stdout);
+    s.pipework(&["brd1", &b, "dhcp"]).ok();
+    let (aa, ba) = (leased_addr(&a), leased_addr(&b));
+    assert!(aa.starts_with("10.61.0.1") && aa.ends_with("/24"), "{aa}");
+    assert_ne!(aa, ba, "two guests got the same address");
+    assert!(ping(&a, &srv.addr));
+    assert!(ping(&b, &srv.addr));
+    // The router option became the default route.
+    let def = ip_json(&a, &["route", "show", "default"]);
+    assert_eq!(def[0]["gateway"], "10.61.0.1");
+    // dnsmasq saw our hostname and stable client identifier.
+    let line = srv
+        .lease_of(&mac_of(&a, "eth1"))
+        .expect("dnsmasq has the lease");
+    assert!(line.contains(&a), "hostname missing: {line}");
+    assert!(started.elapsed() < Duration::from_secs(20));
+
+    // `list` shows each lease and when it expires.
+    let list = s.pipework(&["list"]).ok().stdout;
+    assert!(list.contains("dhcp4") && list.contains("bound"), "{list}");
+    let json = s.pipework(&["list", "--json"]).ok().json();
+    let entry = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["guest"]["name"] == a.as_str())
+        .unwrap()
+        .clone();
+    assert!(
+        entry["leases"][0]["expires_at"].as_u64().unwrap() > 0,
+        "{entry}"
+    );
+
+    let mac_a = mac_of(&a, "eth1");
+    s.pipework(&["detach", &a]).ok();
+    assert!(
+        srv.wait_log("DHCPRELEASE", Duration::from_secs(5)),
+        "{}",
+        srv.log()
+    );
+    assert!(srv.lease_of(&mac_a).is_none(), "{}", srv.leases());
+    assert!(srv.lease_of(&mac_of(&b, "eth1")).is_some());
+    assert!(ping(&b, &srv.addr));
+}
+
+#[test]
+fn a_failed_attach_releases_its_lease_and_leaves_nothing() {
+    let mut s = Sandbox::new("dhcprollback");
+    let srv = DhcpServer::start(&mut s, "brd2", &ServerConfig::v4("10.62.0"));
+    let g = s.guest("g");
+    let host_before = s.host_links();
+    let guest_before = (links(&g), routes(&g));
+    for p in ["dhcp-bound", "before-commit"] {
+        let r = s.pipework_env(&["brd2", &g, "dhcp"], &[("PIPEWORK_FAULT", p)]);
+        assert_eq!(r.code, 1, "{p}: {r:?}");
+        assert_eq!(s.host_links(), host_before, "{p}");
+        assert_eq!((links(&g), routes(&g)), guest_before, "{p}");
+    }
+    assert!(
+        srv.wait_count("DHCPRELEASE", 2, Duration::from_secs(5)),
+        "{}",
+        srv.log()
+    );
+    assert!(srv.leases().trim().is_empty(), "{}", srv.leases());
+    let list = s.pipework(&["list", "--json"]).ok().json();
+    assert_eq!(list, serde_json::json!([]));
+    assert!(!s.state_dir.join("leases").read_dir().unwrap().any(|_| true));
+}
+
+#[test]
+fn no_server_times_out_with_exit_1_and_nothing_left() {
+    let mut s = Sandbox::new("dhcptimeout");
+    s.ip_host(&["link", "add", "brd3", "type", "bridge"]);
+    s.ip_host(&["link", "set", "brd3", "up"]);
+    let g = s.guest("g");
+    let host_before = s.host_link_names();
+    let t = Instant::now();
+    let r = s.pipework(&["brd3", &g, "dhcp", "--timeout", "3"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("no DHCP lease"), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert_eq!(s.host_link_names(), host_before);
+    assert!(!s.state_dir.join("leases").read_dir().unwrap().any(|_| true));
+    assert!(link(&g, "eth1").is_none());
+}
+
+#[test]
+fn dns_goes_to_the_guest_only_when_asked() {
+    let mut s = Sandbox::new("dhcpdns");
+    let srv = DhcpServer::start(
+        &mut s,
+        "brd4",
+        &ServerConfig {
+            extra: &[
+                "--dhcp-option=option:dns-server,10.64.0.1",
+                "--domain=pw.test",
+            ],
+            ..ServerConfig::v4("10.64.0")
+        },
+    );
+    // A named netns: its file is /etc/netns/<name>/resolv.conf, which is
+    // what `ip netns exec` shows it as /etc/resolv.conf.
+    let named = s.guest("named");
+    s.pipework(&["brd4", &named, "dhcp", "--dns"]).ok();
+    let seen = exec(&named, &["cat", "/etc/resolv.conf"]);
+    assert!(seen.contains("nameserver 10.64.0.1"), "{seen}");
+    assert!(seen.contains("search pw.test"), "{seen}");
+    s.pipework(&["detach", &named]).ok();
+    assert!(!std::path::Path::new("/etc/netns").join(&named).exists());
+
+    // Without --dns nothing is written.
+    let plain = s.guest("plain");
+    s.pipework(&["brd4", &plain, "dhcp"]).ok();
+    assert!(!std::path::Path::new("/etc/netns").join(&plain).exists());
+
+    // A container-like guest: its own /etc/resolv.conf through /proc/<pid>/root.
+    let rooted = RootedGuest::spawn("dns");
+    let pid = rooted.pid().to_string();
+    s.pipework(&["brd4", &pid, "dhcp", "--dns"]).ok();
+    let content = std::fs::read_to_string(&rooted.resolv).unwrap();
+    assert!(content.contains("nameserver 10.64.0.1"), "{content}");
+    s.pipework(&["detach", &pid]).ok();
+    let content = std::fs::read_to_string(&rooted.resolv).unwrap();
+    assert_eq!(content, "nameserver 192.0.2.53\n", "restored on detach");
+
+    // A guest that shares the host's filesystem is refused, nothing made.
+    let shared = GuestProcess::spawn_unshared();
+    let host_before = s.host_links();
+    let r = s.pipework(&["brd4", &shared.pid().to_string(), "dhcp", "--dns"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("host's"), "{}", r.stderr);
+    assert_eq!(s.host_links(), host_before);
+    // --dns without DHCP is bad input.
+    let r = s.pipework(&["brd4", &plain, "10.64.0.50/24", "-i", "eth2", "--dns"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    drop(srv);
+}
+
+#[test]
+fn renewal_at_t1_keeps_the_address() {
+    let mut s = Sandbox::new("dhcprenew");
+    let srv = DhcpServer::start(
+        &mut s,
+        "brd5",
+        &ServerConfig {
+            extra: &["--dhcp-option=option:T1,4", "--dhcp-option=option:T2,8"],
+            ..ServerConfig::v4("10.65.0")
+        },
+    );
+    let g = s.guest("g");
+    s.pipework(&["brd5", &g, "dhcp"]).ok();
+    let addr = leased_addr(&g);
+    let acks = srv.count("DHCPACK");
+    // Two renewals (unicast REQUEST from the leased address at T1).
+    assert!(
+        srv.wait_count("DHCPACK", acks + 2, Duration::from_secs(20)),
+        "{}",
+        srv.log()
+    );
+    assert_eq!(leased_addr(&g), addr);
+    assert!(ping(&g, &srv.addr));
+    // The kernel's lifetime of the address was refreshed (not counting down
+    // from the first ACK).
+    let a = ip_json(&g, &["-4", "addr", "show", "dev", "eth1"]);
+    let valid = a[0]["addr_info"][0]["valid_life_time"].as_u64().unwrap();
+    assert!(valid > 110, "{a}");
+}
+
+#[test]
+fn the_daemon_killed_and_restarted_still_renews() {
+    let mut s = Sandbox::new("dhcprestart");
+    let srv = DhcpServer::start(
+        &mut s,
+        "brd6",
+        &ServerConfig {
+            extra: &["--dhcp-option=option:T1,5", "--dhcp-option=option:T2,9"],
+            ..ServerConfig::v4("10.66.0")
+        },
+    );
+    let g = s.guest("g");
+    s.pipework(&["brd6", &g, "dhcp"]).ok();
+    let addr = leased_addr(&g);
+    let pid = s.daemon_pid().expect("the attach started a daemon");
+    // SAFETY: kill(2) of our sandbox's daemon.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(s.daemon_pid().is_none());
+    let acks = srv.count("DHCPACK");
+    // Started by hand this time (as systemd would), in the sandbox's host.
+    let mut d = std::process::Command::new("ip")
+        .args(["netns", "exec", &s.host])
+        .arg(pipework_bin())
+        .args(["daemon", "--state-dir"])
+        .arg(&s.state_dir)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(
+        srv.wait_count("DHCPACK", acks + 1, Duration::from_secs(15)),
+        "no renewal after the restart: {}",
+        srv.log()
+    );
+    assert_eq!(leased_addr(&g), addr);
+    let list = s.pipework(&["list"]).ok().stdout;
+    assert!(list.contains(addr.split('/').next().unwrap()), "{list}");
+    // A second daemon for the same host refuses to start.
+    let r = s.pipework(&["daemon"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("already runs"), "{}", r.stderr);
+    let _ = d.kill();
+    let _ = d.wait();
+}
+
+#[test]
+fn a_guest_that_dies_releases_its_lease_and_leaves_nothing() {
+    let mut s = Sandbox::new("dhcpdies");
+    let srv = DhcpServer::start(&mut s, "brd7", &ServerConfig::v4("10.67.0"));
+    let mut p = GuestProcess::spawn_unshared();
+    s.pipework(&["brd7", &p.pid().to_string(), "dhcp"]).ok();
+    let named = s.guest("named");
+    s.pipework(&["brd7", &named, "dhcp"]).ok();
+    let ports = || {
+        ip_json(&s.host, &["link", "show", "master", "brd7"])
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    // The server's port and two guests.
+    assert_eq!(ports(), 3);
+    p.kill();
+    assert!(
+        srv.wait_count("DHCPRELEASE", 1, Duration::from_secs(5)),
+        "{}",
+        srv.log()
+    );
+    // Once released, the daemon let go of the namespace: the veth went with it.
+    let end = Instant::now() + Duration::from_secs(5);
+    while ports() != 2 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(ports(), 2, "the dead guest's namespace is still held");
+    // A named netns that is deleted is a guest gone too.
+    must(std::process::Command::new("ip").args(["netns", "del", &named]));
+    assert!(
+        srv.wait_count("DHCPRELEASE", 2, Duration::from_secs(5)),
+        "{}",
+        srv.log()
+    );
+    while ports() != 1 && Instant::now() < end + Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(ports(), 1);
+    assert!(srv.leases().trim().is_empty(), "{}", srv.leases());
+    // No per-guest process anywhere: only the daemon runs in the host.
+    let pids = must(std::process::Command::new("ip").args(["netns", "pids", &s.host]));
+    assert_eq!(pids.split_whitespace().count(), 1, "{pids}");
+}
+
+#[test]
+fn hostile_packets_are_counted_and_the_daemon_lives_on() {
+    let mut s = Sandbox::new("dhcphostile");
+    let srv = DhcpServer::start(
+        &mut s,
+        "brd8",
+        &ServerConfig {
+            extra: &["--dhcp-option=option:T1,4", "--dhcp-option=option:T2,8"],
+            ..ServerConfig::v4("10.68.0")
+        },
+    );
+    let g = s.guest("g");
+    s.pipework(&["brd8", &g, "dhcp"]).ok();
+    let daemon = s.daemon_pid().unwrap();
+    // Garbage, truncated and oversized datagrams to the client port.
+    let script = r#"
+import socket, os
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.bind(("10.68.0.1", 0))
+for n in [0, 1, 7, 236, 240, 300, 548, 1400]:
+    for _ in range(20):
+        s.sendto(os.urandom(n), ("255.255.255.255", 68))
+bad = bytes([2, 1, 6, 0]) + os.urandom(232) + bytes([99, 130, 83, 99]) + bytes([53, 200, 255])
+for _ in range(20):
+    s.sendto(bad, ("255.255.255.255", 68))
+"#;
+    exec(&srv.ns, &["/usr/bin/python3", "-c", script]);
+    let acks = srv.count("DHCPACK");
+    assert!(
+        srv.wait_count("DHCPACK", acks + 1, Duration::from_secs(15)),
+        "{}",
+        srv.log()
+    );
+    assert_eq!(s.daemon_pid(), Some(daemon), "the daemon died");
+    let json = s.pipework(&["list", "--json"]).ok().json();
+    let drops = &json[0]["leases"][0]["dropped_packets"];
+    let total = drops["malformed"].as_u64().unwrap() + drops["foreign"].as_u64().unwrap();
+    assert!(total >= 100, "{drops}");
+    assert!(ping(&g, &srv.addr));
+}
+
+#[test]
+fn ipv6_dhcpv6_and_slaac() {
+    let mut s = Sandbox::new("dhcpv6");
+    let srv = DhcpServer::start(
+        &mut s,
+        "brd9",
+        &ServerConfig {
+            v6: Some("fd69"),
+            ..ServerConfig::v4("10.69.0")
+        },
+    );
+    let g = s.guest("g");
+    let r = s.pipework(&["brd9", &g, "dhcp,dhcp6"]).ok();
+    assert!(r.stdout.contains("fd69::1"), "{}", r.stdout);
+    let v6: Vec<String> = addresses(&g, "eth1")
+        .into_iter()
+        .filter(|a| a.starts_with("fd69::1"))
+        .collect();
+    assert_eq!(v6.len(), 1, "{:?}", addresses(&g, "eth1"));
+    assert!(v6[0].ends_with("/128"), "{v6:?}");
+    assert!(!leased_addr(&g).is_empty());
+    assert!(ping(&g, "fd69::1"));
+    assert!(ping(&g, &srv.addr));
+    s.pipework(&["detach", &g]).ok();
+    assert!(
+        srv.wait_log("DHCPRELEASE(eth0)", Duration::from_secs(5)),
+        "{}",
+        srv.log()
+    );
+
+    // -a 6 dhcp is DHCPv6 alone.
+    let h = s.guest("h");
+    s.pipework(&["brd9", "-a", "6", &h, "dhcp"]).ok();
+    assert!(leased_addr(&h).is_empty());
+    assert!(addresses(&h, "eth1")
+        .iter()
+        .any(|a| a.starts_with("fd69::1")));
+    drop(srv);
+}
+
+#[test]
+fn slaac_on_request() {
+    let mut s = Sandbox::new("slaac");
+    let _srv = DhcpServer::start(
+        &mut s,
+        "brda",
+        &ServerConfig {
+            v6: Some("fd6a"),
+            ra_only: true,
+            ..ServerConfig::v4("10.70.0")
+        },
+    );
+    let g = s.guest("g");
+    // Forwarding on in the guest: the kernel would ignore RAs unless asked.
+    exec(&g, &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+    let r = s.pipework(&["brda", &g, "0/0", "--slaac"]).ok();
+    assert!(r.stdout.contains("fd6a::"), "{}", r.stdout);
+    assert!(addresses(&g, "eth1")
+        .iter()
+        .any(|a| a.starts_with("fd6a::") && a.ends_with("/64")));
+    assert!(ping(&g, "fd6a::1"));
+}
+
+#[test]
+fn a_nak_starts_over_and_the_new_address_replaces_the_old() {
+    let mut s = Sandbox::new("dhcpnak");
+    let fast = ["--dhcp-option=option:T1,3", "--dhcp-option=option:T2,5"];
+    let old = DhcpServer::start(
+        &mut s,
+        "brdb",
+        &ServerConfig {
+            extra: &fast,
+            ..ServerConfig::v4("10.78.0")
+        },
+    );
+    let g = s.guest("g");
+    s.pipework(&["brdb", &g, "dhcp"]).ok();
+    let first = leased_addr(&g);
+    assert!(first.starts_with("10.78.0."), "{first}");
+    // The network is renumbered: the old server goes, an authoritative one
+    // for another subnet answers the rebinding with a NAK.
+    drop(old);
+    let new = DhcpServer::start(
+        &mut s,
+        "brdb",
+        &ServerConfig {
+            extra: &[
+                "--dhcp-option=option:T1,3",
+                "--dhcp-option=option:T2,5",
+                "--dhcp-authoritative",
+            ],
+            ..ServerConfig::v4("10.79.0")
+        },
+    );
+    assert!(
+        new.wait_log("DHCPNAK", Duration::from_secs(20)),
+        "{}",
+        new.log()
+    );
+    let end = Instant::now() + Duration::from_secs(15);
+    while !leased_addr(&g).starts_with("10.79.0.") && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let now = addresses(&g, "eth1");
+    assert!(now.iter().any(|a| a.starts_with("10.79.0.")), "{now:?}");
+    assert!(!now.contains(&first), "the old address stayed: {now:?}");
+    let def = ip_json(&g, &["route", "show", "default"]);
+    assert_eq!(def[0]["gateway"], "10.79.0.1", "{def}");
+    assert!(ping(&g, &new.addr));
+}
+
+/// The README's container case: a real Podman container, its own
+/// resolv.conf written through /proc/<pid>/root, the lease released when
+/// the container stops.
+#[test]
+fn a_podman_container_gets_a_lease_and_its_own_dns() {
+    let mut s = Sandbox::new("dhcppodman");
+    let srv = DhcpServer::start(
+        &mut s,
+        "brdp",
+        &ServerConfig {
+            extra: &[
+                "--dhcp-option=option:dns-server,10.85.0.1",
+                "--domain=pod.test",
+            ],
+            ..ServerConfig::v4("10.85.0")
+        },
+    );
+    let mut pm = pipework_tests::podman::Podman::start(&s.prefix);
+    let name = format!("{}-web", s.prefix);
+    pm.run(&name);
+    s.env.push(("DOCKER_HOST".into(), pm.docker_host()));
+    let r = s.pipework(&["brdp", &name, "dhcp", "--dns"]).ok();
+    assert!(r.stdout.contains("10.85.0."), "{}", r.stdout);
+    let pid = pm.pid(&name);
+    let inside = must(std::process::Command::new("nsenter").args([
+        "-t",
+        &pid.to_string(),
+        "-m",
+        "cat",
+        "/etc/resolv.conf",
+    ]));
+    assert!(inside.contains("nameserver 10.85.0.1"), "{inside}");
+    assert!(inside.contains("search pod.test"), "{inside}");
+    assert!(ip_pid(pid, &["-br", "addr", "show", "eth1"]).contains("10.85.0."));
+    // Stopping the container ends its process: the daemon releases at once.
+    pm.remove(&name);
+    assert!(
+        srv.wait_log("DHCPRELEASE", Duration::from_secs(10)),
+        "{}",
+        srv.log()
+    );
+}
+
+/// A MAC derived with U: is the client's identity: attached again, the
+/// guest gets its address back.
+#[test]
+fn a_u_mac_keeps_its_address_across_attaches() {
+    let mut s = Sandbox::new("dhcpumac");
+    let srv = DhcpServer::start(&mut s, "brdu", &ServerConfig::v4("10.86.0"));
+    let g = s.guest("g");
+    s.pipework(&["brdu", &g, "dhcp", "U:web1.example.com"]).ok();
+    let first = leased_addr(&g);
+    let mac = mac_of(&g, "eth1");
+    let line = srv.lease_of(&mac).unwrap();
+    // dnsmasq shows the client identifier: type 1 and the MAC.
+    assert!(line.ends_with(&format!("01:{mac}")), "{line}");
+    s.pipework(&["detach", &g]).ok();
+    s.pipework(&["brdu", &g, "dhcp", "U:web1.example.com"]).ok();
+    assert_eq!(leased_addr(&g), first);
+}
+
+#[test]
+fn mtu_and_classless_static_routes_from_the_lease() {
+    let mut s = Sandbox::new("dhcpopts");
+    let srv = DhcpServer::start(
+        &mut s,
+        "brdo",
+        &ServerConfig {
+            extra: &[
+                "--dhcp-option=option:mtu,1400",
+                // RFC 3442: with option 121 present, option 3 is ignored.
+                "--dhcp-option=option:classless-static-route,10.200.0.0/16,10.87.0.1,0.0.0.0/0,10.87.0.1",
+                "--dhcp-option=option:router,10.87.0.254",
+            ],
+            ..ServerConfig::v4("10.87.0")
+        },
+    );
+    let g = s.guest("g");
+    s.pipework(&["brdo", &g, "dhcp"]).ok();
+    assert_eq!(link(&g, "eth1").unwrap()["mtu"], 1400);
+    let r = ip_json(&g, &["route", "show", "10.200.0.0/16"]);
+    assert_eq!(r[0]["gateway"], "10.87.0.1", "{r}");
+    let def = ip_json(&g, &["route", "show", "default"]);
+    assert_eq!(def.as_array().unwrap().len(), 1, "{def}");
+    assert_eq!(def[0]["gateway"], "10.87.0.1", "{def}");
+    assert!(ping(&g, &srv.addr));
+}
+
+#[test]
+fn the_control_socket_is_root_only() {
+    let mut s = Sandbox::new("dhcpsock");
+    let _srv = DhcpServer::start(&mut s, "brdr", &ServerConfig::v4("10.88.0"));
+    let g = s.guest("g");
+    s.pipework(&["brdr", &g, "dhcp"]).ok();
+    use std::os::unix::fs::PermissionsExt;
+    let sock = s.state_dir.join("daemon.sock");
+    let mode = std::fs::metadata(&sock).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+    let dir = std::fs::metadata(&s.state_dir)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(dir & 0o077, 0, "{dir:o}");
+    // Another user cannot even connect.
+    let o = run(std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/env",
+            "-i",
+            "/usr/bin/python3",
+            "-c",
+        ])
+        .arg(format!(
+            "import socket; socket.socket(socket.AF_UNIX).connect({:?})",
+            sock.display().to_string()
+        )));
+    assert!(!o.status.success(), "nobody connected to the daemon");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("PermissionError"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// DHCP runs after the link is up, whatever made it: here a macvlan child of
+/// a (stand-in) physical NIC whose wire leads to the server's bridge.
+#[test]
+fn dhcp_over_macvlan() {
+    let mut s = Sandbox::new("dhcpmacvlan");
+    let srv = DhcpServer::start(&mut s, "brdm", &ServerConfig::v4("10.89.0"));
+    s.fake_nic("nicd");
+    s.ip_host(&["link", "set", "nicdp", "master", "brdm"]);
+    let g = s.guest("g");
+    s.pipework(&["nicd", &g, "dhcp"]).ok();
+    assert_eq!(
+        link(&g, "eth1").unwrap()["linkinfo"]["info_kind"],
+        "macvlan"
+    );
+    assert!(leased_addr(&g).starts_with("10.89.0.1"));
+    assert!(ping(&g, &srv.addr));
+    s.pipework(&["detach", &g]).ok();
+    assert!(
+        srv.wait_log("DHCPRELEASE", Duration::from_secs(5)),
+        "{}",
+        srv.log()
+    );
+}
