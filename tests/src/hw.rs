@@ -109,12 +109,10 @@ impl Sandbox {
         let t = Instant::now();
         loop {
             let l = crate::link(&self.host, name).expect("the link exists");
-            if l["flags"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|f| f == "LOWER_UP")
-            {
+            let flags = l["flags"].as_array().unwrap();
+            // NO-CARRIER lingers beside LOWER_UP until the kernel's link
+            // watch has run (up to a second later).
+            if flags.iter().any(|f| f == "LOWER_UP") && !flags.iter().any(|f| f == "NO-CARRIER") {
                 return;
             }
             assert!(
