@@ -42,7 +42,7 @@ pub fn pipework_bin() -> PathBuf {
     let p = target.join("debug/pipework");
     assert!(
         p.exists(),
-        "{} is missing: run `cargo build -p pipework-cli --features fault-injection` first (tests/run does)",
+        "{} is missing: run `cargo build -p pipework-cli --features fault-injection` first (tests/host does)",
         p.display()
     );
     p
