@@ -271,6 +271,9 @@ fn parse_legacy(args: &[String]) -> Result<Command, UsageError> {
                 let v = value(&a, it.next())?.parse::<DatapathType>()?;
                 opts.ovs.datapath_type = Some(v);
             }
+            s if crate::grammar_hw::takes(s) => {
+                crate::grammar_hw::apply(s, &value(s, it.next())?, &mut opts.hw)?
+            }
             s if s.starts_with('-')
                 && s.len() > 1
                 && !pos.is_empty()
@@ -287,6 +290,7 @@ fn parse_legacy(args: &[String]) -> Result<Command, UsageError> {
     let Some(hostif) = pos.first().cloned() else {
         return Err(usage("missing the host interface (see pipework --help)"));
     };
+    crate::grammar_hw::finish(&opts.hw)?;
     if matches!(hostif.as_str(), "route" | "rule" | "tc") {
         if direct_phys || guest_ifname.is_some() || host_ifname.is_some() || family.is_some() {
             return Err(usage(format!(

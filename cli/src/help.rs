@@ -11,11 +11,26 @@ ATTACH (the original pipework grammar; -i, -l, -a in any order)
                                                  the lease is bound and prints it
   pipework <hostif> ... <guest> udhcpc[-f][:opts] | dhclient[-f][:opts] | dhcpcd[:opts]
                                                  the host's client, as the original ran it
+  pipework dummy <guest> <ip>/<len>[@<gateway>]  a dummy interface in the guest
+  pipework <pf> --vf N|auto <guest> <ip> [<mac>][@<vlan>] [VF OPTIONS]
 
   <hostif>   existing Linux bridge -> veth pair, host end a bridge port
              missing br* name      -> that bridge is created first (and deleted
                                       by the detach that leaves it empty)
-             physical interface    -> macvlan child (--macvlan-mode)
+             existing bridge + @VID -> the bridge filters VLANs; the port's PVID is
+                                      VID, untagged
+             physical interface    -> macvlan child (--macvlan-mode); with @VID on
+                                      <if>.<VID>, created if missing and deleted by
+                                      the detach of its last user (if pipework made it)
+             --direct-phys <if>    -> the interface itself moves into the guest (its
+                                      name kept in its alias) and back on detach; with
+                                      @VID its 802.1Q sub-interface
+             SR-IOV PF + --vf      -> a VF set up through the PF, its netdev moved in;
+                                      detach restores its name and VF settings
+             InfiniBand interface  -> IPoIB child (default name ib0); @PKEY is a hex
+                                      partition key (@8001 = @0001: full member),
+                                      checked against the port's pkey table
+             missing dummy* name   -> a dummy interface in the guest
              mac:<addr>            -> the interface with that MAC (case-insensitive;
                                       ambiguous matches are refused)
              Open vSwitch bridge   -> veth pair, host end an OVS port (OVSDB, one
@@ -23,7 +38,6 @@ ATTACH (the original pipework grammar; -i, -l, -a in any order)
              missing ovs* name     -> that OVS bridge is created in the same
                                       transaction (deleted by the detach that
                                       leaves it empty)
-             IPoIB, SR-IOV, --direct-phys, dummy: not in this build yet
   <guest>    a PID, a netns path (/proc/<pid>/ns/net, /run/netns/X), a named netns,
              a Docker/Podman container name or ID (Docker Engine API; DOCKER_HOST),
              an LXC container name. Explicit forms: pid:N netns:NAME
@@ -75,6 +89,14 @@ OPEN VSWITCH OPTIONS (only with an OVS bridge)
   --port-security       OpenFlow flows let only the guest's own MAC and addresses
                         (ARP and IPv6 ND included) in; spoofed frames are dropped
   --datapath-type TYPE  datapath of a bridge pipework creates (system, netdev)
+
+VF OPTIONS (with --vf; set through the PF, restored by detach)
+  --vf N|auto       VF index, or the first VF whose netdev is free on the host
+  --vf-vlan-qos 0-7 802.1p priority of the VF's VLAN (@VID)
+  --spoofchk on|off --trust on|off
+  --vf-link-state auto|enable|disable
+  --max-tx-rate MBPS --min-tx-rate MBPS   (0: no limit)
+  --ipoib-mode datagram|connected   IPoIB mode (InfiniBand parents only)
 
 OTHER COMMANDS
   pipework route <guest> add|del|replace|change <prefix>|default [via GW] [dev IF]

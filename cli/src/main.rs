@@ -6,6 +6,7 @@ mod cni;
 mod commands;
 mod demo;
 mod grammar;
+mod grammar_hw;
 mod help;
 
 use std::process::ExitCode;

@@ -30,7 +30,7 @@ const DAD_TIMEOUT: Duration = Duration::from_secs(5);
 pub fn probe_flags(req: &AttachRequest) -> ProbeFlags {
     ProbeFlags {
         direct_phys: req.direct_phys,
-        vf: false,
+        vf: req.options.hw.vf.is_some(),
     }
 }
 
@@ -102,6 +102,7 @@ pub async fn attach_to(
                 facts.name
             )));
         }
+        req.options.hw.applies_to(kind).map_err(Error::usage)?;
         if kind != DriverKind::Ovs && req.options.ovs.any() {
             return Err(Error::usage(format!(
                 "{} apply only to Open vSwitch bridges, and {} is handled by the {kind} driver",

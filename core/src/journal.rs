@@ -57,6 +57,15 @@ pub enum Step {
         guest_ifindex: u32,
         was_up: bool,
     },
+    /// The alias (`IFLA_IFALIAS`) of a host link was set, to keep its name
+    /// while it lives in a guest under another. Undo: put `previous` back
+    /// (none clears it), if the alias is still ours.
+    HostLinkAliasSet {
+        name: String,
+        alias: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<String>,
+    },
     /// A guest link renamed in place. Undo: give it its old name back.
     GuestLinkRenamed {
         ifindex: u32,
@@ -268,30 +277,52 @@ pub async fn undo(step: &Step, ctx: &UndoContext<'_>) -> Result<()> {
             host_name,
             guest_ifindex,
             was_up,
-        } => match ctx.guest {
-            Some(g) => {
-                let c = LinkChange::new(*guest_ifindex)
-                    .down()
-                    .netns(std::os::fd::AsFd::as_fd(ctx.host_ns))
-                    .name(host_name)
-                    .describe(format!("move link back to the host as {host_name}"));
-                gone_ok(g.change_link(c).await).step("undo: move link back to host")?;
-                if *was_up {
-                    if let Some(l) = ctx.host.link_by_name(host_name).await? {
-                        ctx.host
-                            .change_link(
-                                LinkChange::new(l.index)
-                                    .up()
-                                    .describe(format!("set {host_name} up")),
-                            )
-                            .await?;
-                    }
+        } => {
+            match ctx.guest {
+                Some(g) => {
+                    let c = LinkChange::new(*guest_ifindex)
+                        .down()
+                        .netns(std::os::fd::AsFd::as_fd(ctx.host_ns))
+                        .name(host_name)
+                        .describe(format!("move link back to the host as {host_name}"));
+                    gone_ok(g.change_link(c).await).step("undo: move link back to host")?;
                 }
-                Ok(())
+                // The kernel hands physical devices back to the initial
+                // namespace when their namespace dies, under whatever name is
+                // free there: find ours by the alias that kept its name.
+                None => rename_returned(ctx.host, host_name)
+                    .await
+                    .step("undo: rename returned link")?,
             }
-            // The kernel returns physical devices to the initial namespace when
-            // their namespace dies; nothing to do.
-            None => Ok(()),
+            if *was_up {
+                if let Some(l) = ctx.host.link_by_name(host_name).await? {
+                    ctx.host
+                        .change_link(
+                            LinkChange::new(l.index)
+                                .up()
+                                .describe(format!("set {host_name} up")),
+                        )
+                        .await?;
+                }
+            }
+            Ok(())
+        }
+        Step::HostLinkAliasSet {
+            name,
+            alias,
+            previous,
+        } => match ctx.host.link_by_name(name).await? {
+            Some(l) if l.alias.as_deref() == Some(alias.as_str()) => gone_ok(
+                ctx.host
+                    .change_link(
+                        LinkChange::new(l.index)
+                            .alias(previous.as_deref().unwrap_or(""))
+                            .describe(format!("restore the alias of {name}")),
+                    )
+                    .await,
+            )
+            .step("undo: restore alias"),
+            _ => Ok(()),
         },
         Step::GuestLinkRenamed { ifindex, from, to } => match ctx.guest {
             Some(g) => match g.link_by_index(*ifindex).await? {
@@ -359,6 +390,27 @@ async fn delete_if_same(
         Some(l) if l.name == name => gone_ok(nl.delete_link(l.index, name).await),
         _ => Ok(()),
     }
+}
+
+/// Renames the host link whose alias is `name` back to `name`, if that name
+/// is free.
+async fn rename_returned(host: &Netlink, name: &str) -> std::result::Result<(), NlError> {
+    if host.link_by_name(name).await?.is_some() {
+        return Ok(());
+    }
+    let links = host.links().await?;
+    let Some(l) = links.iter().find(|l| l.alias.as_deref() == Some(name)) else {
+        return Ok(());
+    };
+    gone_ok(
+        host.change_link(
+            LinkChange::new(l.index)
+                .down()
+                .name(name)
+                .describe(format!("rename {} back to {name}", l.name)),
+        )
+        .await,
+    )
 }
 
 async fn release_bridge(ctx: &UndoContext<'_>, name: &str, created: bool) -> Result<()> {

@@ -35,6 +35,7 @@ pub mod routing;
 pub mod settings;
 pub mod slaac;
 pub mod state;
+pub mod sysfs;
 pub mod wait;
 
 pub use error::{Context, Error, ErrorKind, Result};

@@ -152,6 +152,70 @@ pub async fn replace_default_route(
     Ok(())
 }
 
+/// Moves a host link into the guest under `temp_name`, recording where it
+/// came from, and returns it as the guest sees it.
+pub async fn move_link_to_guest(
+    host: &Netlink,
+    guest: &Netlink,
+    guest_ns: &Netns,
+    link: &Link,
+    temp_name: &str,
+    journal: &mut Journal,
+) -> Result<Link, NlError> {
+    host.change_link(
+        LinkChange::new(link.index)
+            .down()
+            .netns(guest_ns.as_fd())
+            .name(temp_name)
+            .describe(format!("move {} into the guest", link.name)),
+    )
+    .await?;
+    // The kernel keeps the index when it is free in the guest; recorded before
+    // the lookup so that a failed lookup still moves it back.
+    journal.record(Step::LinkMovedToGuest {
+        host_name: link.name.clone(),
+        guest_ifindex: link.index,
+        was_up: link.up,
+    });
+    match guest.link_by_name(temp_name).await? {
+        Some(l) => {
+            if let Some(Step::LinkMovedToGuest { guest_ifindex, .. }) = journal.last_mut() {
+                *guest_ifindex = l.index;
+            }
+            Ok(l)
+        }
+        None => Err(NlError::other(
+            format!("find {temp_name}"),
+            guest.label(),
+            format!("{} is not in the guest after the move", link.name),
+        )),
+    }
+}
+
+/// Sets a host link's alias, recording the previous one.
+pub async fn set_host_alias(
+    host: &Netlink,
+    link: &Link,
+    alias: &str,
+    journal: &mut Journal,
+) -> Result<(), NlError> {
+    if link.alias.as_deref() == Some(alias) {
+        return Ok(());
+    }
+    host.change_link(
+        LinkChange::new(link.index)
+            .alias(alias)
+            .describe(format!("set the alias of {}", link.name)),
+    )
+    .await?;
+    journal.record(Step::HostLinkAliasSet {
+        name: link.name.clone(),
+        alias: alias.to_string(),
+        previous: link.alias.clone().filter(|a| !a.is_empty()),
+    });
+    Ok(())
+}
+
 impl Journal {
     pub(crate) fn last_mut(&mut self) -> Option<&mut Step> {
         self.steps_mut().last_mut()

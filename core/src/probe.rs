@@ -1,13 +1,12 @@
 //! Choosing the driver: facts about the host interface are gathered once
 //! (netlink, OVSDB, sysfs) and one pure function decides.
 
-use std::path::Path;
-
 use crate::driver::{DriverKind, DriverSet};
 use crate::error::{Error, Result};
 use crate::model::{HostSelector, MacAddr};
 use crate::netlink::{Link, Netlink};
 use crate::settings::Settings;
+use crate::sysfs::Sysfs;
 
 /// `ARPHRD_INFINIBAND`.
 pub const ARPHRD_INFINIBAND: u16 = 32;
@@ -24,6 +23,20 @@ pub struct HostFacts {
     pub ovs_bridge: bool,
     /// `device/sriov_totalvfs` from sysfs; 0 when not an SR-IOV PF.
     pub sriov_totalvfs: u32,
+    /// `type` from sysfs, when sysfs has the interface: overrides the
+    /// netlink link type (a fixture tree can say InfiniBand).
+    pub sysfs_arphrd: Option<u16>,
+    /// sysfs has a `bridge/` directory for it.
+    pub sysfs_bridge: bool,
+    /// The interface is itself an SR-IOV VF (`device/physfn`).
+    pub is_vf: bool,
+}
+
+impl HostFacts {
+    /// The link type, sysfs first.
+    pub fn arphrd(&self) -> Option<u16> {
+        self.sysfs_arphrd.or(self.link.as_ref().map(|l| l.arphrd))
+    }
 }
 
 /// The parts of the request that steer the choice.
@@ -38,6 +51,12 @@ pub struct ProbeFlags {
 /// The one decision table.
 pub fn decide(f: &HostFacts, flags: ProbeFlags) -> std::result::Result<DriverKind, String> {
     let name = f.name.as_str();
+    if flags.direct_phys && flags.vf {
+        return Err(
+            "--direct-phys moves a whole interface and --vf takes a VF of a PF: choose one"
+                .to_string(),
+        );
+    }
     let Some(link) = &f.link else {
         if flags.direct_phys || flags.vf {
             return Err(format!("no host interface named {name}"));
@@ -55,7 +74,7 @@ pub fn decide(f: &HostFacts, flags: ProbeFlags) -> std::result::Result<DriverKin
             "no host interface named {name} (a missing name starting with br or ovs creates that bridge, dummy creates a dummy interface)"
         ));
     };
-    let is_bridge = link.is_kind("bridge");
+    let is_bridge = link.is_kind("bridge") || f.sysfs_bridge;
     if is_bridge || f.ovs_bridge {
         if flags.direct_phys || flags.vf {
             return Err(format!(
@@ -78,10 +97,16 @@ pub fn decide(f: &HostFacts, flags: ProbeFlags) -> std::result::Result<DriverKin
         }
         return Ok(DriverKind::Ovs);
     }
-    if link.arphrd == ARPHRD_LOOPBACK {
+    let arphrd = f.arphrd().unwrap_or(link.arphrd);
+    if arphrd == ARPHRD_LOOPBACK {
         return Err(format!("{name} is a loopback interface"));
     }
     if flags.vf {
+        if f.is_vf {
+            return Err(format!(
+                "{name} is itself an SR-IOV VF: name its PF with --vf, or move it with --direct-phys"
+            ));
+        }
         return if f.sriov_totalvfs > 0 {
             Ok(DriverKind::SriovVf)
         } else {
@@ -93,7 +118,7 @@ pub fn decide(f: &HostFacts, flags: ProbeFlags) -> std::result::Result<DriverKin
     if flags.direct_phys {
         return Ok(DriverKind::Phys);
     }
-    if link.arphrd == ARPHRD_INFINIBAND {
+    if arphrd == ARPHRD_INFINIBAND {
         return Ok(DriverKind::Ipoib);
     }
     Ok(DriverKind::Macvlan)
@@ -120,26 +145,32 @@ pub async fn gather(
         Some(l) if l.is_kind("bridge") || l.is_kind("veth") || l.is_kind("macvlan") => false,
         _ => drivers.is_ovs_bridge(&name, settings).await?,
     };
-    let sriov_totalvfs = read_u32(
-        &settings
-            .sysfs_root
-            .join("class/net")
-            .join(&name)
-            .join("device/sriov_totalvfs"),
-    );
-    Ok(HostFacts {
+    Ok(facts(
         name,
         link,
         ovs_bridge,
-        sriov_totalvfs,
-    })
+        &Sysfs::new(&settings.sysfs_root),
+    ))
 }
 
-fn read_u32(p: &Path) -> u32 {
-    std::fs::read_to_string(p)
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
+/// Combines what netlink and OVSDB said with what sysfs says.
+pub fn facts(name: String, link: Option<Link>, ovs_bridge: bool, sys: &Sysfs<'_>) -> HostFacts {
+    // Facts about a name that does not exist as a link would describe a
+    // stranger (another namespace's device of that name, a stale fixture).
+    let present = link.is_some() && sys.has_interface(&name);
+    HostFacts {
+        sriov_totalvfs: if present {
+            sys.sriov_totalvfs(&name)
+        } else {
+            0
+        },
+        sysfs_arphrd: if present { sys.arphrd(&name) } else { None },
+        sysfs_bridge: present && sys.is_bridge(&name),
+        is_vf: present && sys.is_vf(&name),
+        name,
+        link,
+        ovs_bridge,
+    }
 }
 
 /// The interface with this MAC. VLAN children, macvlans and bridges share a
@@ -380,6 +411,7 @@ mod tests {
                 link: row.link.clone(),
                 ovs_bridge: row.ovs,
                 sriov_totalvfs: row.vfs,
+                ..Default::default()
             };
             let got = decide(&f, row.flags).ok();
             assert_eq!(
@@ -393,6 +425,89 @@ mod tests {
                 row.flags
             );
         }
+    }
+
+    /// The decision on fixture sysfs trees shaped like real devices.
+    #[test]
+    fn decision_on_sysfs_fixtures() {
+        use crate::sysfs::fixture::Tree;
+        use DriverKind::*;
+        let t = Tree::new("probe");
+        let pf = "devices/pci0000:00/0000:00:02.0";
+        let vf = "devices/pci0000:00/0000:01:10.0";
+        t.file(&format!("{pf}/sriov_totalvfs"), "7")
+            .file(&format!("{pf}/sriov_numvfs"), "2")
+            .link(&format!("{pf}/virtfn0"), "../0000:01:10.0")
+            .link(&format!("{vf}/physfn"), "../0000:00:02.0")
+            .file("class/net/eth0/type", "1")
+            .link("class/net/eth0/device", &format!("../../../{pf}"))
+            .file("class/net/eth1/type", "1")
+            .link("class/net/eth1/device", &format!("../../../{vf}"))
+            .file("class/net/ib0/type", "32")
+            .dir("class/net/ib0/device/infiniband/mlx5_0")
+            .file("class/net/br0/type", "1")
+            .dir("class/net/br0/bridge")
+            .file("class/net/d0/type", "1")
+            .file("class/net/lo/type", "772")
+            .file("class/net/nic/type", "1");
+        let sys = Sysfs::new(t.path());
+        let none = ProbeFlags::default();
+        let dp = ProbeFlags {
+            direct_phys: true,
+            vf: false,
+        };
+        let vff = ProbeFlags {
+            direct_phys: false,
+            vf: true,
+        };
+        let both = ProbeFlags {
+            direct_phys: true,
+            vf: true,
+        };
+        // netlink says every existing one is a plain Ethernet link with no
+        // kind: the sysfs tree alone must steer the decision.
+        let eth = |n: &str| Some(link(n, None, 1));
+        type Row<'a> = (&'a str, Option<Link>, bool, ProbeFlags, Option<DriverKind>);
+        let rows: Vec<Row> = vec![
+            ("eth0", eth("eth0"), false, none, Some(Macvlan)),
+            ("eth0", eth("eth0"), false, vff, Some(SriovVf)),
+            ("eth0", eth("eth0"), false, dp, Some(Phys)),
+            ("eth0", eth("eth0"), false, both, None),
+            ("eth1", eth("eth1"), false, none, Some(Macvlan)),
+            ("eth1", eth("eth1"), false, dp, Some(Phys)),
+            ("eth1", eth("eth1"), false, vff, None),
+            ("ib0", eth("ib0"), false, none, Some(Ipoib)),
+            ("ib0", eth("ib0"), false, dp, Some(Phys)),
+            ("ib0", eth("ib0"), false, vff, None),
+            ("br0", eth("br0"), false, none, Some(LinuxBridge)),
+            ("br0", eth("br0"), false, dp, None),
+            ("sw0", eth("sw0"), true, none, Some(Ovs)),
+            (
+                "d0",
+                Some(link("d0", Some("dummy"), 1)),
+                false,
+                none,
+                Some(Macvlan),
+            ),
+            ("lo", eth("lo"), false, none, None),
+            ("nic", eth("nic"), false, vff, None),
+            ("dummy5", None, false, none, Some(Dummy)),
+            ("br7", None, false, none, Some(LinuxBridge)),
+            ("ovs7", None, false, none, Some(Ovs)),
+            ("eth9", None, false, none, None),
+            ("dummy5", None, false, dp, None),
+            // A fixture entry for a name netlink does not know is ignored.
+            ("ib0", None, false, none, None),
+        ];
+        for (name, l, ovs, flags, want) in rows {
+            let f = facts(name.to_string(), l, ovs, &sys);
+            let got = decide(&f, flags);
+            assert_eq!(got.clone().ok(), want, "{name} {flags:?}: {got:?}");
+        }
+        let f = facts("eth1".into(), eth("eth1"), false, &sys);
+        assert!(decide(&f, vff).unwrap_err().contains("itself an SR-IOV VF"));
+        let f = facts("eth0".into(), eth("eth0"), false, &sys);
+        assert!(decide(&f, both).unwrap_err().contains("choose one"));
     }
 
     #[test]

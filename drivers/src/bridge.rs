@@ -1,18 +1,19 @@
 //! Linux bridge: a veth pair whose host end is a port of the bridge. A missing
 //! `br*` bridge is created, safely when many attaches race to create it.
+//! `@VID` puts the port in that VLAN (see `bridge_vlan.rs`).
 
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pipework_core::driver::{AttachContext, Driver, DriverKind, Plugged};
 use pipework_core::error::{Context, Error, Result};
-use pipework_core::journal::{Journal, Step};
+use pipework_core::journal::{Journal, Step, UndoContext};
 use pipework_core::model::MacAddr;
 use pipework_core::netlink::{Link, Netlink, NewLink};
 use pipework_core::state::StateDir;
 use tracing::warn;
 
-use crate::veth;
+use crate::{bridge_vlan, veth};
 
 pub struct LinuxBridge;
 
@@ -25,10 +26,6 @@ impl Driver for LinuxBridge {
     async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()> {
         if let Some(tag) = &ctx.request.tag {
             tag.as_vlan()?;
-            return Err(Error::usage(format!(
-                "@{tag} on Linux bridge {}: VLANs on Linux bridges are not supported yet",
-                ctx.host_ifname
-            )));
         }
         Ok(())
     }
@@ -46,17 +43,31 @@ impl Driver for LinuxBridge {
             created,
         });
         pipework_core::fault::point("bridge-ready")?;
+        let vid = ctx.request.tag.as_ref().map(|t| t.as_vlan()).transpose()?;
+        if vid.is_some() {
+            bridge_vlan::ensure_filtering(ctx, &bridge, journal).await?;
+        }
         let pair = veth::create(ctx, bridge.mtu, Some(bridge.index), journal).await?;
+        if let Some(v) = vid {
+            bridge_vlan::set_port_vlan(ctx, &pair.host, v).await?;
+        }
         Ok(Plugged {
             guest_ifindex: pair.guest_index,
             needs_mac: false,
             own_mac: false,
             host_peer: Some(pair.host.name),
             bridge: Some(name.to_string()),
-            vlan: None,
+            vlan: vid.map(|v| v.get()),
             mtu: bridge.mtu,
             details: Default::default(),
         })
+    }
+
+    async fn undo(&self, data: &serde_json::Value, ctx: &UndoContext<'_>) -> Result<()> {
+        if bridge_vlan::undo(data, ctx).await? {
+            return Ok(());
+        }
+        Err(Error::failed(format!("unknown bridge journal step {data}")))
     }
 
     /// Frames sent before the bridge forwards on our port are dropped, and

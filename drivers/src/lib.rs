@@ -1,15 +1,22 @@
 //! pipework's drivers, one module each, and the registry the CLI hands to the
 //! core.
 //!
-//! Implemented: Linux bridge, macvlan, Open vSwitch. The other kinds of the
-//! design (IPoIB, SR-IOV VF, physical NIC, dummy) are chosen by the same probe
-//! and are refused with a clear message until their modules land.
+//! Every kind of the design: Linux bridge (with VLAN filtering), macvlan (on
+//! 802.1Q sub-interfaces too), Open vSwitch, dummy, physical NIC
+//! (`--direct-phys`), SR-IOV VF, IPoIB.
 
 pub mod bridge;
+mod bridge_vlan;
+pub mod dummy;
+pub mod ipoib;
 pub mod macvlan;
 pub mod ovs;
+pub mod phys;
+mod rdma;
 pub mod shim;
+pub mod sriov;
 mod veth;
+mod vlan;
 
 use async_trait::async_trait;
 use pipework_core::driver::{Driver, DriverKind, DriverSet};
@@ -21,6 +28,15 @@ pub struct Drivers {
     bridge: bridge::LinuxBridge,
     macvlan: macvlan::Macvlan,
     ovs: ovs::Ovs,
+    hw: Hardware,
+}
+
+/// The hardware drivers, grouped to keep the registry's merge points small.
+struct Hardware {
+    dummy: dummy::Dummy,
+    phys: phys::Phys,
+    sriov: sriov::SriovVf,
+    ipoib: ipoib::Ipoib,
 }
 
 impl Drivers {
@@ -29,6 +45,12 @@ impl Drivers {
             bridge: bridge::LinuxBridge,
             macvlan: macvlan::Macvlan,
             ovs: ovs::Ovs::new(),
+            hw: Hardware {
+                dummy: dummy::Dummy,
+                phys: phys::Phys,
+                sriov: sriov::SriovVf,
+                ipoib: ipoib::Ipoib,
+            },
         }
     }
 }
@@ -46,7 +68,10 @@ impl DriverSet for Drivers {
             DriverKind::LinuxBridge => Some(&self.bridge),
             DriverKind::Macvlan => Some(&self.macvlan),
             DriverKind::Ovs => Some(&self.ovs),
-            _ => None,
+            DriverKind::Dummy => Some(&self.hw.dummy),
+            DriverKind::Phys => Some(&self.hw.phys),
+            DriverKind::SriovVf => Some(&self.hw.sriov),
+            DriverKind::Ipoib => Some(&self.hw.ipoib),
         }
     }
 

@@ -1,5 +1,7 @@
 //! macvlan: a child of a physical interface, created directly in the guest.
-//! Modes bridge (default), private, vepa, passthru.
+//! Modes bridge (default), private, vepa, passthru. With `@VID` the child
+//! sits on the 802.1Q sub-interface `<if>.<VID>`, shared with the other
+//! attachments on that VLAN (see `vlan.rs`).
 
 use async_trait::async_trait;
 use pipework_core::driver::{AttachContext, Driver, DriverKind, Plugged};
@@ -8,6 +10,8 @@ use pipework_core::journal::{Journal, UndoContext};
 use pipework_core::model::{MacSpec, MacvlanMode};
 use pipework_core::netlink::NewLink;
 use pipework_core::ops;
+
+use crate::vlan;
 
 pub struct Macvlan;
 
@@ -22,11 +26,11 @@ impl Driver for Macvlan {
             .host_link
             .ok_or_else(|| Error::usage(format!("no host interface {}", ctx.host_ifname)))?;
         if let Some(tag) = &ctx.request.tag {
-            tag.as_vlan()?;
-            return Err(Error::usage(format!(
-                "@{tag} on {}: 802.1Q sub-interfaces are not supported yet",
-                parent.name
-            )));
+            let vid = tag.as_vlan()?;
+            let name = vlan::sub_name(&parent.name, vid)?;
+            if let Some(l) = ctx.host.link_by_name(&name).await? {
+                vlan::check_existing(&l, parent, vid)?;
+            }
         }
         if parent.is_kind("macvlan") || parent.is_kind("macvtap") {
             return Err(Error::usage(format!(
@@ -44,11 +48,23 @@ impl Driver for Macvlan {
     }
 
     async fn create(&self, ctx: &AttachContext<'_>, journal: &mut Journal) -> Result<Plugged> {
-        let parent = ctx.host_link.expect("validated");
+        let nic = ctx.host_link.expect("validated");
+        let vid = ctx.request.tag.as_ref().map(|t| t.as_vlan()).transpose()?;
+        let sub;
+        let parent = match vid {
+            Some(v) => {
+                sub = vlan::acquire(ctx, DriverKind::Macvlan, nic, v, journal).await?;
+                pipework_core::fault::point("bridge-ready")?;
+                &sub
+            }
+            None => {
+                ops::ensure_host_link_up(ctx.host, nic, journal)
+                    .await
+                    .step("set parent up")?;
+                nic
+            }
+        };
         let mode = ctx.request.options.macvlan_mode;
-        ops::ensure_host_link_up(ctx.host, parent, journal)
-            .await
-            .step("set parent up")?;
         let mut new = NewLink::macvlan(ctx.temp_name, parent.index, mode).mtu(parent.mtu);
         // In passthru mode the macvlan takes over the parent's own address
         // unless the user asked for another.
@@ -82,13 +98,16 @@ impl Driver for Macvlan {
             "macvlan_mode".into(),
             serde_json::to_value(mode).unwrap_or_default(),
         );
+        if vid.is_some() {
+            details.insert("vlan_device".into(), parent.name.clone().into());
+        }
         Ok(Plugged {
             guest_ifindex: link.index,
             needs_mac: false,
             own_mac: !set_mac,
             host_peer: None,
             bridge: None,
-            vlan: None,
+            vlan: vid.map(|v| v.get()),
             mtu: parent.mtu,
             details,
         })
@@ -104,6 +123,14 @@ impl Driver for Macvlan {
     }
 
     async fn undo(&self, data: &serde_json::Value, ctx: &UndoContext<'_>) -> Result<()> {
-        crate::shim::undo(data, ctx).await
+        if vlan::release(data, ctx).await? {
+            return Ok(());
+        }
+        if data.get("shim").is_some() {
+            return crate::shim::undo(data, ctx).await;
+        }
+        Err(Error::failed(format!(
+            "unknown macvlan journal step {data}"
+        )))
     }
 }

@@ -74,7 +74,22 @@ pub async fn attach(
     let Some(how) = &ctx.request.options.host_route else {
         return Ok(());
     };
-    let parent = ctx.host_link.expect("validated");
+    let nic = ctx.host_link.expect("validated");
+    // With @VID the guest's macvlan sits on the 802.1Q sub-interface: so
+    // must the shim, to be on the same segment.
+    let sub;
+    let parent = match ctx.request.tag.as_ref().map(|t| t.as_vlan()).transpose()? {
+        Some(vid) => {
+            let name = crate::vlan::sub_name(&nic.name, vid)?;
+            sub = ctx
+                .host
+                .link_by_name(&name)
+                .await?
+                .ok_or_else(|| Error::failed(format!("{name} vanished")))?;
+            &sub
+        }
+        None => nic,
+    };
     let guest_addrs: Vec<IpNet> = ctx
         .guest_nl
         .addresses(plugged.guest_ifindex)

@@ -14,12 +14,19 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use serde_json::Value;
 
 pub mod dhcp;
+pub mod hw;
 pub mod lxc;
 pub mod ovs;
 pub mod podman;
 pub mod rawframe;
+pub mod wire;
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A number unique within this test process, for file and object names.
+pub fn next_seq() -> u32 {
+    SEQ.fetch_add(1, Ordering::SeqCst)
+}
 
 /// The binary under test: `PIPEWORK_BIN`, else `target/debug/pipework`.
 pub fn pipework_bin() -> PathBuf {
@@ -35,7 +42,7 @@ pub fn pipework_bin() -> PathBuf {
     let p = target.join("debug/pipework");
     assert!(
         p.exists(),
-        "{} is missing: run `cargo build -p pipework-cli --features fault-injection` first (tests/run does)",
+        "{} is missing: run `cargo build -p pipework-cli --features fault-injection` first (tests/host does)",
         p.display()
     );
     p
@@ -184,6 +191,19 @@ impl Sandbox {
     /// nothing was created, deleted or reconfigured.
     pub fn host_links(&self) -> Vec<Value> {
         links(&self.host)
+    }
+
+    /// The host links once they equal `want` (a moved-back NIC's carrier
+    /// settles a moment after it is up), else as they are after 3 s.
+    pub fn host_links_settled(&self, want: &[Value]) -> Vec<Value> {
+        let t = std::time::Instant::now();
+        loop {
+            let now = self.host_links();
+            if now == want || t.elapsed() > std::time::Duration::from_secs(3) {
+                return now;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
     }
 
     /// The PID of the sandbox's pipework daemon, if one runs.

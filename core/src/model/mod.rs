@@ -2,6 +2,7 @@
 //! never see strings.
 
 mod address;
+mod hardware;
 mod ifname;
 mod mac;
 mod ovs;
@@ -9,6 +10,7 @@ mod request;
 mod tag;
 
 pub use address::{AddressMode, DhcpClient, DhcpSpec, Family, StaticAddress};
+pub use hardware::{parse_rate, parse_switch, HwOptions, IpoibMode, VfLinkState, VfSelect};
 pub use ifname::{IfName, MAX_IFNAME_LEN};
 pub use mac::{MacAddr, MacSpec};
 pub use ovs::{DatapathType, OvsOptions, VlanSet};

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AddressMode, Family, IfName, MacAddr, MacSpec, OvsOptions, ParseError, Tag};
+use super::{
+    AddressMode, Family, HwOptions, IfName, MacAddr, MacSpec, OvsOptions, ParseError, Tag,
+};
 
 /// How the host side is named: by interface name or by `mac:<addr>`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,6 +202,9 @@ pub struct AttachOptions {
     /// an autoconfigured IPv6 address.
     #[serde(default)]
     pub slaac: bool,
+    /// SR-IOV VF and IPoIB options (`--vf`, `--spoofchk`, `--ipoib-mode`...).
+    #[serde(default)]
+    pub hw: HwOptions,
     /// `--host-route`: reach this macvlan guest from the host through a shim.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_route: Option<HostRoute>,
@@ -215,6 +220,7 @@ impl Default for AttachOptions {
             ovs: OvsOptions::default(),
             dns: false,
             slaac: false,
+            hw: HwOptions::default(),
             host_route: None,
         }
     }

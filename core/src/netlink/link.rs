@@ -3,11 +3,11 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
+use netlink_packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    AfSpecInet, AfSpecUnspec, InetDevConf, InfoBridgePort, InfoData, InfoIpoib, InfoKind,
-    InfoMacVlan, InfoPortData, InfoVeth, InfoVlan, IpoibMode, LinkAttribute, LinkExtentMask,
-    LinkFlags, LinkInfo, LinkMessage, MacVlanMode,
+    AfSpecInet, AfSpecUnspec, InetDevConf, InfoBridgePort, InfoData, InfoKind, InfoMacVlan,
+    InfoPortData, InfoVeth, InfoVlan, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo,
+    LinkMessage, MacVlanMode,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -123,6 +123,9 @@ pub struct NewLink {
 pub struct LinkChange {
     msg: LinkMessage,
     what: String,
+    /// Sent as `RTM_NEWLINK` without create flags, as iproute2 does for
+    /// `ip link set` (the kernel treats both alike).
+    newlink: bool,
 }
 
 /// Setters shared by [`NewLink`] and [`LinkChange`].
@@ -262,20 +265,45 @@ impl NewLink {
         NewLink::new(InfoKind::Dummy, name, format!("create dummy {name}"))
     }
 
-    /// An IPoIB child with a partition key; `connected` picks connected mode.
-    pub fn ipoib(name: &str, parent: u32, pkey: u16, connected: Option<bool>) -> NewLink {
-        let mut l = NewLink::new(InfoKind::Ipoib, name, format!("create ipoib {name}"));
-        let mut data = vec![InfoIpoib::Pkey(pkey)];
-        if let Some(c) = connected {
-            data.push(InfoIpoib::Mode(if c {
-                IpoibMode::Connected
-            } else {
-                IpoibMode::Datagram
-            }));
-        }
-        l.info.push(LinkInfo::Data(InfoData::Ipoib(data)));
+    /// An IPoIB child. Without `pkey` the kernel uses the parent's;
+    /// `connected` picks the mode (the kernel's default is datagram).
+    ///
+    /// Byte for byte the request `ip link add link P name N type ipoib
+    /// [pkey K] [mode M]` sends: `IFLA_LINK` first, the kind without a
+    /// terminating NUL, no empty data attribute. The kernel
+    /// takes either form; being identical lets the tests compare the two.
+    pub fn ipoib(name: &str, parent: u32, pkey: Option<u16>, connected: Option<bool>) -> NewLink {
+        let mut l = NewLink {
+            msg: LinkMessage::default(),
+            info: Vec::new(),
+            what: format!("create ipoib {name}"),
+        };
         l.msg.attributes.push(LinkAttribute::Link(parent));
+        let mut l = l.name(name);
+        let mut data = Vec::new();
+        if let Some(p) = pkey {
+            data.extend(tlv(IFLA_IPOIB_PKEY, &p.to_ne_bytes()));
+        }
+        if let Some(c) = connected {
+            data.extend(tlv(IFLA_IPOIB_MODE, &u16::from(c).to_ne_bytes()));
+        }
+        let mut info = tlv(IFLA_INFO_KIND, b"ipoib");
+        if !data.is_empty() {
+            info.extend(tlv(IFLA_INFO_DATA, &data));
+        }
+        l.msg
+            .attributes
+            .push(LinkAttribute::Other(DefaultNla::new(IFLA_LINKINFO, info)));
         l
+    }
+
+    /// The request as it goes on the wire (sequence number 0), for tests
+    /// that compare it with another tool's.
+    pub fn wire_bytes(self) -> Vec<u8> {
+        super::wire_bytes(
+            RouteNetlinkMessage::NewLink(self.into_message()),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
     }
 
     /// The finished message, as it goes on the wire.
@@ -289,6 +317,23 @@ impl NewLink {
     }
 }
 
+const IFLA_LINKINFO: u16 = 18;
+const IFLA_INFO_KIND: u16 = 1;
+const IFLA_INFO_DATA: u16 = 2;
+const IFLA_IPOIB_PKEY: u16 = 1;
+const IFLA_IPOIB_MODE: u16 = 2;
+
+/// One netlink attribute, padded to 4 bytes.
+fn tlv(kind: u16, value: &[u8]) -> Vec<u8> {
+    let len = 4 + value.len();
+    let mut v = Vec::with_capacity((len + 3) & !3);
+    v.extend_from_slice(&(len as u16).to_ne_bytes());
+    v.extend_from_slice(&kind.to_ne_bytes());
+    v.extend_from_slice(value);
+    v.resize((len + 3) & !3, 0);
+    v
+}
+
 impl LinkChange {
     pub fn new(index: u32) -> LinkChange {
         let mut msg = LinkMessage::default();
@@ -296,7 +341,28 @@ impl LinkChange {
         LinkChange {
             msg,
             what: format!("change link #{index}"),
+            newlink: false,
         }
+    }
+
+    /// Send as `RTM_NEWLINK` (no create flags) instead of `RTM_SETLINK`.
+    pub fn via_newlink(mut self) -> Self {
+        self.newlink = true;
+        self
+    }
+
+    fn into_request(self) -> (RouteNetlinkMessage, String) {
+        let msg = if self.newlink {
+            RouteNetlinkMessage::NewLink(self.msg)
+        } else {
+            RouteNetlinkMessage::SetLink(self.msg)
+        };
+        (msg, self.what)
+    }
+
+    /// The request as it goes on the wire (sequence number 0).
+    pub fn wire_bytes(self) -> Vec<u8> {
+        super::wire_bytes(self.into_request().0, 0)
     }
 
     /// Names the change for error messages ("rename eth1").
@@ -381,10 +447,8 @@ impl Netlink {
     }
 
     pub async fn change_link(&self, c: LinkChange) -> Result<(), NlError> {
-        let LinkChange { msg, what } = c;
-        self.request(RouteNetlinkMessage::SetLink(msg), 0, || what)
-            .await
-            .map(drop)
+        let (msg, what) = c.into_request();
+        self.request(msg, 0, || what).await.map(drop)
     }
 
     pub async fn delete_link(&self, index: u32, name: &str) -> Result<(), NlError> {

@@ -6,16 +6,19 @@
 //! (`link`, `addr`, `route`, `rule`) hold the requests we need.
 
 mod addr;
+mod bridge_vlan;
 mod error;
 mod link;
 mod route;
 mod rule;
+mod vf;
 
 pub use addr::Address;
 pub use error::NlError;
 pub use link::{Link, LinkChange, NewLink};
 pub use route::{RouteSpec, RouteTable};
 pub use rule::RuleSpec;
+pub use vf::{VfConfig, VfSetting};
 
 use std::io;
 use std::os::fd::{FromRawFd, IntoRawFd};
@@ -91,12 +94,7 @@ impl Netlink {
         flags: u16,
         op: impl FnOnce() -> String,
     ) -> Result<Vec<RouteNetlinkMessage>, NlError> {
-        let mut req = NetlinkMessage::from(msg);
-        req.header.flags = NLM_F_REQUEST | flags;
-        if flags & NLM_F_DUMP != NLM_F_DUMP {
-            req.header.flags |= NLM_F_ACK;
-        }
-        req.finalize();
+        let req = envelope(msg, flags);
         let mut handle = self.handle.clone();
         let mut stream = match handle.request(req) {
             Ok(s) => s,
@@ -114,6 +112,27 @@ impl Netlink {
         }
         Ok(out)
     }
+}
+
+/// A request with its netlink header: `flags` plus `NLM_F_REQUEST`, and
+/// `NLM_F_ACK` unless it is a dump.
+fn envelope(msg: RouteNetlinkMessage, flags: u16) -> NetlinkMessage<RouteNetlinkMessage> {
+    let mut req = NetlinkMessage::from(msg);
+    req.header.flags = NLM_F_REQUEST | flags;
+    if flags & NLM_F_DUMP != NLM_F_DUMP {
+        req.header.flags |= NLM_F_ACK;
+    }
+    req.finalize();
+    req
+}
+
+/// The bytes [`Netlink::request`] would send for `msg`, with sequence number
+/// and port id 0 (the socket fills those in).
+pub fn wire_bytes(msg: RouteNetlinkMessage, flags: u16) -> Vec<u8> {
+    let req = envelope(msg, flags);
+    let mut buf = vec![0u8; req.buffer_len()];
+    req.serialize(&mut buf);
+    buf
 }
 
 fn open_socket() -> io::Result<Socket> {

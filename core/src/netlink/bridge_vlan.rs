@@ -1,0 +1,96 @@
+//! Linux bridge VLAN filtering: the bridge's `vlan_filtering` switch and the
+//! VLANs of a port (what `ip link set BR type bridge vlan_filtering 1` and
+//! `bridge vlan add/del dev PORT vid N [pvid] [untagged]` send).
+
+use netlink_packet_route::link::{
+    AfSpecBridge, BridgeVlanInfo, BridgeVlanInfoFlags, InfoBridge, InfoData, InfoKind,
+    LinkAttribute, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use super::{LinkChange, Netlink, NlError};
+
+impl LinkChange {
+    /// Turns VLAN filtering of a bridge on or off.
+    pub fn bridge_vlan_filtering(bridge: u32, on: bool) -> LinkChange {
+        LinkChange::new(bridge)
+            .via_newlink()
+            .attribute(LinkAttribute::LinkInfo(vec![
+                LinkInfo::Kind(InfoKind::Bridge),
+                LinkInfo::Data(InfoData::Bridge(vec![InfoBridge::VlanFiltering(on)])),
+            ]))
+            .describe(format!(
+                "turn {} VLAN filtering on bridge #{bridge}",
+                if on { "on" } else { "off" }
+            ))
+    }
+}
+
+fn port_vlan_message(port: u32, vid: u16, flags: BridgeVlanInfoFlags) -> LinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.interface_family = AddressFamily::Bridge;
+    m.header.index = port;
+    m.attributes
+        .push(LinkAttribute::AfSpecBridge(vec![AfSpecBridge::VlanInfo(
+            BridgeVlanInfo { flags, vid },
+        )]));
+    m
+}
+
+impl Netlink {
+    /// Whether VLAN filtering is on for this bridge.
+    pub async fn bridge_vlan_filtering(&self, bridge: u32) -> Result<bool, NlError> {
+        let mut m = LinkMessage::default();
+        m.header.index = bridge;
+        let replies = self
+            .request(RouteNetlinkMessage::GetLink(m), 0, || {
+                format!("read bridge #{bridge}")
+            })
+            .await?;
+        for r in &replies {
+            let RouteNetlinkMessage::NewLink(l) = r else {
+                continue;
+            };
+            for a in &l.attributes {
+                let LinkAttribute::LinkInfo(infos) = a else {
+                    continue;
+                };
+                for i in infos {
+                    if let LinkInfo::Data(InfoData::Bridge(opts)) = i {
+                        for o in opts {
+                            if let InfoBridge::VlanFiltering(v) = o {
+                                return Ok(*v);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Makes `vid` the port's PVID, untagged on egress: the guest behind the
+    /// port sees plain frames, the bridge tags them `vid`.
+    pub async fn bridge_port_set_pvid(&self, port: u32, vid: u16) -> Result<(), NlError> {
+        let m = port_vlan_message(
+            port,
+            vid,
+            BridgeVlanInfoFlags::Pvid | BridgeVlanInfoFlags::Untagged,
+        );
+        self.request(RouteNetlinkMessage::SetLink(m), 0, || {
+            format!("add VLAN {vid} (PVID, untagged) to bridge port #{port}")
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Removes `vid` from a port's VLANs.
+    pub async fn bridge_port_del_vlan(&self, port: u32, vid: u16) -> Result<(), NlError> {
+        let m = port_vlan_message(port, vid, BridgeVlanInfoFlags::empty());
+        self.request(RouteNetlinkMessage::DelLink(m), 0, || {
+            format!("remove VLAN {vid} from bridge port #{port}")
+        })
+        .await
+        .map(drop)
+    }
+}

@@ -1,0 +1,109 @@
+//! `@VID` on a Linux bridge (the original refused it): the bridge filters
+//! VLANs and the guest's port has `VID` as its PVID, untagged, so the guest
+//! sees plain frames and only its VLAN.
+
+use pipework_core::driver::{AttachContext, DriverKind};
+use pipework_core::error::{Context, Error, Result};
+use pipework_core::journal::{Journal, Step, UndoContext, UndoMode};
+use pipework_core::model::VlanId;
+use pipework_core::netlink::{Link, LinkChange};
+use serde::{Deserialize, Serialize};
+
+/// The bridge's default PVID, which every new port gets.
+const DEFAULT_PVID: u16 = 1;
+
+/// Journal data: VLAN filtering was off and this attach turned it on.
+#[derive(Serialize, Deserialize)]
+struct FilteringOn {
+    op: String,
+    bridge: String,
+}
+
+const OP: &str = "vlan_filtering_on";
+
+/// Turns VLAN filtering on if it is off (recorded: a rollback turns it off
+/// again; a detach leaves it, as other ports may rely on it by then).
+pub async fn ensure_filtering(
+    ctx: &AttachContext<'_>,
+    bridge: &Link,
+    journal: &mut Journal,
+) -> Result<()> {
+    if ctx
+        .host
+        .bridge_vlan_filtering(bridge.index)
+        .await
+        .step("read VLAN filtering")?
+    {
+        return Ok(());
+    }
+    ctx.host
+        .change_link(LinkChange::bridge_vlan_filtering(bridge.index, true))
+        .await
+        .map_err(|e| {
+            if e.is(libc::EOPNOTSUPP) {
+                Error::failed(format!(
+                    "this kernel cannot filter VLANs on bridge {} (CONFIG_BRIDGE_VLAN_FILTERING)",
+                    bridge.name
+                ))
+                .with_source(e)
+            } else {
+                e.into()
+            }
+        })
+        .step("turn on VLAN filtering")?;
+    journal.record(Step::Driver {
+        driver: DriverKind::LinuxBridge,
+        data: serde_json::to_value(FilteringOn {
+            op: OP.into(),
+            bridge: bridge.name.clone(),
+        })
+        .expect("plain data"),
+    });
+    Ok(())
+}
+
+/// Makes `vid` the port's only VLAN: PVID and untagged. The port is ours
+/// (deleting it undoes this), so nothing is journaled.
+pub async fn set_port_vlan(ctx: &AttachContext<'_>, port: &Link, vid: VlanId) -> Result<()> {
+    ctx.host
+        .bridge_port_set_pvid(port.index, vid.get())
+        .await
+        .step("set the port's VLAN")?;
+    if vid.get() != DEFAULT_PVID {
+        match ctx
+            .host
+            .bridge_port_del_vlan(port.index, DEFAULT_PVID)
+            .await
+        {
+            Ok(()) => {}
+            // Not a member (the bridge's default PVID is not 1, or none).
+            Err(e) if e.is(libc::ENOENT) || e.is(libc::EINVAL) => {}
+            Err(e) => return Err(e).step("remove the port from VLAN 1"),
+        }
+    }
+    Ok(())
+}
+
+/// Undoes [`ensure_filtering`] on rollback.
+pub async fn undo(data: &serde_json::Value, ctx: &UndoContext<'_>) -> Result<bool> {
+    let Ok(f) = serde_json::from_value::<FilteringOn>(data.clone()) else {
+        return Ok(false);
+    };
+    if f.op != OP {
+        return Ok(false);
+    }
+    if ctx.mode != UndoMode::Rollback {
+        return Ok(true);
+    }
+    if let Some(br) = ctx.host.link_by_name(&f.bridge).await? {
+        match ctx
+            .host
+            .change_link(LinkChange::bridge_vlan_filtering(br.index, false))
+            .await
+        {
+            Err(e) if !e.is_gone() => return Err(e).step("undo: turn VLAN filtering off"),
+            _ => {}
+        }
+    }
+    Ok(true)
+}

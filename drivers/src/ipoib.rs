@@ -1,0 +1,134 @@
+//! IPoIB: an `ipoib` child of an InfiniBand interface, created directly in
+//! the guest (as `ib0` unless `-i` says otherwise), in the partition `@PKEY`.
+//!
+//! The partition key is hexadecimal (`@8001`, `@0x8001`, `@1`). Its top bit
+//! is the membership type; the kernel sets it on every child it creates, so
+//! `@0001` and `@8001` are the same partition and pipework always asks for
+//! the full-member form. Without `@PKEY` the child shares the parent's
+//! partition. When sysfs shows the port's partition table, a key the port
+//! is not a member of is refused before anything is created (the child would
+//! never come up).
+
+use async_trait::async_trait;
+use pipework_core::driver::{AttachContext, Driver, DriverKind, Plugged};
+use pipework_core::error::{Context, Error, Result};
+use pipework_core::journal::Journal;
+use pipework_core::model::{IpoibMode, MacSpec, Pkey};
+use pipework_core::netlink::NewLink;
+use pipework_core::ops;
+use pipework_core::sysfs::Sysfs;
+
+pub struct Ipoib;
+
+#[async_trait]
+impl Driver for Ipoib {
+    fn kind(&self) -> DriverKind {
+        DriverKind::Ipoib
+    }
+
+    fn default_guest_ifname(&self) -> &'static str {
+        "ib0"
+    }
+
+    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()> {
+        let parent = ctx
+            .host_link
+            .ok_or_else(|| Error::usage(format!("no host interface {}", ctx.host_ifname)))?;
+        if ctx.request.host_ifname.is_some() {
+            return Err(Error::usage(
+                "-l names a host-side veth; an IPoIB child has none",
+            ));
+        }
+        if !matches!(ctx.request.mac, MacSpec::Random) {
+            return Err(Error::usage(
+                "an IPoIB interface has a 20-byte hardware address from the HCA: it takes no MAC",
+            ));
+        }
+        let pkey = ctx.request.tag.as_ref().map(|t| t.as_pkey()).transpose()?;
+        if let Some(p) = pkey {
+            check_pkey(&Sysfs::new(&ctx.settings.sysfs_root), &parent.name, p)?;
+        }
+        Ok(())
+    }
+
+    async fn create(&self, ctx: &AttachContext<'_>, journal: &mut Journal) -> Result<Plugged> {
+        let parent = ctx.host_link.expect("validated");
+        let pkey = ctx.request.tag.as_ref().map(|t| t.as_pkey()).transpose()?;
+        let mode = ctx.request.options.hw.ipoib_mode;
+        let new = NewLink::ipoib(
+            ctx.temp_name,
+            parent.index,
+            pkey.map(Pkey::get),
+            mode.map(|m| m == IpoibMode::Connected),
+        );
+        let link = ops::create_guest_link(
+            ctx.host,
+            ctx.guest_nl,
+            &ctx.guest.netns,
+            ctx.temp_name,
+            new,
+            journal,
+        )
+        .await
+        .map_err(|e| {
+            if e.is(libc::EOPNOTSUPP) {
+                Error::failed(format!(
+                    "the kernel cannot create IPoIB children of {} (is ib_ipoib loaded?)",
+                    parent.name
+                ))
+                .with_source(e)
+            } else {
+                e.into()
+            }
+        })
+        .step("create the IPoIB child")?;
+        let mut details = serde_json::Map::new();
+        if let Some(p) = pkey {
+            details.insert("pkey".into(), p.to_string().into());
+        }
+        if let Some(m) = mode {
+            details.insert(
+                "ipoib_mode".into(),
+                serde_json::to_value(m).unwrap_or_default(),
+            );
+        }
+        Ok(Plugged {
+            guest_ifindex: link.index,
+            needs_mac: false,
+            own_mac: true,
+            host_peer: None,
+            bridge: None,
+            vlan: None,
+            mtu: link.mtu,
+            details,
+        })
+    }
+}
+
+/// Refuses a partition the port is not a member of, when sysfs (or, with the
+/// `rdma` feature, libibverbs) can say.
+pub fn check_pkey(sys: &Sysfs<'_>, parent: &str, pkey: Pkey) -> Result<()> {
+    let Some(dev) = sys.ib_device(parent) else {
+        return Ok(());
+    };
+    let port = sys.ib_port(parent);
+    let table = match sys.pkeys(&dev, port) {
+        Some(t) => t,
+        None => match crate::rdma::pkey_table(&dev, port) {
+            Some(t) => t,
+            None => return Ok(()),
+        },
+    };
+    if table.iter().any(|k| k & 0x7fff == pkey.base()) {
+        return Ok(());
+    }
+    let listed: Vec<String> = table.iter().map(|k| format!("{k:#06x}")).collect();
+    Err(Error::usage(format!(
+        "partition key {pkey} is not in the table of {dev} port {port} ({}): ask the subnet manager to add the port to it",
+        if listed.is_empty() {
+            "empty".to_string()
+        } else {
+            listed.join(", ")
+        }
+    )))
+}

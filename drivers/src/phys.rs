@@ -1,0 +1,200 @@
+//! `--direct-phys`: the host interface itself goes into the guest (a NIC, a
+//! VF netdev, a bond...), or with `@VID` its 802.1Q sub-interface.
+//!
+//! The NIC keeps its own name in its alias (`IFLA_IFALIAS`) while it is away,
+//! so that even when its guest dies and the kernel hands it back under another
+//! name, `gc` finds it and renames it. Detach moves it back under its
+//! original name and restores its MAC if one was given.
+
+use async_trait::async_trait;
+use pipework_core::driver::{AttachContext, Driver, DriverKind, Plugged};
+use pipework_core::error::{Context, Error, Result};
+use pipework_core::journal::{Journal, Step, UndoContext};
+use pipework_core::model::MacSpec;
+use pipework_core::netlink::{Link, LinkChange, NewLink};
+use pipework_core::ops;
+use serde::{Deserialize, Serialize};
+
+use crate::vlan;
+
+pub struct Phys;
+
+/// Journal data: the MAC the moved link had before the attach set one.
+#[derive(Serialize, Deserialize)]
+struct MacRestore {
+    op: String,
+    guest_ifindex: u32,
+    mac: pipework_core::model::MacAddr,
+}
+
+const MAC_OP: &str = "restore_mac";
+
+#[async_trait]
+impl Driver for Phys {
+    fn kind(&self) -> DriverKind {
+        DriverKind::Phys
+    }
+
+    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()> {
+        let nic = ctx
+            .host_link
+            .ok_or_else(|| Error::usage(format!("no host interface {}", ctx.host_ifname)))?;
+        if ctx.request.host_ifname.is_some() {
+            return Err(Error::usage(
+                "-l names a host-side veth; --direct-phys moves the interface itself",
+            ));
+        }
+        if let Some(tag) = &ctx.request.tag {
+            let vid = tag.as_vlan()?;
+            let name = vlan::sub_name(&nic.name, vid)?;
+            if let Some(l) = ctx.host.link_by_name(&name).await? {
+                vlan::check_existing(&l, nic, vid)?;
+            }
+        } else if nic.master.is_some() {
+            return Err(Error::usage(format!(
+                "{} is a port of another interface (a bridge or bond): release it first",
+                nic.name
+            )));
+        }
+        Ok(())
+    }
+
+    async fn create(&self, ctx: &AttachContext<'_>, journal: &mut Journal) -> Result<Plugged> {
+        let nic = ctx.host_link.expect("validated");
+        let vid = ctx.request.tag.as_ref().map(|t| t.as_vlan()).transpose()?;
+        let (link, moved) = match vid {
+            Some(v) => self.sub_interface(ctx, nic, v, journal).await?,
+            None => (self.move_nic(ctx, nic, journal).await?, true),
+        };
+        // The original sets a MAC only when one is given; a moved NIC keeps
+        // its own otherwise.
+        let explicit = !matches!(ctx.request.mac, MacSpec::Random);
+        if moved && explicit {
+            if let Some(mac) = link.mac {
+                journal.record(Step::Driver {
+                    driver: DriverKind::Phys,
+                    data: serde_json::to_value(MacRestore {
+                        op: MAC_OP.into(),
+                        guest_ifindex: link.index,
+                        mac,
+                    })
+                    .expect("plain data"),
+                });
+            }
+        }
+        let mut details = serde_json::Map::new();
+        details.insert("moved".into(), link_name_of(nic, vid).into());
+        Ok(Plugged {
+            guest_ifindex: link.index,
+            needs_mac: explicit,
+            own_mac: !explicit,
+            host_peer: None,
+            bridge: None,
+            vlan: vid.map(|v| v.get()),
+            mtu: link.mtu,
+            details,
+        })
+    }
+
+    async fn undo(&self, data: &serde_json::Value, ctx: &UndoContext<'_>) -> Result<()> {
+        if let Ok(m) = serde_json::from_value::<MacRestore>(data.clone()) {
+            if m.op == MAC_OP {
+                // Only while it is still in the guest: a NIC handed back by
+                // the kernel after its guest died is found by `gc` by alias.
+                let Some(g) = ctx.guest else { return Ok(()) };
+                return match g
+                    .change_link(
+                        LinkChange::new(m.guest_ifindex)
+                            .mac(m.mac)
+                            .describe("restore the MAC"),
+                    )
+                    .await
+                {
+                    Err(e) if !e.is_gone() => Err(e).step("undo: restore MAC"),
+                    _ => Ok(()),
+                };
+            }
+        }
+        if vlan::release(data, ctx).await? {
+            return Ok(());
+        }
+        Err(Error::failed(format!("unknown phys journal step {data}")))
+    }
+}
+
+fn link_name_of(nic: &Link, vid: Option<pipework_core::model::VlanId>) -> String {
+    match vid {
+        Some(v) => format!("{}.{v}", nic.name),
+        None => nic.name.clone(),
+    }
+}
+
+impl Phys {
+    /// Moves the NIC itself, its name kept in its alias.
+    async fn move_nic(
+        &self,
+        ctx: &AttachContext<'_>,
+        nic: &Link,
+        journal: &mut Journal,
+    ) -> Result<Link> {
+        // A virtual link (veth, vlan...) dies with the guest's namespace
+        // instead of coming back: an alias would not help it.
+        if nic.kind.is_none() {
+            ops::set_host_alias(ctx.host, nic, &nic.name, journal)
+                .await
+                .step("keep the name in the alias")?;
+        }
+        ops::move_link_to_guest(
+            ctx.host,
+            ctx.guest_nl,
+            &ctx.guest.netns,
+            nic,
+            ctx.temp_name,
+            journal,
+        )
+        .await
+        .step("move the interface into the guest")
+    }
+
+    /// `--direct-phys <if> ... @VID`: the existing `<if>.<VID>` is moved in;
+    /// a missing one is created directly in the guest (it never shows up on
+    /// the host, and it dies with the guest). Returns whether it was moved.
+    async fn sub_interface(
+        &self,
+        ctx: &AttachContext<'_>,
+        nic: &Link,
+        vid: pipework_core::model::VlanId,
+        journal: &mut Journal,
+    ) -> Result<(Link, bool)> {
+        let name = vlan::sub_name(&nic.name, vid)?;
+        if let Some(l) = ctx.host.link_by_name(&name).await? {
+            vlan::check_existing(&l, nic, vid)?;
+            let moved = ops::move_link_to_guest(
+                ctx.host,
+                ctx.guest_nl,
+                &ctx.guest.netns,
+                &l,
+                ctx.temp_name,
+                journal,
+            )
+            .await
+            .step("move the 802.1Q sub-interface into the guest")?;
+            return Ok((moved, true));
+        }
+        ops::ensure_host_link_up(ctx.host, nic, journal)
+            .await
+            .step("set parent up")?;
+        let new = NewLink::vlan(ctx.temp_name, nic.index, vid.get()).mtu(nic.mtu);
+        let created = ops::create_guest_link(
+            ctx.host,
+            ctx.guest_nl,
+            &ctx.guest.netns,
+            ctx.temp_name,
+            new,
+            journal,
+        )
+        .await
+        .step("create the 802.1Q sub-interface in the guest")?;
+        Ok((created, false))
+    }
+}

@@ -1,0 +1,162 @@
+//! 802.1Q sub-interfaces `<if>.<VID>` shared by the macvlans of many
+//! attachments.
+//!
+//! The kernel cannot say who uses a sub-interface: the macvlans stacked on it
+//! live in guest namespaces, invisible from the host. So pipework keeps the
+//! account in its state directory, under a lock per sub-interface:
+//! `vlans/<name>/created` when pipework made it, and one
+//! `vlans/<name>/users/<netns>-<ifname>` per attachment on it. The last user
+//! to leave deletes a sub-interface pipework created; one that was there
+//! before is never deleted.
+
+use std::path::PathBuf;
+
+use pipework_core::driver::{AttachContext, DriverKind};
+use pipework_core::error::{Context, Error, Result};
+use pipework_core::journal::{Journal, Step, UndoContext};
+use pipework_core::model::{VlanId, MAX_IFNAME_LEN};
+use pipework_core::netlink::{Link, NewLink};
+use pipework_core::ops;
+use pipework_core::state::{write_atomic, StateDir};
+use serde::{Deserialize, Serialize};
+
+/// The journal data of one use of a shared sub-interface.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct VlanUse {
+    pub op: String,
+    pub name: String,
+    pub user: String,
+}
+
+const OP: &str = "vlan_used";
+
+/// `<parent>.<vid>`, the name `ip link add ... type vlan` users expect.
+pub fn sub_name(parent: &str, vid: VlanId) -> Result<String> {
+    let name = format!("{parent}.{vid}");
+    if name.len() > MAX_IFNAME_LEN {
+        return Err(Error::usage(format!(
+            "the 802.1Q sub-interface name {name} would be longer than {MAX_IFNAME_LEN} characters"
+        )));
+    }
+    Ok(name)
+}
+
+fn dir(state: &StateDir, name: &str) -> PathBuf {
+    state.root().join("vlans").join(name)
+}
+
+fn lock_name(name: &str) -> String {
+    format!("vlan-{name}")
+}
+
+/// Checks that an existing link is the sub-interface we would make.
+pub fn check_existing(l: &Link, parent: &Link, vid: VlanId) -> Result<()> {
+    if l.is_kind("vlan") && l.parent == Some(parent.index) && l.vlan_id == Some(vid.get()) {
+        Ok(())
+    } else {
+        Err(Error::usage(format!(
+            "{} exists but is not VLAN {vid} of {}",
+            l.name, parent.name
+        )))
+    }
+}
+
+/// The sub-interface for VLAN `vid` on `parent`, created (up, with the
+/// parent's MTU) if missing, and counted as used by this attachment.
+pub async fn acquire(
+    ctx: &AttachContext<'_>,
+    driver: DriverKind,
+    parent: &Link,
+    vid: VlanId,
+    journal: &mut Journal,
+) -> Result<Link> {
+    let name = sub_name(&parent.name, vid)?;
+    let _lock = ctx.state.lock_named(&lock_name(&name)).await?;
+    let user = format!("{}-{}", ctx.guest.info.netns, ctx.guest_ifname);
+    let d = dir(ctx.state, &name);
+    std::fs::create_dir_all(d.join("users"))
+        .map_err(|e| Error::failed(format!("cannot create {}", d.display())).with_source(e))?;
+    // Recorded first: a failure from here on releases the use (and deletes
+    // the sub-interface if we made it and nobody else uses it).
+    journal.record(Step::Driver {
+        driver,
+        data: serde_json::to_value(VlanUse {
+            op: OP.to_string(),
+            name: name.clone(),
+            user: user.clone(),
+        })
+        .expect("plain data"),
+    });
+    write_atomic(&d.join("users").join(&user), b"")?;
+    let link = match ctx.host.link_by_name(&name).await? {
+        Some(l) => {
+            check_existing(&l, parent, vid)?;
+            ops::ensure_host_link_up(ctx.host, &l, journal)
+                .await
+                .step("set the 802.1Q sub-interface up")?;
+            l
+        }
+        None => {
+            ops::ensure_host_link_up(ctx.host, parent, journal)
+                .await
+                .step("set parent up")?;
+            let new = NewLink::vlan(&name, parent.index, vid.get())
+                .mtu(parent.mtu)
+                .up();
+            // Marked before it exists: a crash in between leaves a marker
+            // for a link that is not there, which release ignores.
+            write_atomic(&d.join("created"), b"")?;
+            match ctx.host.create_link(new).await {
+                Ok(()) => {}
+                Err(e) => {
+                    let _ = std::fs::remove_file(d.join("created"));
+                    return Err(e).step("create the 802.1Q sub-interface");
+                }
+            }
+            ctx.host
+                .link_by_name(&name)
+                .await?
+                .ok_or_else(|| Error::failed(format!("{name} vanished after creation")))?
+        }
+    };
+    Ok(link)
+}
+
+/// Undoes one [`acquire`]: drops the use, and deletes the sub-interface if
+/// pipework created it and no attachment uses it any more.
+pub async fn release(data: &serde_json::Value, ctx: &UndoContext<'_>) -> Result<bool> {
+    let Ok(u) = serde_json::from_value::<VlanUse>(data.clone()) else {
+        return Ok(false);
+    };
+    if u.op != OP {
+        return Ok(false);
+    }
+    let _lock = ctx.state.lock_named(&lock_name(&u.name)).await?;
+    let d = dir(ctx.state, &u.name);
+    match std::fs::remove_file(d.join("users").join(&u.user)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(Error::failed(format!("cannot drop a use of {}", u.name)).with_source(e))
+        }
+    }
+    let others = std::fs::read_dir(d.join("users"))
+        .map(|rd| rd.count())
+        .unwrap_or(0);
+    if others > 0 {
+        return Ok(true);
+    }
+    if d.join("created").exists() {
+        if let Some(l) = ctx.host.link_by_name(&u.name).await? {
+            if l.is_kind("vlan") {
+                match ctx.host.delete_link(l.index, &u.name).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_gone() => {}
+                    Err(e) => return Err(e).step("undo: delete the 802.1Q sub-interface"),
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&d);
+    Ok(true)
+}
