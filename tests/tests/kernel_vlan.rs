@@ -235,14 +235,15 @@ fn the_shim_of_a_vlan_macvlan_sits_on_its_sub_interface() {
         "10.72.0.254/24",
     ])
     .ok();
-    let sub = link(&s.host, &format!("{pf}.40")).expect("the sub-interface");
+    let sub = format!("{pf}.40");
+    assert!(link(&s.host, &sub).is_some(), "the sub-interface");
     let macvlans = ip_json(&s.host, &["-d", "link", "show", "type", "macvlan"]);
     let shim = macvlans
         .as_array()
         .unwrap()
         .iter()
-        .find(|l| l["link_index"] == sub["ifindex"])
-        .unwrap_or_else(|| panic!("no shim on {pf}.40: {macvlans}"));
+        .find(|l| l["link"] == sub.as_str())
+        .unwrap_or_else(|| panic!("no shim on {sub}: {macvlans}"));
     assert!(
         shim["ifname"].as_str().unwrap().starts_with("pwh"),
         "{shim}"
