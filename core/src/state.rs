@@ -275,6 +275,12 @@ fn read_dir_records(dir: &Path) -> Result<Vec<AttachmentRecord>> {
 }
 
 /// Writes `data` to `path` through a uniquely named temporary file and a rename.
+///
+/// The rename makes the write atomic for any reader and across a killed
+/// process, which is what the state needs. There is no fsync: what the state
+/// describes (namespaces, links, leases) does not outlive a reboot either,
+/// and on hosts whose /run is not a tmpfs a sync per attach costs more than
+/// the attach itself.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = path.with_extension(format!(
         "tmp.{}.{}",
@@ -288,7 +294,6 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
             .mode(0o600)
             .open(&tmp)?;
         f.write_all(data)?;
-        f.sync_data()?;
         fs::rename(&tmp, path)
     })();
     if res.is_err() {
