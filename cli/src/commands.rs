@@ -32,8 +32,27 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
                 print_dynamic(&req, &rec);
             }
         }
-        Command::Daemon { idle_exit } => {
-            let opts = pipework_core::daemon::DaemonOptions { idle_exit };
+        Command::Daemon {
+            idle_exit,
+            reconcile,
+            engine,
+            key,
+        } => {
+            let reconcile = match (reconcile, engine) {
+                (false, _) => None,
+                (true, e) => Some(pipework_core::reconcile::ReconcileConfig {
+                    endpoint: match e {
+                        Some(e) => e,
+                        None => pipework_core::docker::Endpoint::from_env()?,
+                    },
+                    key,
+                    parse: crate::grammar::parse_attach,
+                }),
+            };
+            let opts = pipework_core::daemon::DaemonOptions {
+                idle_exit,
+                reconcile,
+            };
             pipework_core::daemon::run(std::sync::Arc::new(drivers), settings.clone(), opts)
                 .await?;
         }
@@ -100,8 +119,15 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
                     "records": done.records,
                     "driver_objects": done.driver_objects,
                     "clients": done.clients,
+                    "unfinished": done.unfinished,
                 }));
             } else {
+                for p in &done.unfinished {
+                    println!(
+                        "undid the unfinished attach of {} on {}",
+                        p.interface, p.guest.name
+                    );
+                }
                 for r in &done.records {
                     println!("removed {} of {} (guest gone)", r.interface, r.guest.name);
                 }
@@ -112,6 +138,9 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
                     println!("ended {c}");
                 }
             }
+        }
+        Command::Apply { file, prune } => {
+            return crate::apply::run(&file, prune, json, &drivers, settings).await
         }
         Command::Demo => crate::demo::run(settings, &drivers).await?,
     }

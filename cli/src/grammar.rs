@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use pipework_core::docker::Endpoint;
 use pipework_core::model::{
     AddressMode, AttachRequest, DatapathType, Family, GuestRef, HostSelector, IfName, MacSpec,
     MacvlanMode, ParseError, Tag, VlanId, VlanSet,
@@ -55,6 +56,15 @@ pub enum Command {
     Gc,
     Daemon {
         idle_exit: Option<Duration>,
+        /// `--reconcile` (or `--engine`): follow a container engine; the
+        /// engine is `DOCKER_HOST`'s (or the usual sockets) when `None`.
+        reconcile: bool,
+        engine: Option<Endpoint>,
+        key: Option<String>,
+    },
+    Apply {
+        file: PathBuf,
+        prune: bool,
     },
     Demo,
     Help,
@@ -88,7 +98,7 @@ fn usage(msg: impl Into<String>) -> UsageError {
 }
 
 const SUBCOMMANDS: &[&str] = &[
-    "detach", "inspect", "list", "gc", "daemon", "demo", "help", "version",
+    "detach", "inspect", "list", "gc", "daemon", "apply", "demo", "help", "version",
 ];
 
 /// Parses the arguments after the program name.
@@ -239,6 +249,13 @@ fn parse_legacy(args: &[String]) -> Result<Command, UsageError> {
             "--no-dad" => opts.skip_dad = true,
             "--dns" => opts.dns = true,
             "--slaac" => opts.slaac = true,
+            "--host-route" => {
+                opts.host_route = Some(once(
+                    &opts.host_route,
+                    "--host-route",
+                    value(&a, it.next())?.parse()?,
+                )?)
+            }
             "--timeout" => opts.timeout = seconds(&value(&a, it.next())?)?,
             "--trunk" => {
                 let v = value(&a, it.next())?.parse::<VlanSet>()?;
@@ -344,6 +361,22 @@ fn parse_legacy(args: &[String]) -> Result<Command, UsageError> {
     Ok(Command::Attach(Box::new(req)))
 }
 
+/// One attach's arguments, as a declaration gives them (the legacy grammar
+/// without route/rule/tc): the parser the reconciler and `apply` use.
+pub fn parse_attach(args: &[String]) -> Result<AttachRequest, String> {
+    if args
+        .first()
+        .is_some_and(|a| matches!(a.as_str(), "route" | "rule" | "tc"))
+    {
+        return Err(format!("'{}' is not an attachment", args[0]));
+    }
+    match parse_legacy(args) {
+        Ok(Command::Attach(r)) => Ok(*r),
+        Ok(_) => Err("not an attachment".into()),
+        Err(e) => Err(e.0),
+    }
+}
+
 fn once<T>(cur: &Option<T>, flag: &str, v: T) -> Result<T, UsageError> {
     if cur.is_some() {
         return Err(usage(format!("option {flag} given twice")));
@@ -395,11 +428,27 @@ enum Sub {
     List,
     /// Clean up after guests that are gone.
     Gc,
-    /// Keep DHCP leases (one daemon per host).
+    /// Keep DHCP leases and, with --reconcile, declared attachments (one per host).
     Daemon {
         /// Exit after this many seconds with nothing to look after.
         #[arg(long, value_name = "SECS")]
         idle_exit: Option<u64>,
+        /// Follow the container engine and keep containers' declared attachments.
+        #[arg(long)]
+        reconcile: bool,
+        /// The engine's API (unix:///path or tcp://host:port); implies --reconcile.
+        #[arg(long, value_name = "URL")]
+        engine: Option<String>,
+        /// Handle only containers whose pipework_key equals this.
+        #[arg(long, value_name = "KEY")]
+        key: Option<String>,
+    },
+    /// Make the attachments a file declares hold (idempotent).
+    Apply {
+        file: String,
+        /// Also detach what an earlier version of this file declared.
+        #[arg(long)]
+        prune: bool,
     },
     /// Two throwaway namespaces on a new bridge, a ping, their JSON, cleanup.
     Demo,
@@ -430,9 +479,44 @@ fn parse_subcommand(args: &[String]) -> Result<Command, UsageError> {
         },
         Sub::List => Command::List,
         Sub::Gc => Command::Gc,
-        Sub::Daemon { idle_exit } => Command::Daemon {
-            idle_exit: idle_exit.map(Duration::from_secs),
-        },
+        Sub::Daemon {
+            idle_exit,
+            reconcile,
+            engine,
+            key,
+        } => {
+            let engine = engine
+                .map(|e| Endpoint::parse(&e))
+                .transpose()
+                .map_err(|e| usage(format!("bad --engine: {}", e.message())))?;
+            let reconcile = reconcile || engine.is_some();
+            if reconcile && idle_exit.is_some() {
+                return Err(usage(
+                    "--idle-exit does not go with --reconcile: a reconciler waits for containers",
+                ));
+            }
+            if key.is_some() && !reconcile {
+                return Err(usage("--key is for --reconcile"));
+            }
+            if key.as_deref() == Some("") {
+                return Err(usage("--key needs a value"));
+            }
+            Command::Daemon {
+                idle_exit: idle_exit.map(Duration::from_secs),
+                reconcile,
+                engine,
+                key,
+            }
+        }
+        Sub::Apply { file, prune } => {
+            if file.is_empty() {
+                return Err(usage("apply needs a file"));
+            }
+            Command::Apply {
+                file: file.into(),
+                prune,
+            }
+        }
         Sub::Demo => Command::Demo,
         Sub::Help => Command::Help,
         Sub::Version => Command::Version,
@@ -538,9 +622,41 @@ mod tests {
                 .unwrap()
                 .command,
             Command::Daemon {
-                idle_exit: Some(Duration::from_secs(5))
+                idle_exit: Some(Duration::from_secs(5)),
+                reconcile: false,
+                engine: None,
+                key: None,
             }
         );
+        assert_eq!(
+            p("daemon --engine unix:///run/e.sock --key k")
+                .unwrap()
+                .command,
+            Command::Daemon {
+                idle_exit: None,
+                reconcile: true,
+                engine: Some(Endpoint::Unix("/run/e.sock".into())),
+                key: Some("k".into()),
+            }
+        );
+        assert_eq!(
+            p("apply /etc/pipework.conf --prune").unwrap().command,
+            Command::Apply {
+                file: "/etc/pipework.conf".into(),
+                prune: true
+            }
+        );
+        let a: Vec<String> = "eth0 -i eth2 web 10.0.0.2/24 --host-route auto"
+            .split(' ')
+            .map(String::from)
+            .collect();
+        let r = parse_attach(&a).unwrap();
+        assert_eq!(
+            r.options.host_route,
+            Some(pipework_core::model::HostRoute::Auto)
+        );
+        assert!(parse_attach(&["route".into(), "web".into()]).is_err());
+        assert!(parse_attach(&["eth0".into()]).is_err());
         let r = attach("br1 web1 dhcp --dns --slaac");
         assert!(r.options.dns && r.options.slaac);
         match attach("br1 -a 6 web1 dhcp").address {
@@ -641,6 +757,20 @@ mod tests {
             ("br1 web1 dhcp,udhcpc", "two DHCP clients"),
             ("br1 -a 6 web1 udhcpc", "IPv4 only"),
             ("daemon --idle-exit x", "idle-exit"),
+            ("daemon --reconcile --idle-exit 5", "does not go with"),
+            ("daemon --key k", "--key is for --reconcile"),
+            ("daemon --engine ssh://x", "bad --engine"),
+            ("daemon --reconcile --key", "value"),
+            ("apply", "required"),
+            ("apply a b", "unexpected"),
+            ("apply f --frob", "unexpected"),
+            ("eth0 web1 0/0 --host-route", "needs a value"),
+            ("eth0 web1 0/0 --host-route 10.0.0.1", "host route"),
+            ("eth0 web1 0/0 --host-route 0.0.0.0/0", "host route"),
+            (
+                "eth0 web1 0/0 --host-route auto --host-route auto",
+                "given twice",
+            ),
         ] {
             let e = p(args).expect_err(args);
             assert!(e.0.contains(needle), "{args:?}: {e}");

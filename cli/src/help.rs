@@ -75,6 +75,10 @@ ATTACH OPTIONS
                     for a named netns); never the host's
   --slaac           accept router advertisements on the interface and wait for
                     an autoconfigured IPv6 address
+  --host-route auto|<ip>/<len>
+                    macvlan only: let the host reach this guest through a shared
+                    host-side macvlan (pwh-<parent>) with that address (auto: the
+                    last usable one of the guest's subnet) and a host route
 
 OPEN VSWITCH OPTIONS (only with an OVS bridge)
   @<vlan>               access port in that VLAN (the original grammar)
@@ -114,6 +118,16 @@ OTHER COMMANDS
                                     whose interface is gone)
   pipework daemon [--idle-exit SECS] keep DHCP leases (one per host; control socket
                                     <state-dir>/daemon.sock, root only)
+  pipework daemon --reconcile [--engine URL] [--key KEY]
+                                    also follow the container engine (Docker API,
+                                    DOCKER_HOST) and keep the attachments containers
+                                    declare: pipework_cmd* variables (dreamcat4's
+                                    convention, with its @MACROS@, pipework_key and
+                                    pipework_host_route*) and io.pipework.attach.<n>
+                                    labels; detached when the container stops
+  pipework apply FILE [--prune]     make the attachments FILE declares (one attach per
+                                    line, # comments) hold; idempotent; --prune detaches
+                                    what the file no longer declares
   pipework demo                     two throwaway namespaces on a new bridge,
                                     a ping, their JSON, then everything removed
 

@@ -1,6 +1,7 @@
 //! The `pipework` binary: parse, run, print. All the work is in the core and
 //! the drivers.
 
+mod apply;
 mod cni;
 mod commands;
 mod demo;

@@ -16,6 +16,7 @@ use crate::journal::{Journal, UndoContext, UndoMode};
 use crate::model::{AttachRequest, Family, IfName, MacAddr, StaticAddress};
 use crate::netlink::{Link, LinkChange, Netlink, RouteSpec};
 use crate::netns::Netns;
+use crate::pending::Pending;
 use crate::probe::{self, ProbeFlags};
 use crate::settings::Settings;
 use crate::state::{now_secs, AttachmentRecord, StateDir, RECORD_VERSION};
@@ -79,10 +80,28 @@ pub async fn attach_to(
     };
 
     let run = async {
+        // An earlier attach to this guest killed half-way: undo it before
+        // looking at the host (it may have made the bridge we would use).
+        let undo = UndoContext {
+            host: &host,
+            guest: Some(&guest_nl),
+            host_ns: &host_ns,
+            drivers,
+            state: &state,
+            settings,
+            mode: UndoMode::Rollback,
+        };
+        crate::pending::settle_guest(&undo, guest.info.netns).await?;
         let facts = probe::gather(&host, &req.host, drivers, settings)
             .await
             .step("probe host interface")?;
         let kind = probe::decide(&facts, probe_flags(req)).map_err(Error::usage)?;
+        if req.options.host_route.is_some() && kind != DriverKind::Macvlan {
+            return Err(Error::usage(format!(
+                "--host-route is for macvlan attachments; {} is a {kind} attachment",
+                facts.name
+            )));
+        }
         req.options.hw.applies_to(kind).map_err(Error::usage)?;
         if kind != DriverKind::Ovs && req.options.ovs.any() {
             return Err(Error::usage(format!(
@@ -190,14 +209,17 @@ impl Job<'_> {
         })?;
         fault::point("validated")?;
 
-        let mut journal = Journal::new();
-        match self.build(driver, kind, &ctx, &mut journal).await {
+        let (pending, sink) = Pending::start(self.state, &self.guest.info, ifname.as_str());
+        let mut journal = Journal::with_sink(sink);
+        let res = match self.build(driver, kind, &ctx, &mut journal).await {
             Ok(rec) => match self.state.save(&rec) {
                 Ok(()) => Ok(rec),
                 Err(e) => Err(self.rollback(e.context("step save state"), &journal).await),
             },
             Err(e) => Err(self.rollback(e, &journal).await),
-        }
+        };
+        pending.clear();
+        res
     }
 
     async fn build(
@@ -440,7 +462,8 @@ impl Job<'_> {
                 )));
             }
         }
-        let mut journal = Journal::new();
+        let (pending, sink) = Pending::start(self.state, &self.guest.info, &rec.interface);
+        let mut journal = Journal::with_sink(sink);
         let res = async {
             let nodad = self.req.options.skip_dad;
             for a in statics {
@@ -472,10 +495,12 @@ impl Job<'_> {
             Ok(rec)
         }
         .await;
-        match res {
+        let res = match res {
             Ok(r) => Ok(r),
             Err(e) => Err(self.rollback(e, &journal).await),
-        }
+        };
+        pending.clear();
+        res
     }
 
     /// A record whose guest link is gone (deleted by hand, or a recycled

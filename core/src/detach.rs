@@ -258,12 +258,15 @@ pub struct Collected {
     pub driver_objects: Vec<String>,
     /// Compatible-mode DHCP clients ended because their guest is gone.
     pub clients: Vec<String>,
+    /// Attaches killed half-way, rolled back (see [`crate::pending`]).
+    pub unfinished: Vec<crate::pending::PendingAttach>,
 }
 
 /// Cleans up after guests that are gone: their host-side leftovers (veths
 /// already died with the namespace; OVS rows, flows, owned bridges did not)
 /// and their records, then whatever the drivers find orphaned.
 pub async fn gc(drivers: &dyn DriverSet, settings: &Settings) -> Result<Collected> {
+    let unfinished = crate::pending::settle_all(drivers, settings).await?;
     let hs = HostSide::open(StateDir::open(&settings.state_dir)?)?;
     let mut collected = Vec::new();
     for rec in hs.state.all()? {
@@ -284,5 +287,6 @@ pub async fn gc(drivers: &dyn DriverSet, settings: &Settings) -> Result<Collecte
         records: collected,
         driver_objects,
         clients,
+        unfinished,
     })
 }

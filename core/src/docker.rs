@@ -169,6 +169,30 @@ impl DockerClient {
         }
     }
 
+    /// The IDs of the running containers.
+    pub async fn running(&self) -> Result<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Item {
+            #[serde(rename = "Id")]
+            id: String,
+        }
+        let r = self.get("/containers/json").await?;
+        if r.status != 200 {
+            return Err(Error::failed(format!(
+                "Docker API at {}: listing containers gave HTTP {}",
+                self.endpoint, r.status
+            )));
+        }
+        let items: Vec<Item> = serde_json::from_slice(&r.body).map_err(|e| {
+            Error::failed(format!(
+                "Docker API at {}: bad container list",
+                self.endpoint
+            ))
+            .with_source(e)
+        })?;
+        Ok(items.into_iter().map(|i| i.id).collect())
+    }
+
     /// Opens `GET path` and returns a reader positioned at the start of the
     /// body, with chunked decoding done line by line by [`EventStream`].
     pub async fn stream(&self, path: &str) -> Result<EventStream> {

@@ -19,7 +19,7 @@ pub fn host_peer(guest_ifname: &IfName, guest: &GuestInfo) -> IfName {
 }
 
 /// FNV-1a: tiny, and the same on every build (unlike `DefaultHasher`).
-fn fnv1a(b: &[u8]) -> u64 {
+pub fn fnv1a(b: &[u8]) -> u64 {
     b.iter().fold(0xcbf2_9ce4_8422_2325, |h, &x| {
         (h ^ u64::from(x)).wrapping_mul(0x100_0000_01b3)
     })
@@ -33,7 +33,15 @@ pub fn random_host_peer() -> IfName {
 /// The temporary name a link carries in the guest until it is renamed. Random,
 /// so it cannot clash with the guest's own names or a concurrent attach.
 pub fn temp_guest_name() -> String {
-    format!("pwtmp{}", crate::random::hex(8))
+    format!("{TEMP_PREFIX}{}", crate::random::hex(8))
+}
+
+const TEMP_PREFIX: &str = "pwtmp";
+
+/// Whether a guest link still carries a name from [`temp_guest_name`].
+pub fn is_temp_guest_name(name: &str) -> bool {
+    name.strip_prefix(TEMP_PREFIX)
+        .is_some_and(|h| h.len() == 8 && h.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 #[cfg(test)]
@@ -70,6 +78,8 @@ mod tests {
         let c = host_peer(&eth1, &guest(None, 4026532001));
         assert!(c.as_str().starts_with("pw") && c.as_str().len() == 12);
         assert!(temp_guest_name().len() <= 15);
+        assert!(is_temp_guest_name(&temp_guest_name()));
+        assert!(!is_temp_guest_name("pwtmp") && !is_temp_guest_name("eth1"));
         assert!(random_host_peer().as_str().len() <= 15);
     }
 }

@@ -117,11 +117,36 @@ pub struct UndoContext<'a> {
     pub mode: UndoMode,
 }
 
+/// Told every step as it is recorded, so that an attach killed half-way
+/// (SIGKILL, a daemon stopped at any point) leaves its undo list on disk.
+pub type Sink = std::sync::Arc<dyn Fn(&[Step]) + Send + Sync>;
+
 /// The steps of one attach, in the order they were made.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Default, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Journal {
     steps: Vec<Step>,
+    #[serde(skip)]
+    sink: Option<Sink>,
+}
+
+// A copy (kept in a record) must not keep writing the attach's pending file.
+impl Clone for Journal {
+    fn clone(&self) -> Journal {
+        Journal::from_steps(self.steps.clone())
+    }
+}
+
+impl PartialEq for Journal {
+    fn eq(&self, other: &Journal) -> bool {
+        self.steps == other.steps
+    }
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.steps.fmt(f)
+    }
 }
 
 impl Journal {
@@ -129,13 +154,29 @@ impl Journal {
         Journal::default()
     }
 
+    /// A journal that hands every new step to `sink`.
+    pub fn with_sink(sink: Sink) -> Journal {
+        Journal {
+            steps: Vec::new(),
+            sink: Some(sink),
+        }
+    }
+
     pub fn from_steps(steps: Vec<Step>) -> Journal {
-        Journal { steps }
+        Journal { steps, sink: None }
     }
 
     pub fn record(&mut self, step: Step) {
         debug!(?step, "journal");
         self.steps.push(step);
+        self.persist();
+    }
+
+    /// Hands the steps to the sink again (after a step was completed in place).
+    pub(crate) fn persist(&self) {
+        if let Some(s) = &self.sink {
+            s(&self.steps);
+        }
     }
 
     pub fn steps(&self) -> &[Step] {

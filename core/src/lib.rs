@@ -10,6 +10,7 @@
 pub mod announce;
 pub mod attach;
 pub mod daemon;
+pub mod declare;
 pub mod detach;
 pub mod dhcp;
 pub mod docker;
@@ -26,8 +27,10 @@ pub mod model;
 pub mod netlink;
 pub mod netns;
 pub mod ops;
+pub mod pending;
 pub mod probe;
 pub mod random;
+pub mod reconcile;
 pub mod routing;
 pub mod settings;
 pub mod slaac;

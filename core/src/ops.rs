@@ -30,6 +30,7 @@ pub async fn create_host_link(
             if let Some(Step::HostLinkCreated { ifindex, .. }) = journal.last_mut() {
                 *ifindex = l.index;
             }
+            journal.persist();
             Ok(l)
         }
         None => Err(NlError::other(

@@ -13,6 +13,7 @@ pub mod macvlan;
 pub mod ovs;
 pub mod phys;
 mod rdma;
+pub mod shim;
 pub mod sriov;
 mod veth;
 mod vlan;

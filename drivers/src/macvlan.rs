@@ -38,6 +38,7 @@ impl Driver for Macvlan {
                 parent.name
             )));
         }
+        crate::shim::validate(ctx)?;
         if ctx.request.host_ifname.is_some() {
             return Err(Error::usage(
                 "-l names a host-side veth; macvlan has none".to_string(),
@@ -112,9 +113,21 @@ impl Driver for Macvlan {
         })
     }
 
+    async fn after_up(
+        &self,
+        ctx: &AttachContext<'_>,
+        plugged: &mut Plugged,
+        journal: &mut Journal,
+    ) -> Result<()> {
+        crate::shim::attach(ctx, plugged, journal).await
+    }
+
     async fn undo(&self, data: &serde_json::Value, ctx: &UndoContext<'_>) -> Result<()> {
         if vlan::release(data, ctx).await? {
             return Ok(());
+        }
+        if data.get("shim").is_some() {
+            return crate::shim::undo(data, ctx).await;
         }
         Err(Error::failed(format!(
             "unknown macvlan journal step {data}"

@@ -43,23 +43,45 @@ impl Podman {
             socket,
             containers: Vec::new(),
         };
-        p.service = p
+        p.spawn_service();
+        p.import_image();
+        p.wait_socket();
+        p
+    }
+
+    fn spawn_service(&mut self) {
+        self.service = self
             .podman()
             .args(["system", "service", "--time=0"])
-            .arg(format!("unix://{}", p.socket.display()))
+            .arg(format!("unix://{}", self.socket.display()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("podman system service");
-        p.import_image();
+    }
+
+    fn wait_socket(&self) {
         for _ in 0..200 {
-            if p.socket.exists() {
-                return p;
+            if self.socket.exists() {
+                return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("podman service did not create {}", p.socket.display());
+        panic!("podman service did not create {}", self.socket.display());
+    }
+
+    /// Stops the API service (the engine "restarts"); containers live on.
+    pub fn stop_service(&mut self) {
+        let _ = self.service.kill();
+        let _ = self.service.wait();
+        let _ = std::fs::remove_file(&self.socket);
+    }
+
+    /// Starts the API service again after [`Podman::stop_service`].
+    pub fn start_service(&mut self) {
+        self.spawn_service();
+        self.wait_socket();
     }
 
     /// A podman command on this private store.

@@ -216,3 +216,39 @@ fn a_failed_bridge_vlan_attach_turns_filtering_back_off() {
         1
     );
 }
+
+/// `--host-route` with `@VID`: the shim is a sibling of the guest's macvlan
+/// on the 802.1Q sub-interface, so the host reaches the guest on its VLAN.
+#[test]
+#[ignore = "kernel-gated: runs in the VM lane (tests/vm/run)"]
+fn the_shim_of_a_vlan_macvlan_sits_on_its_sub_interface() {
+    let mut s = Sandbox::new("dot1qshim");
+    let pf = nic(&s);
+    let host_before = s.host_links();
+    let a = s.guest("a");
+    s.pipework(&[
+        &pf,
+        &a,
+        "10.72.0.2/24",
+        "@40",
+        "--host-route",
+        "10.72.0.254/24",
+    ])
+    .ok();
+    let sub = format!("{pf}.40");
+    assert!(link(&s.host, &sub).is_some(), "the sub-interface");
+    let macvlans = ip_json(&s.host, &["-d", "link", "show", "type", "macvlan"]);
+    let shim = macvlans
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["link"] == sub.as_str())
+        .unwrap_or_else(|| panic!("no shim on {sub}: {macvlans}"));
+    assert!(
+        shim["ifname"].as_str().unwrap().starts_with("pwh"),
+        "{shim}"
+    );
+    assert!(ping(&s.host, "10.72.0.2"));
+    s.pipework(&["detach", &a]).ok();
+    assert_eq!(s.host_links(), host_before);
+}

@@ -1,8 +1,8 @@
 //! `pipework daemon`: the one long-running pipework process of a host.
 //!
 //! It keeps DHCP leases (renewing, rebinding, following the guest's life)
-//! and is built to take more [`service::Service`]s (the container event
-//! reconciler of issue 6 is the next). One per state directory, which means
+//! and, with `--reconcile`, containers' declared attachments
+//! ([`crate::reconcile`]). One per state directory, which means
 //! one per host: an exclusive `flock` on `<state>/daemon.lock` decides.
 //!
 //! - **Starting**: by a systemd unit (`contrib/pipework.service`), or on
@@ -69,6 +69,8 @@ pub struct DaemonCtx {
 pub struct DaemonOptions {
     /// Exit after this long with nothing to look after (on-demand start).
     pub idle_exit: Option<Duration>,
+    /// Follow a container engine and keep declared attachments.
+    pub reconcile: Option<crate::reconcile::ReconcileConfig>,
 }
 
 pub fn socket_path(settings: &Settings) -> PathBuf {
@@ -128,7 +130,13 @@ pub async fn run(
         settings: settings.clone(),
         drivers,
     });
-    let services: Vec<Arc<dyn Service>> = vec![Arc::new(dhcp::DhcpService::new(ctx.clone()))];
+    let mut services: Vec<Arc<dyn Service>> = vec![Arc::new(dhcp::DhcpService::new(ctx.clone()))];
+    if let Some(cfg) = opts.reconcile.clone() {
+        services.push(Arc::new(crate::reconcile::ReconcileService::new(
+            ctx.clone(),
+            cfg,
+        )));
+    }
     for s in &services {
         if let Err(e) = s.start().await {
             warn!("service {} could not resume: {e}", s.name());

@@ -209,6 +209,16 @@ impl Guest {
         }
     }
 
+    /// A running container the caller has just inspected (the reconciler):
+    /// its namespace through its PID, without asking the engine again.
+    pub fn from_container_pid(pid: u32, id: &str, name: &str, r: GuestRef) -> Result<Guest> {
+        let mut g = Guest::from_pid(pid, r, name.to_string(), GuestKind::Container)
+            .map_err(|e| e.context(format!("container {name}")))?;
+        g.info.container_id = Some(id.to_string());
+        g.info.container_name = Some(name.to_string());
+        Ok(g)
+    }
+
     /// A guest for a namespace we already hold (the demo, tests).
     pub fn from_netns(netns: Netns, name: &str) -> Guest {
         Guest {

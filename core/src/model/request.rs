@@ -144,6 +144,42 @@ impl FromStr for MacvlanMode {
     }
 }
 
+/// `--host-route`: a host-side macvlan (the shim) on the parent of a macvlan
+/// attachment, so that the host can reach its macvlan guests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HostRoute {
+    /// The shim takes the last usable address of each of the guest's subnets.
+    Auto,
+    /// The shim's address and prefix length.
+    Address(ipnet::IpNet),
+}
+
+impl FromStr for HostRoute {
+    type Err = ParseError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "auto" {
+            return Ok(HostRoute::Auto);
+        }
+        let net: ipnet::IpNet = s.parse().map_err(|_| {
+            ParseError::new(
+                "host route",
+                s,
+                "expected auto or the shim's <ip>/<prefix>, e.g. 192.168.1.254/24",
+            )
+        })?;
+        let a = net.addr();
+        if a.is_unspecified() || a.is_multicast() || a.is_loopback() {
+            return Err(ParseError::new(
+                "host route",
+                s,
+                "is not a unicast host address",
+            ));
+        }
+        Ok(HostRoute::Address(net))
+    }
+}
+
 /// Options that are not part of the original positional grammar.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AttachOptions {
@@ -169,6 +205,9 @@ pub struct AttachOptions {
     /// SR-IOV VF and IPoIB options (`--vf`, `--spoofchk`, `--ipoib-mode`...).
     #[serde(default)]
     pub hw: HwOptions,
+    /// `--host-route`: reach this macvlan guest from the host through a shim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_route: Option<HostRoute>,
 }
 
 impl Default for AttachOptions {
@@ -182,6 +221,7 @@ impl Default for AttachOptions {
             dns: false,
             slaac: false,
             hw: HwOptions::default(),
+            host_route: None,
         }
     }
 }

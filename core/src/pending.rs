@@ -1,0 +1,248 @@
+//! Attaches in progress, on disk.
+//!
+//! An attach keeps its journal in memory until it commits the record. A
+//! process killed in between (SIGKILL, an OOM kill, the daemon stopped at
+//! any point) would leave its links and routes with nobody knowing how to
+//! undo them. So every step is also written to
+//! `<state>/pending/<netns>-<ifname>.json` as it is recorded, and the file is
+//! removed once the attach has either committed or rolled back.
+//!
+//! A pending file whose attach is gone is *settled*: if the record it led to
+//! was saved (the process died between saving and removing the file) it is
+//! simply dropped, otherwise its journal is rolled back. The attach holds the
+//! guest's lock throughout, so whoever gets that lock and still finds the
+//! file knows its writer is dead. Settling happens before any new attach to
+//! the same interface, in `gc`, and when the daemon starts.
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::driver::DriverSet;
+use crate::error::{Context, Error, Result};
+use crate::guest::GuestInfo;
+use crate::journal::{Journal, Sink, Step, UndoContext, UndoMode};
+use crate::netlink::Netlink;
+use crate::netns::{Netns, NetnsId};
+use crate::settings::Settings;
+use crate::state::StateDir;
+
+/// What a pending file holds.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct PendingAttach {
+    pub guest: GuestInfo,
+    pub interface: String,
+    pub journal: Journal,
+}
+
+fn dir(state: &StateDir) -> PathBuf {
+    state.root().join("pending")
+}
+
+fn path(state: &StateDir, netns: NetnsId, ifname: &str) -> PathBuf {
+    dir(state).join(format!("{netns}-{ifname}.json"))
+}
+
+/// The pending file of one attach.
+pub struct Pending {
+    path: PathBuf,
+}
+
+impl Pending {
+    /// A journal sink writing this attach's file on every step.
+    pub fn start(state: &StateDir, guest: &GuestInfo, ifname: &str) -> (Pending, Sink) {
+        let p = path(state, guest.netns, ifname);
+        let target = p.clone();
+        let guest = guest.clone();
+        let ifname = ifname.to_string();
+        let sink: Sink = Arc::new(move |steps: &[Step]| {
+            let rec = PendingAttach {
+                guest: guest.clone(),
+                interface: ifname.clone(),
+                journal: Journal::from_steps(steps.to_vec()),
+            };
+            if let Err(e) = write(&target, &rec) {
+                warn!("cannot save the attach in progress: {e}");
+            }
+        });
+        (Pending { path: p }, sink)
+    }
+
+    /// The attach committed or rolled back: nothing is pending any more.
+    pub fn clear(&self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Replaces the file through a rename. No fsync: this guards against the
+/// process dying, and the state directory is a tmpfs that a machine crash
+/// empties anyway.
+fn write(p: &Path, rec: &PendingAttach) -> std::io::Result<()> {
+    if let Some(d) = p.parent() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(d)?;
+    }
+    let data = serde_json::to_vec(rec).map_err(std::io::Error::other)?;
+    let tmp = p.with_extension(format!("tmp.{}", crate::random::hex(8)));
+    let res = (|| {
+        let mut f = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(&data)?;
+        fs::rename(&tmp, p)
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res
+}
+
+fn read(p: &Path) -> Option<PendingAttach> {
+    let b = fs::read(p).ok()?;
+    match serde_json::from_slice(&b) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            // Written by rename, so never half a file: it is not ours.
+            warn!("ignoring unreadable pending file {}: {e}", p.display());
+            None
+        }
+    }
+}
+
+/// Settles the pending file of one guest interface, if any. The caller holds
+/// the guest's lock and gives the undo context (with the guest's netlink when
+/// its namespace is alive). Returns the attach if it had to be undone.
+pub async fn settle_one(
+    ctx: &UndoContext<'_>,
+    netns: NetnsId,
+    ifname: &str,
+) -> Result<Option<PendingAttach>> {
+    let p = path(ctx.state, netns, ifname);
+    let Some(pending) = read(&p) else {
+        return Ok(None);
+    };
+    let committed = ctx
+        .state
+        .load(netns, ifname)?
+        .is_some_and(|r| r.journal.steps().ends_with(pending.journal.steps()));
+    if committed {
+        remove(&p)?;
+        return Ok(None);
+    }
+    {
+        info!(
+            guest = %pending.guest.name,
+            interface = %pending.interface,
+            steps = pending.journal.len(),
+            "undoing an attach that did not finish"
+        );
+        let errs = pending.journal.undo_all(ctx).await;
+        if let Some(e) = errs.into_iter().next() {
+            return Err(e.context(format!(
+                "undoing the unfinished attach of {} on {}",
+                pending.interface, pending.guest.name
+            )));
+        }
+    }
+    remove(&p)?;
+    Ok(Some(pending))
+}
+
+fn remove(p: &Path) -> Result<()> {
+    match fs::remove_file(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(Error::failed(format!("cannot remove {}", p.display())).with_source(e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Settles the pending files of one guest (the caller holds its lock), and
+/// deletes the links an attach killed in the instant between creating one
+/// and recording it left under their temporary names: only an attach
+/// holding the guest's lock ever has such a link, so with the lock held any
+/// that exists is a leftover. Deleting a veth's guest end deletes its host
+/// end too.
+pub async fn settle_guest(ctx: &UndoContext<'_>, netns: NetnsId) -> Result<()> {
+    if let Some(g) = ctx.guest {
+        for l in g.links().await? {
+            if crate::hostname::is_temp_guest_name(&l.name) {
+                warn!(link = %l.name, "deleting a link an interrupted attach left");
+                match g.delete_link(l.index, &l.name).await {
+                    Err(e) if !e.is_gone() => return Err(e).step("delete a leftover link"),
+                    _ => {}
+                }
+            }
+        }
+    }
+    let prefix = format!("{netns}-");
+    let Ok(rd) = fs::read_dir(dir(ctx.state)) else {
+        return Ok(());
+    };
+    for ent in rd.flatten() {
+        let name = ent.file_name().to_string_lossy().into_owned();
+        if let Some(ifname) = name
+            .strip_prefix(&prefix)
+            .and_then(|n| n.strip_suffix(".json"))
+        {
+            settle_one(ctx, netns, ifname).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Settles every pending file whose attach is no longer running (waiting
+/// for those still running to finish). Returns the attaches undone.
+pub async fn settle_all(
+    drivers: &dyn DriverSet,
+    settings: &Settings,
+) -> Result<Vec<PendingAttach>> {
+    let state = StateDir::open(&settings.state_dir)?;
+    let rd = match fs::read_dir(dir(&state)) {
+        Ok(r) => r,
+        Err(_) => return Ok(Vec::new()),
+    };
+    let files: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().and_then(|x| x.to_str()) == Some("json"))
+        .collect();
+    if files.is_empty() {
+        return Ok(Vec::new());
+    }
+    let host_ns = Netns::current().step("open host namespace")?;
+    let host = Netlink::connect_here("host").step("open netlink")?;
+    let mut done = Vec::new();
+    for f in files {
+        let Some(first) = read(&f) else { continue };
+        let _lock = state.lock_guest(first.guest.netns).await?;
+        let guest_nl = match crate::detach::reopen(&first.guest) {
+            Some(ns) => Netlink::connect_in(&ns, &first.guest.name).await.ok(),
+            None => None,
+        };
+        let ctx = UndoContext {
+            host: &host,
+            guest: guest_nl.as_ref(),
+            host_ns: &host_ns,
+            drivers,
+            state: &state,
+            settings,
+            mode: UndoMode::Rollback,
+        };
+        match settle_one(&ctx, first.guest.netns, &first.interface).await {
+            Ok(Some(p)) => done.push(p),
+            Ok(None) => {}
+            Err(e) => warn!("{e}"),
+        }
+    }
+    Ok(done)
+}

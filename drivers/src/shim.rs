@@ -1,0 +1,299 @@
+//! The host ↔ macvlan shim (`--host-route`).
+//!
+//! The kernel never passes frames between a macvlan child and its parent, so
+//! a host cannot reach its own macvlan guests through the parent. A second
+//! macvlan child in bridge mode, left in the host namespace, can: bridge-mode
+//! siblings talk to each other inside the kernel. This module keeps one such
+//! shim per parent, shared by every attachment that asked for it, with the
+//! shim's address and a host route to each guest address through it (the
+//! route wins over a connected route the parent may have for the same
+//! subnet).
+//!
+//! Who uses a shim is kept as marker files, `<state>/shims/<shim>/<owner>`,
+//! changed only under the `shim-<parent>` lock: the undo that removes the
+//! last marker deletes the shim, whose address and routes go with it. The
+//! journal step is recorded before anything is changed, and its undo is
+//! idempotent, so a rollback or a crash at any point leaves nothing behind.
+
+use std::fs;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use pipework_core::driver::{AttachContext, DriverKind, Plugged};
+use pipework_core::error::{Context, Error, Result};
+use pipework_core::journal::{Journal, Step, UndoContext};
+use pipework_core::model::{HostRoute, MacAddr, MacvlanMode, MAX_IFNAME_LEN};
+use pipework_core::netlink::{Link, Netlink, NewLink, RouteSpec};
+use pipework_core::state::StateDir;
+use serde::{Deserialize, Serialize};
+
+/// What the journal keeps of one attachment's use of a shim.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct ShimUse {
+    shim: String,
+    parent: String,
+    /// The marker file's name: the guest namespace and interface.
+    owner: String,
+    /// Host routes to the guest's addresses through the shim.
+    routes: Vec<IpAddr>,
+}
+
+/// The shim's name for a parent: readable when it fits, hashed when not.
+pub fn shim_name(parent: &str) -> String {
+    let n = format!("pwh-{parent}");
+    if n.len() <= MAX_IFNAME_LEN {
+        n
+    } else {
+        format!(
+            "pwh{:010x}",
+            pipework_core::hostname::fnv1a(parent.as_bytes()) & 0xff_ffff_ffff
+        )
+    }
+}
+
+/// Checks a request for the shim before anything is changed.
+pub fn validate(ctx: &AttachContext<'_>) -> Result<()> {
+    if ctx.request.options.host_route.is_some()
+        && ctx.request.options.macvlan_mode != MacvlanMode::Bridge
+    {
+        return Err(Error::usage(
+            "--host-route needs --macvlan-mode bridge: only bridge-mode siblings reach each other",
+        ));
+    }
+    Ok(())
+}
+
+/// Plugs the host into the guest's macvlan network, once the guest link has
+/// its addresses (static or from DHCP).
+pub async fn attach(
+    ctx: &AttachContext<'_>,
+    plugged: &Plugged,
+    journal: &mut Journal,
+) -> Result<()> {
+    let Some(how) = &ctx.request.options.host_route else {
+        return Ok(());
+    };
+    let nic = ctx.host_link.expect("validated");
+    // With @VID the guest's macvlan sits on the 802.1Q sub-interface: so
+    // must the shim, to be on the same segment.
+    let sub;
+    let parent = match ctx.request.tag.as_ref().map(|t| t.as_vlan()).transpose()? {
+        Some(vid) => {
+            let name = crate::vlan::sub_name(&nic.name, vid)?;
+            sub = ctx
+                .host
+                .link_by_name(&name)
+                .await?
+                .ok_or_else(|| Error::failed(format!("{name} vanished")))?;
+            &sub
+        }
+        None => nic,
+    };
+    let guest_addrs: Vec<IpNet> = ctx
+        .guest_nl
+        .addresses(plugged.guest_ifindex)
+        .await?
+        .into_iter()
+        .filter(|a| !a.scope_link)
+        .map(|a| a.address)
+        .collect();
+    if guest_addrs.is_empty() {
+        return Err(Error::usage(
+            "--host-route: the interface has no address for the host to reach",
+        ));
+    }
+    let own = match how {
+        HostRoute::Address(a) => vec![*a],
+        HostRoute::Auto => auto_addresses(&guest_addrs)?,
+    };
+    let shim = shim_name(&parent.name);
+    let owner = format!("{}-{}", ctx.guest.info.netns, ctx.guest_ifname);
+    let _lock = ctx
+        .state
+        .lock_named(&format!("shim-{}", parent.name))
+        .await?;
+    let usage = ShimUse {
+        shim: shim.clone(),
+        parent: parent.name.clone(),
+        owner: owner.clone(),
+        routes: guest_addrs.iter().map(IpNet::addr).collect(),
+    };
+    journal.record(Step::Driver {
+        driver: DriverKind::Macvlan,
+        data: serde_json::json!({ "shim": usage }),
+    });
+    let dir = users_dir(ctx.state, &shim);
+    fs::create_dir_all(&dir)
+        .and_then(|()| fs::write(dir.join(&owner), b""))
+        .map_err(|e| {
+            Error::failed(format!("cannot mark {} as used", dir.display())).with_source(e)
+        })?;
+    let link = ensure_shim(ctx.host, &shim, parent).await?;
+    let present: Vec<IpNet> = ctx
+        .host
+        .addresses(link.index)
+        .await?
+        .into_iter()
+        .map(|a| a.address)
+        .collect();
+    for a in own {
+        if !present.contains(&a) {
+            match ctx.host.add_address(link.index, &a, true).await {
+                Err(e) if !e.is(libc::EEXIST) => {
+                    return Err(e).step(&format!("add {a} to the shim {shim}"))
+                }
+                _ => {}
+            }
+        }
+    }
+    for ip in &usage.routes {
+        ctx.host
+            .add_route(&RouteSpec::host_on_link(*ip, link.index), true)
+            .await
+            .step(&format!("add the host route to {ip} through {shim}"))?;
+    }
+    Ok(())
+}
+
+/// The shim, created (bridge mode, up, a MAC that stays the same across
+/// re-creations so that neighbours' caches stay right) if missing.
+async fn ensure_shim(host: &Netlink, name: &str, parent: &Link) -> Result<Link> {
+    if let Some(l) = host.link_by_name(name).await? {
+        if !l.is_kind("macvlan") || l.parent != Some(parent.index) {
+            return Err(Error::usage(format!(
+                "{name} exists and is not pipework's shim on {}",
+                parent.name
+            )));
+        }
+        return Ok(l);
+    }
+    let mac = MacAddr::from_unique_string(&format!("pipework shim {}", parent.name));
+    let new = NewLink::macvlan(name, parent.index, MacvlanMode::Bridge)
+        .mtu(parent.mtu)
+        .mac(mac)
+        .up();
+    host.create_link(new)
+        .await
+        .step(&format!("create the shim {name}"))?;
+    host.link_by_name(name)
+        .await?
+        .ok_or_else(|| Error::failed(format!("the shim {name} vanished")))
+}
+
+/// The last usable address of each family's first subnet, stepping past
+/// the guest's own.
+fn auto_addresses(guest: &[IpNet]) -> Result<Vec<IpNet>> {
+    let mut out = Vec::new();
+    for want_v4 in [true, false] {
+        let Some(net) = guest.iter().find(|n| n.addr().is_ipv4() == want_v4) else {
+            continue;
+        };
+        let max = if want_v4 { 30 } else { 126 };
+        if net.prefix_len() > max {
+            return Err(Error::usage(format!(
+                "--host-route auto: {net} leaves no address for the shim; give one"
+            )));
+        }
+        let last = match net {
+            IpNet::V4(n) => u128::from(u32::from(n.broadcast())) - 1,
+            IpNet::V6(n) => u128::from(n.broadcast()),
+        };
+        let mut pick = last;
+        if to_ip(pick, want_v4) == net.addr() {
+            pick -= 1;
+        }
+        let ip = to_ip(pick, want_v4);
+        out.push(IpNet::new(ip, net.prefix_len()).expect("same prefix length"));
+    }
+    Ok(out)
+}
+
+fn to_ip(v: u128, v4: bool) -> IpAddr {
+    if v4 {
+        IpAddr::V4((v as u32).into())
+    } else {
+        IpAddr::V6(v.into())
+    }
+}
+
+fn users_dir(state: &StateDir, shim: &str) -> PathBuf {
+    state.root().join("shims").join(shim)
+}
+
+/// Undoes one attachment's use of a shim: its routes, its marker, and the
+/// shim itself when nobody else uses it.
+pub async fn undo(data: &serde_json::Value, ctx: &UndoContext<'_>) -> Result<()> {
+    let Some(u) = data.get("shim") else {
+        return Ok(());
+    };
+    let u: ShimUse = serde_json::from_value(u.clone())
+        .map_err(|e| Error::failed("unreadable shim step").with_source(e))?;
+    let _lock = ctx.state.lock_named(&format!("shim-{}", u.parent)).await?;
+    let dir = users_dir(ctx.state, &u.shim);
+    let _ = fs::remove_file(dir.join(&u.owner));
+    let Some(link) = ctx.host.link_by_name(&u.shim).await? else {
+        let _ = fs::remove_dir(&dir);
+        return Ok(());
+    };
+    let parent = ctx.host.link_by_name(&u.parent).await?;
+    if !link.is_kind("macvlan") || parent.is_none_or(|p| link.parent != Some(p.index)) {
+        // Someone else's link under our name: not ours to touch.
+        return Ok(());
+    }
+    let others = fs::read_dir(&dir).map(|r| r.count()).unwrap_or(0);
+    if others == 0 {
+        match ctx.host.delete_link(link.index, &u.shim).await {
+            Err(e) if !e.is_gone() => return Err(e).step("undo: delete the shim"),
+            _ => {}
+        }
+        let _ = fs::remove_dir(&dir);
+        return Ok(());
+    }
+    for ip in &u.routes {
+        match ctx
+            .host
+            .delete_route(&RouteSpec::host_on_link(*ip, link.index))
+            .await
+        {
+            Err(e) if !e.is_gone() && !e.is(libc::ESRCH) => {
+                return Err(e).step(&format!("undo: delete the host route to {ip}"))
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(shim_name("eth0"), "pwh-eth0");
+        let long = shim_name("enp0s31f6verylong");
+        assert!(long.starts_with("pwh") && long.len() <= MAX_IFNAME_LEN);
+    }
+
+    #[test]
+    fn auto_picks_the_last_usable_address() {
+        let a = auto_addresses(&["10.1.2.3/24".parse().unwrap()]).unwrap();
+        assert_eq!(a, vec!["10.1.2.254/24".parse::<IpNet>().unwrap()]);
+        let a = auto_addresses(&["10.1.2.254/24".parse().unwrap()]).unwrap();
+        assert_eq!(a, vec!["10.1.2.253/24".parse::<IpNet>().unwrap()]);
+        let a = auto_addresses(&[
+            "fd00::5/64".parse().unwrap(),
+            "192.168.0.9/16".parse().unwrap(),
+        ])
+        .unwrap();
+        assert_eq!(
+            a,
+            vec![
+                "192.168.255.254/16".parse::<IpNet>().unwrap(),
+                "fd00::ffff:ffff:ffff:ffff/64".parse().unwrap()
+            ]
+        );
+        assert!(auto_addresses(&["10.0.0.1/31".parse().unwrap()]).is_err());
+    }
+}

@@ -1,0 +1,139 @@
+//! `pipework apply`: a file of attachments for guests without an engine.
+
+use pipework_tests::*;
+
+fn write(s: &Sandbox, name: &str, text: &str) -> String {
+    std::fs::create_dir_all(&s.state_dir).unwrap();
+    let p = s.state_dir.with_file_name(format!("{}-{name}", s.prefix));
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn applying_twice_changes_nothing_and_prune_follows_the_file() {
+    let mut s = Sandbox::new("apply");
+    s.fake_nic("nic6");
+    let baseline = s.host_link_names();
+    let a = s.guest("a");
+    let b = s.guest("b");
+    let file = write(
+        &s,
+        "net.conf",
+        &format!(
+            "# two guests on a bridge, one on macvlan\n\
+             brap netns:{a} 10.88.0.2/24\n\
+             brap -i eth2 netns:{b} \\\n    10.88.0.3/24   # continued\n\
+             brap netns:{a} 10.88.1.2/24\n\
+             nic6 -i mv0 netns:{b} 10.89.0.3/24\n"
+        ),
+    );
+    let r = s.pipework(&["apply", &file]).ok();
+    assert_eq!(r.stdout.matches("attached").count(), 3, "{}", r.stdout);
+    assert!(ping(&a, "10.88.0.3"));
+    let addrs = addresses(&a, "eth1");
+    assert!(addrs.contains(&"10.88.1.2/24".to_string()), "{addrs:?}");
+    let links_a = links(&a);
+    let links_b = links(&b);
+    let host = s.host_links();
+
+    let r = s.pipework(&["apply", &file]).ok();
+    assert_eq!(r.stdout.matches("unchanged").count(), 3, "{}", r.stdout);
+    assert_eq!(links(&a), links_a);
+    assert_eq!(links(&b), links_b);
+    assert_eq!(s.host_links(), host);
+
+    // One line changed, one gone: replaced and, with --prune, detached.
+    std::fs::write(
+        &file,
+        format!("brap netns:{a} 10.88.0.2/24\nbrap -i eth2 netns:{b} 10.88.0.4/24\n"),
+    )
+    .unwrap();
+    let r = s.pipework(&["apply", "--json", &file, "--prune"]).ok();
+    let outcomes: Vec<(String, String)> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["interface"].as_str().unwrap().to_string(),
+                e["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            ("eth1".to_string(), "replaced".to_string()),
+            ("eth2".to_string(), "replaced".to_string()),
+            ("mv0".to_string(), "pruned".to_string()),
+        ]
+    );
+    // The same MAC as before the change: it follows the guest and interface.
+    assert_eq!(
+        link(&a, "eth1").unwrap()["address"],
+        links_a.iter().find(|l| l["ifname"] == "eth1").unwrap()["address"]
+    );
+    assert!(ping(&a, "10.88.0.4"));
+    assert!(link(&b, "mv0").is_none());
+
+    std::fs::write(&file, "# nothing any more\n").unwrap();
+    s.pipework(&["apply", "--prune", &file]).ok();
+    assert_eq!(s.host_link_names(), baseline);
+    assert!(s
+        .pipework(&["list", "--json"])
+        .ok()
+        .json()
+        .as_array()
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn a_bad_file_changes_nothing() {
+    let mut s = Sandbox::new("applybad");
+    let before = s.host_links();
+    let a = s.guest("a");
+    for (text, needle) in [
+        (
+            format!("brx netns:{a} 10.87.0.2/24\nbrx netns:{a}\n"),
+            ":2: missing the address",
+        ),
+        (
+            format!("brx netns:{a} 10.87.0.2/24 --frob\n"),
+            ":1: unknown option",
+        ),
+        (
+            format!("route netns:{a} add default via 10.87.0.1\n"),
+            "not an attachment",
+        ),
+    ] {
+        let file = write(&s, "bad.conf", &text);
+        let r = s.pipework(&["apply", &file]);
+        assert_eq!(r.code, 2, "{text}: {}", r.stderr);
+        assert!(r.stderr.contains(needle), "{text}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    }
+    let r = s.pipework(&["apply", "/nonexistent/pipework.conf"]);
+    assert_eq!(r.code, 2);
+    assert_eq!(s.host_links(), before);
+    assert!(link(&a, "eth1").is_none());
+
+    // A guest that does not exist fails its line only.
+    let file = write(
+        &s,
+        "partly.conf",
+        &format!(
+            "brx netns:{}-missing 10.87.0.9/24\nbrx netns:{a} 10.87.0.2/24\n",
+            s.prefix
+        ),
+    );
+    let r = s.pipework(&["apply", &file]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("failed") && r.stdout.contains("attached"),
+        "{}",
+        r.stdout
+    );
+    assert!(link(&a, "eth1").is_some());
+}
