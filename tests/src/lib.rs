@@ -182,6 +182,47 @@ impl Sandbox {
         }
     }
 
+    /// pipework as a CNI plugin: `command` for `CNI_IFNAME` in the named
+    /// guest namespace, the configuration on stdin.
+    pub fn cni(
+        &self,
+        command: &str,
+        guest: &str,
+        ifname: &str,
+        container: &str,
+        conf: &Value,
+    ) -> Run {
+        use std::io::Write;
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.host]).arg(pipework_bin());
+        c.env("PIPEWORK_STATE_DIR", &self.state_dir)
+            .env("CNI_COMMAND", command)
+            .env("CNI_CONTAINERID", container)
+            .env("CNI_NETNS", format!("/run/netns/{guest}"))
+            .env("CNI_IFNAME", ifname);
+        for (k, v) in &self.env {
+            c.env(k, v);
+        }
+        let mut child = c
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn pipework");
+        child
+            .stdin
+            .take()
+            .expect("piped")
+            .write_all(conf.to_string().as_bytes())
+            .expect("write the configuration");
+        let o = child.wait_with_output().expect("pipework");
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
     /// `ip -n <host> ...`
     pub fn ip_host(&self, args: &[&str]) -> String {
         ip(&self.host, args)

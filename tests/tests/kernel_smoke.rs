@@ -174,3 +174,23 @@ fn open_vswitch_runs_on_the_kernel_datapath() {
     let _ = C::new("ip").args(["link", "del", "ovp0"]).status();
     let _ = std::fs::remove_dir_all(&d);
 }
+
+#[test]
+#[ignore = "kernel-gated: runs in the VM lane (tests/vm/run)"]
+fn a_dummy_through_the_cni_plugin() {
+    let mut s = Sandbox::new("cnidummy");
+    let g = s.guest("g");
+    let conf = serde_json::json!({
+        "cniVersion": "1.1.0", "name": "lo2", "type": "pipework", "host": "dummy",
+        "ipam": {"type": "static", "addresses": [{"address": "10.98.0.1/32"}]}
+    });
+    let r = s.cni("ADD", &g, "dummy0", "dpod", &conf).ok().json();
+    assert_eq!(r["interfaces"][0]["name"], "dummy0", "{r}");
+    assert_eq!(
+        link(&g, "dummy0").unwrap()["linkinfo"]["info_kind"],
+        "dummy"
+    );
+    assert_eq!(addresses(&g, "dummy0")[0], "10.98.0.1/32");
+    s.cni("DEL", &g, "dummy0", "dpod", &conf).ok();
+    assert!(link(&g, "dummy0").is_none());
+}

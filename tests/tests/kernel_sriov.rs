@@ -217,3 +217,33 @@ fn link_here(name: &str) -> serde_json::Value {
         must(std::process::Command::new("ip").args(["-j", "-d", "link", "show", "dev", name]));
     serde_json::from_str::<serde_json::Value>(&out).unwrap()[0].clone()
 }
+
+#[test]
+#[ignore = "kernel-gated: runs in the VM lane (tests/vm/run)"]
+fn a_vf_through_the_cni_plugin() {
+    let mut s = Sandbox::new("cnivf");
+    let (pf, _vfs) = pf_with_vfs(&s);
+    let vf_before = s.vfinfo(&pf);
+    let host_before = s.host_links();
+    let g = s.guest("g");
+    let conf = serde_json::json!({
+        "cniVersion": "1.1.0", "name": "sriov", "type": "pipework", "host": pf,
+        "vf": "auto", "vlan": 40, "vfQos": 2, "spoofchk": false, "mac": "02:00:00:77:00:02",
+        "ipam": {"type": "static", "addresses": [{"address": "10.77.0.2/24"}]}
+    });
+    let r = s.cni("ADD", &g, "net1", "vfpod", &conf).ok().json();
+    assert_eq!(r["interfaces"][0]["name"], "net1", "{r}");
+    let vf = s.vfinfo(&pf);
+    assert_eq!(vf[0]["address"], "02:00:00:77:00:02", "{vf}");
+    assert_eq!(vf[0]["vlan_list"][0]["vlan"], 40, "{vf}");
+    assert_eq!(vf[0]["vlan_list"][0]["qos"], 2, "{vf}");
+    assert_eq!(vf[0]["spoofchk"], false, "{vf}");
+    assert_eq!(link(&g, "net1").unwrap()["address"], "02:00:00:77:00:02");
+    let mut check = conf.clone();
+    check["prevResult"] = r.clone();
+    s.cni("CHECK", &g, "net1", "vfpod", &check).ok();
+    s.cni("DEL", &g, "net1", "vfpod", &check).ok();
+    s.cni("DEL", &g, "net1", "vfpod", &conf).ok();
+    assert_eq!(s.vfinfo(&pf), vf_before);
+    assert_eq!(s.host_links_settled(&host_before), host_before);
+}

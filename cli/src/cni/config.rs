@@ -98,6 +98,27 @@ pub struct NetConf {
     /// Open vSwitch: datapath of a bridge pipework creates (`system`, `netdev`).
     #[serde(default)]
     pub datapath_type: Option<String>,
+    /// SR-IOV: a VF of the host interface, by index or `"auto"`.
+    #[serde(default)]
+    pub vf: Option<Value>,
+    /// SR-IOV: 802.1p priority of the VF's VLAN.
+    #[serde(default)]
+    pub vf_qos: Option<u8>,
+    #[serde(default)]
+    pub spoofchk: Option<bool>,
+    #[serde(default)]
+    pub trust: Option<bool>,
+    /// SR-IOV: `auto`, `enable`, `disable`.
+    #[serde(default)]
+    pub link_state: Option<String>,
+    /// SR-IOV: Mbit/s.
+    #[serde(default)]
+    pub max_tx_rate: Option<u32>,
+    #[serde(default)]
+    pub min_tx_rate: Option<u32>,
+    /// IPoIB: `datagram` or `connected`.
+    #[serde(default)]
+    pub ipoib_mode: Option<String>,
     #[serde(default)]
     pub ipam: Option<Ipam>,
     #[serde(default)]

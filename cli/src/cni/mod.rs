@@ -438,6 +438,32 @@ fn request(
         .map(|v| v.to_string().parse())
         .transpose()
         .map_err(bad)?;
+    req.options.hw.vf = match &conf.vf {
+        None => None,
+        Some(serde_json::Value::Number(n)) => Some(n.to_string().parse().map_err(bad)?),
+        Some(serde_json::Value::String(v)) => Some(v.parse().map_err(bad)?),
+        Some(other) => return Err(invalid(format!("bad vf {other}: a VF index or \"auto\""))),
+    };
+    req.options.hw.vf_qos = match conf.vf_qos {
+        Some(q) if q > 7 => return Err(invalid(format!("bad vfQos {q}: must be 0 to 7"))),
+        q => q,
+    };
+    req.options.hw.spoofchk = conf.spoofchk;
+    req.options.hw.trust = conf.trust;
+    req.options.hw.link_state = conf
+        .link_state
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(bad)?;
+    req.options.hw.max_tx_rate = conf.max_tx_rate;
+    req.options.hw.min_tx_rate = conf.min_tx_rate;
+    req.options.hw.ipoib_mode = conf
+        .ipoib_mode
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .map_err(bad)?;
     req.options.ovs.native_tagged = conf.native_tagged;
     req.options.ovs.port_security = conf.port_security;
     req.options.ovs.datapath_type = conf
@@ -797,4 +823,69 @@ async fn status(conf: &NetConf, input: &[u8], settings: &Settings) -> Result<(),
         delegate::exec(p, "STATUS", input)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Env {
+        Env {
+            container_id: "c1".into(),
+            netns: Some("/run/netns/x".into()),
+            ifname: "net1".parse().unwrap(),
+            args: BTreeMap::new(),
+        }
+    }
+
+    fn conf(v: serde_json::Value) -> NetConf {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn every_driver_option_reaches_the_request() {
+        let c = conf(serde_json::json!({
+            "cniVersion": "1.1.0", "name": "n", "type": "pipework", "host": "eth4",
+            "vf": "auto", "vfQos": 3, "spoofchk": false, "trust": true, "linkState": "enable",
+            "maxTxRate": 100, "minTxRate": 10, "vlan": 40
+        }));
+        let r = request(&c, &env(), Vec::new()).unwrap();
+        assert_eq!(r.options.hw.vf, Some("auto".parse().unwrap()));
+        assert_eq!(r.options.hw.vf_qos, Some(3));
+        assert_eq!(
+            (r.options.hw.spoofchk, r.options.hw.trust),
+            (Some(false), Some(true))
+        );
+        assert_eq!(r.options.hw.max_tx_rate, Some(100));
+        assert_eq!(r.tag.unwrap().as_str(), "40");
+        let ib = conf(serde_json::json!({
+            "cniVersion": "1.1.0", "name": "n", "type": "pipework", "host": "ib0",
+            "pkey": "8001", "ipoibMode": "connected"
+        }));
+        let r = request(&ib, &env(), Vec::new()).unwrap();
+        assert_eq!(r.tag.unwrap().as_pkey().unwrap().get(), 0x8001);
+        assert_eq!(r.options.hw.ipoib_mode, Some("connected".parse().unwrap()));
+        let ovs = conf(serde_json::json!({
+            "cniVersion": "1.1.0", "name": "n", "type": "pipework", "host": "ovsbr0",
+            "trunk": "10,20-22", "nativeVlan": 10, "portSecurity": true, "datapathType": "netdev"
+        }));
+        let r = request(&ovs, &env(), Vec::new()).unwrap();
+        assert_eq!(r.options.ovs.trunk.unwrap().to_string(), "10,20-22");
+        assert!(r.options.ovs.port_security);
+        assert_eq!(r.guest_ifname.unwrap().as_str(), "net1");
+        assert_eq!(r.labels[LABEL_CONTAINER], "c1");
+        for bad in [
+            serde_json::json!({"host": "eth4", "vf": true}),
+            serde_json::json!({"host": "eth4", "vfQos": 8}),
+            serde_json::json!({"host": "eth4", "linkState": "sideways"}),
+            serde_json::json!({"host": "ib0", "ipoibMode": "fast"}),
+            serde_json::json!({"host": "ovsbr0", "trunk": "10-x"}),
+            serde_json::json!({"host": "eth4", "vlan": 10, "pkey": "8001"}),
+            serde_json::json!({"host": "eth4", "hostMac": "02:00:00:00:00:01"}),
+            serde_json::json!({"host": "eth4", "mac": "01:00:5e:00:00:01"}),
+        ] {
+            let e = request(&conf(bad.clone()), &env(), Vec::new()).unwrap_err();
+            assert_eq!(e.code, code::INVALID_CONFIG, "{bad}: {}", e.msg);
+        }
+    }
 }
