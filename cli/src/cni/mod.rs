@@ -427,12 +427,7 @@ fn request(
     }
     req.options.announce = conf.announce.unwrap_or(true);
     let bad = |e: pipework_core::model::ParseError| invalid(e.to_string());
-    req.options.ovs.trunk = conf
-        .trunk
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(bad)?;
+    req.options.ovs.trunk = parse_opt(conf.trunk.as_deref())?;
     req.options.ovs.native_vlan = conf
         .native_vlan
         .map(|v| v.to_string().parse())
@@ -450,30 +445,25 @@ fn request(
     };
     req.options.hw.spoofchk = conf.spoofchk;
     req.options.hw.trust = conf.trust;
-    req.options.hw.link_state = conf
-        .link_state
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(bad)?;
+    req.options.hw.link_state = parse_opt(conf.link_state.as_deref())?;
     req.options.hw.max_tx_rate = conf.max_tx_rate;
     req.options.hw.min_tx_rate = conf.min_tx_rate;
-    req.options.hw.ipoib_mode = conf
-        .ipoib_mode
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(bad)?;
+    req.options.hw.ipoib_mode = parse_opt(conf.ipoib_mode.as_deref())?;
     req.options.ovs.native_tagged = conf.native_tagged;
     req.options.ovs.port_security = conf.port_security;
-    req.options.ovs.datapath_type = conf
-        .datapath_type
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .map_err(bad)?;
+    req.options.ovs.datapath_type = parse_opt(conf.datapath_type.as_deref())?;
     req.labels = labels_of(conf, env);
     Ok(req)
+}
+
+/// An optional string key of the configuration, parsed.
+fn parse_opt<T>(v: Option<&str>) -> Result<Option<T>, CniError>
+where
+    T: std::str::FromStr<Err = pipework_core::model::ParseError>,
+{
+    v.map(str::parse)
+        .transpose()
+        .map_err(|e: pipework_core::model::ParseError| invalid(e.to_string()))
 }
 
 async fn add(
