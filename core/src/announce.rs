@@ -105,7 +105,8 @@ pub fn frames(mac: MacAddr, addrs: &[IpAddr]) -> Vec<Vec<u8>> {
 /// A packet socket inside the guest, opened while the namespace is entered
 /// for other reasons (see [`crate::netlink::Netlink::connect_in_with`]).
 pub struct Announcer {
-    sock: OwnedFd,
+    /// Always `Some` until dropped: the drop hands the only reference over.
+    sock: Option<OwnedFd>,
 }
 
 impl Announcer {
@@ -119,14 +120,15 @@ impl Announcer {
         }
         // SAFETY: fd is new and ours.
         Ok(Announcer {
-            sock: unsafe { OwnedFd::from_raw_fd(fd) },
+            sock: Some(unsafe { OwnedFd::from_raw_fd(fd) }),
         })
     }
 
     /// Sends the announcements for `addrs` out of `ifindex`.
     pub fn send(&self, ifindex: u32, mac: MacAddr, addrs: &[IpAddr]) -> io::Result<()> {
+        let sock = self.sock.as_ref().expect("open until dropped");
         for f in frames(mac, addrs) {
-            send_frame(&self.sock, ifindex, &f)?;
+            send_frame(sock, ifindex, &f)?;
         }
         Ok(())
     }
@@ -134,8 +136,8 @@ impl Announcer {
 
 impl Drop for Announcer {
     fn drop(&mut self) {
-        if let Ok(fd) = self.sock.try_clone() {
-            close_deferred(fd);
+        if let Some(fd) = self.sock.take() {
+            crate::deferred_close::close_deferred(fd);
         }
     }
 }
@@ -148,60 +150,6 @@ pub async fn announce(ns: &Netns, ifindex: u32, mac: MacAddr, addrs: &[IpAddr]) 
     }
     let a = ns.run_async(Announcer::open).await??;
     a.send(ifindex, mac, addrs)
-}
-
-/// Closes a packet socket without making this process wait for it.
-///
-/// Releasing a packet socket waits for an RCU grace period
-/// (`synchronize_net()` in `packet_release`): several milliseconds, more than
-/// the rest of an attach. A forked child takes over the last reference and
-/// exits once we have dropped ours, so that wait happens off our path. The
-/// child calls only async-signal-safe syscalls, closes everything else it
-/// inherited (locks, netlink sockets, our stdout) first, and is reaped by
-/// whoever inherits it, or by [`reap_deferred`] in long-running processes.
-fn close_deferred(sock: OwnedFd) {
-    let mut p = [0i32; 2];
-    // SAFETY: pipe2 with a valid array.
-    if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return; // dropping `sock` here closes it the slow way
-    }
-    let (r, w) = (p[0], p[1]);
-    let keep = sock.as_raw_fd();
-    // SAFETY: the child only makes raw syscalls and _exits.
-    let pid = unsafe { libc::fork() };
-    if pid == 0 {
-        // SAFETY: async-signal-safe syscalls only, then _exit.
-        unsafe {
-            let (lo, hi) = if keep < r { (keep, r) } else { (r, keep) };
-            libc::syscall(libc::SYS_close_range, 0u32, (lo - 1) as u32, 0u32);
-            libc::syscall(
-                libc::SYS_close_range,
-                (lo + 1) as u32,
-                (hi - 1) as u32,
-                0u32,
-            );
-            libc::syscall(libc::SYS_close_range, (hi + 1) as u32, u32::MAX, 0u32);
-            let mut b = 0u8;
-            while libc::read(r, &mut b as *mut u8 as *mut libc::c_void, 1) != 0 {
-                if *libc::__errno_location() != libc::EINTR {
-                    break;
-                }
-            }
-            libc::_exit(0);
-        }
-    }
-    // Our reference goes first, then the pipe tells the child to exit.
-    drop(sock);
-    // SAFETY: closing fds we own.
-    unsafe {
-        libc::close(r);
-        libc::close(w);
-    }
-    if pid > 0 {
-        if let Ok(mut v) = DEFERRED.lock() {
-            v.push(pid);
-        }
-    }
 }
 
 fn send_frame(sock: &OwnedFd, ifindex: u32, frame: &[u8]) -> io::Result<()> {
@@ -227,17 +175,6 @@ fn send_frame(sock: &OwnedFd, ifindex: u32, frame: &[u8]) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
-}
-
-static DEFERRED: std::sync::Mutex<Vec<libc::pid_t>> = std::sync::Mutex::new(Vec::new());
-
-/// Reaps the children of [`close_deferred`] that have exited; for processes
-/// that live long (the daemon).
-pub fn reap_deferred() {
-    if let Ok(mut v) = DEFERRED.lock() {
-        // SAFETY: waitpid on our own children, non-blocking.
-        v.retain(|&pid| unsafe { libc::waitpid(pid, std::ptr::null_mut(), libc::WNOHANG) } == 0);
-    }
 }
 
 #[cfg(test)]
