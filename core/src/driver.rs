@@ -89,6 +89,15 @@ pub struct AttachContext<'a> {
     pub settings: &'a Settings,
 }
 
+impl<'a> AttachContext<'a> {
+    /// The host interface, for drivers that stack on or take an existing one.
+    pub fn existing_host_link(&self) -> Result<&'a Link> {
+        self.host_link.ok_or_else(|| {
+            crate::error::Error::usage(format!("no host interface {}", self.host_ifname))
+        })
+    }
+}
+
 /// What a driver created, for the orchestrator and the attachment record.
 #[derive(Clone, Debug, Default)]
 pub struct Plugged {

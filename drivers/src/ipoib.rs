@@ -31,9 +31,7 @@ impl Driver for Ipoib {
     }
 
     async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()> {
-        let parent = ctx
-            .host_link
-            .ok_or_else(|| Error::usage(format!("no host interface {}", ctx.host_ifname)))?;
+        let parent = ctx.existing_host_link()?;
         if ctx.request.host_ifname.is_some() {
             return Err(Error::usage(
                 "-l names a host-side veth; an IPoIB child has none",

@@ -22,9 +22,7 @@ impl Driver for Macvlan {
     }
 
     async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()> {
-        let parent = ctx
-            .host_link
-            .ok_or_else(|| Error::usage(format!("no host interface {}", ctx.host_ifname)))?;
+        let parent = ctx.existing_host_link()?;
         if let Some(tag) = &ctx.request.tag {
             let vid = tag.as_vlan()?;
             let name = vlan::sub_name(&parent.name, vid)?;

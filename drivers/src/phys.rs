@@ -36,9 +36,7 @@ impl Driver for Phys {
     }
 
     async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()> {
-        let nic = ctx
-            .host_link
-            .ok_or_else(|| Error::usage(format!("no host interface {}", ctx.host_ifname)))?;
+        let nic = ctx.existing_host_link()?;
         if ctx.request.host_ifname.is_some() {
             return Err(Error::usage(
                 "-l names a host-side veth; --direct-phys moves the interface itself",

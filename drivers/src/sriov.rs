@@ -53,9 +53,7 @@ impl Driver for SriovVf {
     }
 
     async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()> {
-        let pf = ctx
-            .host_link
-            .ok_or_else(|| Error::usage(format!("no host interface {}", ctx.host_ifname)))?;
+        let pf = ctx.existing_host_link()?;
         let hw = &ctx.request.options.hw;
         if ctx.request.host_ifname.is_some() {
             return Err(Error::usage(
