@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use pipework_core::declare::{self, apply::Entry};
 use pipework_core::error::{Error, Result};
 use pipework_core::settings::Settings;
+use pipework_daemon::declare::{self, apply::Entry};
 use pipework_drivers::Drivers;
 
 pub async fn run(

@@ -40,7 +40,7 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
         } => {
             let reconcile = match (reconcile, engine) {
                 (false, _) => None,
-                (true, e) => Some(pipework_core::reconcile::ReconcileConfig {
+                (true, e) => Some(pipework_daemon::reconcile::ReconcileConfig {
                     endpoint: match e {
                         Some(e) => e,
                         None => pipework_core::docker::Endpoint::from_env()?,
@@ -49,12 +49,11 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
                     parse: crate::grammar::parse_attach,
                 }),
             };
-            let opts = pipework_core::daemon::DaemonOptions {
+            let opts = pipework_daemon::DaemonOptions {
                 idle_exit,
                 reconcile,
             };
-            pipework_core::daemon::run(std::sync::Arc::new(drivers), settings.clone(), opts)
-                .await?;
+            pipework_daemon::run(std::sync::Arc::new(drivers), settings.clone(), opts).await?;
         }
         Command::Route { guest, cmd } => {
             let (g, nl) = guest_netlink(&guest).await?;
@@ -101,10 +100,11 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
         }
         Command::List => {
             let items = inspect::list(settings)?;
-            let leases = match pipework_core::daemon::client::leases_if_running(settings).await {
-                Some(l) => l,
-                None => LeaseStore::new(&settings.state_dir).all(),
-            };
+            let leases =
+                match pipework_core::dhcp::daemon::client::leases_if_running(settings).await {
+                    Some(l) => l,
+                    None => LeaseStore::new(&settings.state_dir).all(),
+                };
             if json {
                 print_json(&inspect::list_json(&items, &leases));
             } else {
@@ -113,7 +113,7 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
             }
         }
         Command::Gc => {
-            let done = detach::gc(&drivers, settings).await?;
+            let done = pipework_core::gc::gc(&drivers, settings).await?;
             if json {
                 print_json(&serde_json::json!({
                     "records": done.records,

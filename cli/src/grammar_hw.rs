@@ -3,7 +3,7 @@
 
 use pipework_core::model::{parse_rate, parse_switch, HwOptions};
 
-use crate::grammar::UsageError;
+use crate::usage_error::UsageError;
 
 /// Whether `flag` is one of ours (each takes a value).
 pub fn takes(flag: &str) -> bool {

@@ -1,5 +1,10 @@
 //! The `pipework` binary: parse, run, print. All the work is in the core and
 //! the drivers.
+//!
+//! Owns: the command-line grammar (compatible with the original pipework's),
+//! the help text, what is printed and the exit codes. Must not: change the
+//! host itself (every change goes through `pipework-core`, the daemon or the
+//! CNI crate), or use `unsafe`.
 
 mod apply;
 mod cni;
@@ -8,6 +13,7 @@ mod demo;
 mod grammar;
 mod grammar_hw;
 mod help;
+mod usage_error;
 
 use std::process::ExitCode;
 

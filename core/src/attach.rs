@@ -7,20 +7,22 @@ use std::time::Duration;
 
 use tracing::{debug, warn};
 
-use crate::announce::Announcer;
-use crate::dhcp::resolv::ResolvTarget;
-use crate::driver::{AttachContext, Driver, DriverKind, DriverSet, Plugged};
-use crate::error::{Context, Error, ErrorKind, Result};
-use crate::guest::{Guest, ResolveOptions};
-use crate::journal::{Journal, UndoContext, UndoMode};
-use crate::model::{AttachRequest, Family, IfName, MacAddr, StaticAddress};
-use crate::netlink::{Link, LinkChange, Netlink, RouteSpec};
-use crate::netns::Netns;
 use crate::pending::Pending;
-use crate::probe::{self, ProbeFlags};
-use crate::settings::Settings;
-use crate::state::{now_secs, AttachmentRecord, StateDir, RECORD_VERSION};
 use crate::{dhcp, fault, hostname, ops, slaac, wait};
+use pipework_base::driver::UndoContext;
+use pipework_base::driver::{AttachContext, Driver, DriverKind, DriverSet, Plugged};
+use pipework_base::error::{Context, Error, ErrorKind, Result};
+use pipework_base::guest::{Guest, ResolveOptions};
+use pipework_base::journal::{Journal, UndoMode};
+use pipework_base::probe::{self, ProbeFlags};
+use pipework_base::settings::Settings;
+use pipework_base::state::{now_secs, AttachmentRecord, StateDir, RECORD_VERSION};
+use pipework_base::undo::Replay;
+use pipework_dhcp::resolv::ResolvTarget;
+use pipework_model::{AttachRequest, Family, IfName, MacAddr, StaticAddress};
+use pipework_sys::announce::Announcer;
+use pipework_sys::netlink::{Link, LinkChange, Netlink, RouteSpec};
+use pipework_sys::netns::Netns;
 
 /// How long an attach waits for IPv6 duplicate address detection.
 const DAD_TIMEOUT: Duration = Duration::from_secs(5);
@@ -82,14 +84,17 @@ pub async fn attach_to(
     let run = async {
         // An earlier attach to this guest killed half-way: undo it before
         // looking at the host (it may have made the bridge we would use).
-        let undo = UndoContext {
-            host: &host,
-            guest: Some(&guest_nl),
-            host_ns: &host_ns,
+        let undo = Replay {
+            ctx: UndoContext {
+                host: &host,
+                guest: Some(&guest_nl),
+                host_ns: &host_ns,
+                state: &state,
+                settings,
+                mode: UndoMode::Rollback,
+            },
             drivers,
-            state: &state,
-            settings,
-            mode: UndoMode::Rollback,
+            addressing: &pipework_dhcp::undo::DhcpUndo,
         };
         crate::pending::settle_guest(&undo, guest.info.netns).await?;
         let facts = probe::gather(&host, &req.host, drivers, settings)
@@ -438,7 +443,7 @@ impl Job<'_> {
                 rec.interface
             )));
         }
-        if let crate::model::MacSpec::Explicit(m) = &self.req.mac {
+        if let pipework_model::MacSpec::Explicit(m) = &self.req.mac {
             if link.mac != Some(*m) {
                 return Err(Error::usage(format!(
                     "{} already exists with MAC {}; a second attach cannot change it",
@@ -514,15 +519,18 @@ impl Job<'_> {
         self.state.remove(stale.guest.netns, &stale.interface)
     }
 
-    fn undo_ctx(&self, mode: UndoMode, with_guest: bool) -> UndoContext<'_> {
-        UndoContext {
-            host: self.host,
-            guest: with_guest.then_some(self.guest_nl),
-            host_ns: self.host_ns,
+    fn undo_ctx(&self, mode: UndoMode, with_guest: bool) -> Replay<'_> {
+        Replay {
+            ctx: UndoContext {
+                host: self.host,
+                guest: with_guest.then_some(self.guest_nl),
+                host_ns: self.host_ns,
+                state: self.state,
+                settings: self.settings,
+                mode,
+            },
             drivers: self.drivers,
-            state: self.state,
-            settings: self.settings,
-            mode,
+            addressing: &pipework_dhcp::undo::DhcpUndo,
         }
     }
 

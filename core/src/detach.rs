@@ -1,16 +1,16 @@
 //! Detach and garbage collection: replaying the journals that attach saved.
 
-use tracing::warn;
-
-use crate::driver::DriverSet;
-use crate::error::{Context, Error, Result};
-use crate::guest::{Guest, GuestInfo, ResolveOptions};
-use crate::journal::{UndoContext, UndoMode};
-use crate::model::{GuestRef, IfName};
-use crate::netlink::Netlink;
-use crate::netns::Netns;
-use crate::settings::Settings;
-use crate::state::{AttachmentRecord, StateDir};
+use pipework_base::driver::DriverSet;
+use pipework_base::driver::UndoContext;
+use pipework_base::error::{Context, Error, Result};
+use pipework_base::guest::{reopen, Guest, GuestInfo, ResolveOptions};
+use pipework_base::journal::UndoMode;
+use pipework_base::settings::Settings;
+use pipework_base::state::{AttachmentRecord, StateDir};
+use pipework_base::undo::Replay;
+use pipework_model::{GuestRef, IfName};
+use pipework_sys::netlink::Netlink;
+use pipework_sys::netns::Netns;
 
 /// Removes what attach created for a guest (all its interfaces, or one).
 /// A guest that no longer exists is matched by the records' names, and only
@@ -98,14 +98,14 @@ async fn detach_live(
 }
 
 /// The host end of every undo: state, host namespace, host netlink.
-struct HostSide {
-    state: StateDir,
+pub(crate) struct HostSide {
+    pub(crate) state: StateDir,
     host_ns: Netns,
     host: Netlink,
 }
 
 impl HostSide {
-    fn open(state: StateDir) -> Result<HostSide> {
+    pub(crate) fn open(state: StateDir) -> Result<HostSide> {
         Ok(HostSide {
             state,
             host_ns: Netns::current().step("open host namespace")?,
@@ -117,7 +117,7 @@ impl HostSide {
     /// is alive; it is used only if the record's link is still there under
     /// its name, so a recycled namespace inode cannot make us touch a
     /// stranger's link.
-    async fn undo(
+    pub(crate) async fn undo(
         &self,
         rec: AttachmentRecord,
         guest: Option<&Netlink>,
@@ -130,14 +130,17 @@ impl HostSide {
                 ours = Some(g);
             }
         }
-        let ctx = UndoContext {
-            host: &self.host,
-            guest: ours,
-            host_ns: &self.host_ns,
+        let ctx = Replay {
+            ctx: UndoContext {
+                host: &self.host,
+                guest: ours,
+                host_ns: &self.host_ns,
+                state: &self.state,
+                settings,
+                mode: UndoMode::Detach,
+            },
             drivers,
-            state: &self.state,
-            settings,
-            mode: UndoMode::Detach,
+            addressing: &pipework_dhcp::undo::DhcpUndo,
         };
         let mut done = undo_records(&ctx, &self.state, vec![rec]).await?;
         Ok(done.remove(0))
@@ -146,7 +149,7 @@ impl HostSide {
 
 /// Undoes each record's journal; drops a record only once all its undos worked.
 async fn undo_records(
-    ctx: &UndoContext<'_>,
+    ctx: &Replay<'_>,
     state: &StateDir,
     mut recs: Vec<AttachmentRecord>,
 ) -> Result<Vec<AttachmentRecord>> {
@@ -198,26 +201,6 @@ fn names_guest(g: &GuestInfo, r: &GuestRef) -> bool {
     }
 }
 
-/// Whether the namespace a record describes still exists.
-pub fn guest_alive(g: &GuestInfo) -> bool {
-    reopen(g).is_some()
-}
-
-/// The namespace a record describes, if it still exists (same inode).
-pub fn reopen(g: &GuestInfo) -> Option<Netns> {
-    let path = match (&g.reference, g.pid) {
-        (_, Some(pid)) => format!("/proc/{pid}/ns/net"),
-        (GuestRef::Path(p), None) => p.display().to_string(),
-        (GuestRef::Netns(n), None) | (GuestRef::Auto(n), None) => {
-            format!("{}/{n}", crate::guest::NETNS_RUN_DIR)
-        }
-        _ => return None,
-    };
-    Netns::open(std::path::Path::new(&path))
-        .ok()
-        .filter(|ns| ns.id() == g.netns)
-}
-
 /// Detaches every record `select` picks, guest alive or gone: the way for
 /// callers that know an attachment by its record rather than by a guest
 /// reference (CNI DEL by container ID and interface, the reconciler).
@@ -248,45 +231,4 @@ pub async fn detach_matching(
         Some(e) => Err(e),
         None => Ok(done),
     }
-}
-
-/// What `gc` removed.
-pub struct Collected {
-    /// Records of dead guests, undone and dropped.
-    pub records: Vec<AttachmentRecord>,
-    /// Objects the drivers removed on their own account.
-    pub driver_objects: Vec<String>,
-    /// Compatible-mode DHCP clients ended because their guest is gone.
-    pub clients: Vec<String>,
-    /// Attaches killed half-way, rolled back (see [`crate::pending`]).
-    pub unfinished: Vec<crate::pending::PendingAttach>,
-}
-
-/// Cleans up after guests that are gone: their host-side leftovers (veths
-/// already died with the namespace; OVS rows, flows, owned bridges did not)
-/// and their records, then whatever the drivers find orphaned.
-pub async fn gc(drivers: &dyn DriverSet, settings: &Settings) -> Result<Collected> {
-    let unfinished = crate::pending::settle_all(drivers, settings).await?;
-    let hs = HostSide::open(StateDir::open(&settings.state_dir)?)?;
-    let mut collected = Vec::new();
-    for rec in hs.state.all()? {
-        if guest_alive(&rec.guest) {
-            continue;
-        }
-        let _lock = hs.state.lock_guest(rec.guest.netns).await?;
-        match hs.undo(rec, None, drivers, settings).await {
-            Ok(r) => collected.push(r),
-            Err(e) => warn!("gc: {e}"),
-        }
-    }
-    let driver_objects = drivers.gc(settings).await?;
-    // Clients whose record is gone (an attach killed half-way) or that
-    // outlived it.
-    let clients = crate::dhcp::compat::gc(settings);
-    Ok(Collected {
-        records: collected,
-        driver_objects,
-        clients,
-        unfinished,
-    })
 }

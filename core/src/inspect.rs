@@ -3,14 +3,14 @@
 
 use serde_json::{json, Value};
 
-use crate::detach::guest_alive;
-use crate::dhcp::store::LeaseFile;
-use crate::error::{Context, Result};
-use crate::guest::{Guest, ResolveOptions};
-use crate::model::GuestRef;
-use crate::netlink::Netlink;
-use crate::settings::Settings;
-use crate::state::{AttachmentRecord, StateDir};
+use pipework_base::error::{Context, Result};
+use pipework_base::guest::guest_alive;
+use pipework_base::guest::{Guest, ResolveOptions};
+use pipework_base::settings::Settings;
+use pipework_base::state::{AttachmentRecord, StateDir};
+use pipework_dhcp::store::LeaseFile;
+use pipework_model::GuestRef;
+use pipework_sys::netlink::Netlink;
 
 fn interface_json(r: &AttachmentRecord, live: Option<Value>) -> Value {
     let mut v = json!({

@@ -1,42 +1,44 @@
-//! pipework's core: the request model, the async driver trait, namespace entry,
-//! rtnetlink helpers, the rollback journal and the on-disk state.
+//! pipework's attach core: `attach` (resolve the guest, probe the host
+//! interface, validate, let the chosen driver create the link, address it,
+//! announce it, record it), `detach`, `inspect`, and the garbage collection
+//! of what a killed attach left. Every change is recorded in a
+//! [`pipework_base::journal::Journal`] so that any failure undoes it all and
+//! `detach` undoes it later.
 //!
-//! Drivers live in `pipework-drivers`; the CLI only parses and prints. An attach
-//! is `attach::attach`: resolve the guest, probe the host interface, validate,
-//! then let the chosen driver create the link while every change is recorded in
-//! a [`journal::Journal`] so that any failure undoes it all and `detach` can
-//! undo it later.
+//! The layers, each depending only on those below it:
+//!
+//! ```text
+//! pipework (cli)        parse and print
+//! pipework-cni          the CNI verbs            pipework-daemon   leases, reconciler, declarations
+//! pipework-drivers      bridge, macvlan, OVS, …  pipework-core     attach, detach, inspect, gc   (this crate)
+//!                                                pipework-dhcp     DHCP client, leases, resolv.conf
+//! pipework-base         errors, settings, guests, Driver trait, journal, state, probe
+//! pipework-sys          netlink, namespaces, sysfs, sockets: all the `unsafe`
+//! pipework-model        typed values
+//! ```
+//!
+//! Owns: the order of an attach and of its undo, the pending-attach log, the
+//! records. Must not: know a concrete driver (they come in as a
+//! [`pipework_base::driver::DriverSet`]), parse command lines, print, or use
+//! `unsafe`.
+//!
+//! The modules of the layers below are re-exported under their old names so
+//! that the front ends (CLI, CNI, tests) name one crate.
 
-pub mod announce;
+#![forbid(unsafe_code)]
+
 pub mod attach;
-pub mod daemon;
-pub mod declare;
-mod deferred_close;
 pub mod detach;
-pub mod dhcp;
-pub mod docker;
-pub mod driver;
-pub mod error;
-pub mod fault;
-pub mod fdwatch;
-pub mod guest;
-pub mod hostname;
+pub mod gc;
 pub mod inspect;
-pub mod interrupt;
-pub mod journal;
-pub mod model;
-pub mod netlink;
-pub mod netns;
-pub mod ops;
 pub mod pending;
-pub mod probe;
-pub mod random;
-pub mod reconcile;
-pub mod routing;
-pub mod settings;
-pub mod slaac;
-pub mod state;
-pub mod sysfs;
-pub mod wait;
 
-pub use error::{Context, Error, ErrorKind, Result};
+pub use pipework_base::{
+    docker, driver, error, fault, guest, hostname, interrupt, journal, ops, probe, routing,
+    settings, slaac, state, undo, wait,
+};
+pub use pipework_base::{Context, Error, ErrorKind, Result};
+pub use pipework_dhcp as dhcp;
+pub use pipework_model as model;
+pub use pipework_model::random;
+pub use pipework_sys::{announce, fdwatch, netlink, netns, sysfs};

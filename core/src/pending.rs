@@ -29,14 +29,16 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use crate::driver::DriverSet;
-use crate::error::{Context, Error, Result};
-use crate::guest::GuestInfo;
-use crate::journal::{Journal, Sink, Step, UndoContext, UndoMode};
-use crate::netlink::Netlink;
-use crate::netns::{Netns, NetnsId};
-use crate::settings::Settings;
-use crate::state::StateDir;
+use pipework_base::driver::DriverSet;
+use pipework_base::driver::UndoContext;
+use pipework_base::error::{Context, Error, Result};
+use pipework_base::guest::GuestInfo;
+use pipework_base::journal::{Journal, Sink, Step, UndoMode};
+use pipework_base::settings::Settings;
+use pipework_base::state::StateDir;
+use pipework_base::undo::Replay;
+use pipework_sys::netlink::Netlink;
+use pipework_sys::netns::{Netns, NetnsId};
 
 /// What a pending file holds.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -131,7 +133,7 @@ fn read(p: &Path) -> Option<PendingAttach> {
 /// the guest's lock and gives the undo context (with the guest's netlink when
 /// its namespace is alive). Returns the attach if it had to be undone.
 pub async fn settle_one(
-    ctx: &UndoContext<'_>,
+    ctx: &Replay<'_>,
     netns: NetnsId,
     ifname: &str,
 ) -> Result<Option<PendingAttach>> {
@@ -181,10 +183,10 @@ fn remove(p: &Path) -> Result<()> {
 /// holding the guest's lock ever has such a link, so with the lock held any
 /// that exists is a leftover. Deleting a veth's guest end deletes its host
 /// end too.
-pub async fn settle_guest(ctx: &UndoContext<'_>, netns: NetnsId) -> Result<()> {
+pub async fn settle_guest(ctx: &Replay<'_>, netns: NetnsId) -> Result<()> {
     if let Some(g) = ctx.guest {
         for l in g.links().await? {
-            if crate::hostname::is_temp_guest_name(&l.name) {
+            if pipework_base::hostname::is_temp_guest_name(&l.name) {
                 warn!(link = %l.name, "deleting a link an interrupted attach left");
                 match g.delete_link(l.index, &l.name).await {
                     Err(e) if !e.is_gone() => return Err(e).step("delete a leftover link"),
@@ -234,18 +236,21 @@ pub async fn settle_all(
     for f in files {
         let Some(first) = read(&f) else { continue };
         let _lock = state.lock_guest(first.guest.netns).await?;
-        let guest_nl = match crate::detach::reopen(&first.guest) {
+        let guest_nl = match pipework_base::guest::reopen(&first.guest) {
             Some(ns) => Netlink::connect_in(&ns, &first.guest.name).await.ok(),
             None => None,
         };
-        let ctx = UndoContext {
-            host: &host,
-            guest: guest_nl.as_ref(),
-            host_ns: &host_ns,
+        let ctx = Replay {
+            ctx: UndoContext {
+                host: &host,
+                guest: guest_nl.as_ref(),
+                host_ns: &host_ns,
+                state: &state,
+                settings,
+                mode: UndoMode::Rollback,
+            },
             drivers,
-            state: &state,
-            settings,
-            mode: UndoMode::Rollback,
+            addressing: &pipework_dhcp::undo::DhcpUndo,
         };
         match settle_one(&ctx, first.guest.netns, &first.interface).await {
             Ok(Some(p)) => done.push(p),

@@ -5,12 +5,13 @@
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use pipework_core::driver::{AttachContext, Driver, DriverKind, Plugged};
-use pipework_core::error::{Context, Error, Result};
-use pipework_core::journal::{Journal, Step, UndoContext};
-use pipework_core::model::MacAddr;
-use pipework_core::netlink::{Link, Netlink, NewLink};
-use pipework_core::state::StateDir;
+use pipework_base::driver::UndoContext;
+use pipework_base::driver::{AttachContext, Driver, DriverKind, Plugged};
+use pipework_base::error::{Context, Error, Result};
+use pipework_base::journal::{Journal, Step};
+use pipework_base::state::StateDir;
+use pipework_model::MacAddr;
+use pipework_sys::netlink::{Link, Netlink, NewLink};
 use tracing::warn;
 
 use crate::{bridge_vlan, veth};
@@ -42,7 +43,7 @@ impl Driver for LinuxBridge {
             name: name.to_string(),
             created,
         });
-        pipework_core::fault::point("bridge-ready")?;
+        pipework_base::fault::point("bridge-ready")?;
         let vid = ctx.request.tag.as_ref().map(|t| t.as_vlan()).transpose()?;
         if vid.is_some() {
             bridge_vlan::ensure_filtering(ctx, &bridge, journal).await?;

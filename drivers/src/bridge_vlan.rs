@@ -2,11 +2,12 @@
 //! VLANs and the guest's port has `VID` as its PVID, untagged, so the guest
 //! sees plain frames and only its VLAN.
 
-use pipework_core::driver::{AttachContext, DriverKind};
-use pipework_core::error::{Context, Error, Result};
-use pipework_core::journal::{Journal, Step, UndoContext, UndoMode};
-use pipework_core::model::VlanId;
-use pipework_core::netlink::{Link, LinkChange};
+use pipework_base::driver::UndoContext;
+use pipework_base::driver::{AttachContext, DriverKind};
+use pipework_base::error::{Context, Error, Result};
+use pipework_base::journal::{Journal, Step, UndoMode};
+use pipework_model::VlanId;
+use pipework_sys::netlink::{Link, LinkChange};
 use serde::{Deserialize, Serialize};
 
 /// The bridge's default PVID, which every new port gets.

@@ -2,11 +2,11 @@
 //! stable address for a service, a blackhole). `pipework dummy <guest> <ip>`.
 
 use async_trait::async_trait;
-use pipework_core::driver::{AttachContext, Driver, DriverKind, Plugged};
-use pipework_core::error::{Context, Error, Result};
-use pipework_core::journal::Journal;
-use pipework_core::netlink::NewLink;
-use pipework_core::ops;
+use pipework_base::driver::{AttachContext, Driver, DriverKind, Plugged};
+use pipework_base::error::{Context, Error, Result};
+use pipework_base::journal::Journal;
+use pipework_base::ops;
+use pipework_sys::netlink::NewLink;
 
 pub struct Dummy;
 

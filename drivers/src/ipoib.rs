@@ -10,13 +10,13 @@
 //! never come up).
 
 use async_trait::async_trait;
-use pipework_core::driver::{AttachContext, Driver, DriverKind, Plugged};
-use pipework_core::error::{Context, Error, Result};
-use pipework_core::journal::Journal;
-use pipework_core::model::{IpoibMode, MacSpec, Pkey};
-use pipework_core::netlink::NewLink;
-use pipework_core::ops;
-use pipework_core::sysfs::Sysfs;
+use pipework_base::driver::{AttachContext, Driver, DriverKind, Plugged};
+use pipework_base::error::{Context, Error, Result};
+use pipework_base::journal::Journal;
+use pipework_base::ops;
+use pipework_model::{IpoibMode, MacSpec, Pkey};
+use pipework_sys::netlink::NewLink;
+use pipework_sys::sysfs::Sysfs;
 
 pub struct Ipoib;
 
@@ -112,7 +112,7 @@ pub fn check_pkey(sys: &Sysfs<'_>, parent: &str, pkey: Pkey) -> Result<()> {
     let port = sys.ib_port(parent);
     let table = match sys.pkeys(&dev, port) {
         Some(t) => t,
-        None => match crate::rdma::pkey_table(&dev, port) {
+        None => match pipework_sys::rdma::pkey_table(&dev, port) {
             Some(t) => t,
             None => return Ok(()),
         },

@@ -4,6 +4,15 @@
 //! Every kind of the design: Linux bridge (with VLAN filtering), macvlan (on
 //! 802.1Q sub-interfaces too), Open vSwitch, dummy, physical NIC
 //! (`--direct-phys`), SR-IOV VF, IPoIB.
+//!
+//! Owns: how each kind of link is made and undone, and the host-side objects
+//! that only one driver knows (OVS ports and flows, bridge VLANs, 802.1Q
+//! parents, the host shim). Must not: run an attach end to end, write the
+//! state directory except through `pipework-base`'s state API, make a kernel
+//! or OVSDB change without recording its undo in the journal first, or use
+//! `unsafe` (kernel access goes through `pipework-sys`).
+
+#![forbid(unsafe_code)]
 
 pub mod bridge;
 mod bridge_vlan;
@@ -12,16 +21,15 @@ pub mod ipoib;
 pub mod macvlan;
 pub mod ovs;
 pub mod phys;
-mod rdma;
 pub mod shim;
 pub mod sriov;
 mod veth;
 mod vlan;
 
 use async_trait::async_trait;
-use pipework_core::driver::{Driver, DriverKind, DriverSet};
-use pipework_core::error::Result;
-use pipework_core::settings::Settings;
+use pipework_base::driver::{Driver, DriverKind, DriverSet};
+use pipework_base::error::Result;
+use pipework_base::settings::Settings;
 
 /// Every driver this build has.
 pub struct Drivers {

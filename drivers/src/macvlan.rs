@@ -4,12 +4,13 @@
 //! attachments on that VLAN (see `vlan.rs`).
 
 use async_trait::async_trait;
-use pipework_core::driver::{AttachContext, Driver, DriverKind, Plugged};
-use pipework_core::error::{Context, Error, Result};
-use pipework_core::journal::{Journal, UndoContext};
-use pipework_core::model::{MacSpec, MacvlanMode};
-use pipework_core::netlink::NewLink;
-use pipework_core::ops;
+use pipework_base::driver::UndoContext;
+use pipework_base::driver::{AttachContext, Driver, DriverKind, Plugged};
+use pipework_base::error::{Context, Error, Result};
+use pipework_base::journal::Journal;
+use pipework_base::ops;
+use pipework_model::{MacSpec, MacvlanMode};
+use pipework_sys::netlink::NewLink;
 
 use crate::vlan;
 
@@ -52,7 +53,7 @@ impl Driver for Macvlan {
         let parent = match vid {
             Some(v) => {
                 sub = vlan::acquire(ctx, DriverKind::Macvlan, nic, v, journal).await?;
-                pipework_core::fault::point("bridge-ready")?;
+                pipework_base::fault::point("bridge-ready")?;
                 &sub
             }
             None => {

@@ -7,12 +7,13 @@
 //! original name and restores its MAC if one was given.
 
 use async_trait::async_trait;
-use pipework_core::driver::{AttachContext, Driver, DriverKind, Plugged};
-use pipework_core::error::{Context, Error, Result};
-use pipework_core::journal::{Journal, Step, UndoContext};
-use pipework_core::model::MacSpec;
-use pipework_core::netlink::{Link, LinkChange, NewLink};
-use pipework_core::ops;
+use pipework_base::driver::UndoContext;
+use pipework_base::driver::{AttachContext, Driver, DriverKind, Plugged};
+use pipework_base::error::{Context, Error, Result};
+use pipework_base::journal::{Journal, Step};
+use pipework_base::ops;
+use pipework_model::MacSpec;
+use pipework_sys::netlink::{Link, LinkChange, NewLink};
 use serde::{Deserialize, Serialize};
 
 use crate::vlan;
@@ -24,7 +25,7 @@ pub struct Phys;
 struct MacRestore {
     op: String,
     guest_ifindex: u32,
-    mac: pipework_core::model::MacAddr,
+    mac: pipework_model::MacAddr,
 }
 
 const MAC_OP: &str = "restore_mac";
@@ -120,7 +121,7 @@ impl Driver for Phys {
     }
 }
 
-fn link_name_of(nic: &Link, vid: Option<pipework_core::model::VlanId>) -> String {
+fn link_name_of(nic: &Link, vid: Option<pipework_model::VlanId>) -> String {
     match vid {
         Some(v) => format!("{}.{v}", nic.name),
         None => nic.name.clone(),
@@ -161,7 +162,7 @@ impl Phys {
         &self,
         ctx: &AttachContext<'_>,
         nic: &Link,
-        vid: pipework_core::model::VlanId,
+        vid: pipework_model::VlanId,
         journal: &mut Journal,
     ) -> Result<(Link, bool)> {
         let name = vlan::sub_name(&nic.name, vid)?;

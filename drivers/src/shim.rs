@@ -20,12 +20,13 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
-use pipework_core::driver::{AttachContext, DriverKind, Plugged};
-use pipework_core::error::{Context, Error, Result};
-use pipework_core::journal::{Journal, Step, UndoContext};
-use pipework_core::model::{HostRoute, MacAddr, MacvlanMode, MAX_IFNAME_LEN};
-use pipework_core::netlink::{Link, Netlink, NewLink, RouteSpec};
-use pipework_core::state::StateDir;
+use pipework_base::driver::UndoContext;
+use pipework_base::driver::{AttachContext, DriverKind, Plugged};
+use pipework_base::error::{Context, Error, Result};
+use pipework_base::journal::{Journal, Step};
+use pipework_base::state::StateDir;
+use pipework_model::{HostRoute, MacAddr, MacvlanMode, MAX_IFNAME_LEN};
+use pipework_sys::netlink::{Link, Netlink, NewLink, RouteSpec};
 use serde::{Deserialize, Serialize};
 
 /// What the journal keeps of one attachment's use of a shim.
@@ -47,7 +48,7 @@ pub fn shim_name(parent: &str) -> String {
     } else {
         format!(
             "pwh{:010x}",
-            pipework_core::hostname::fnv1a(parent.as_bytes()) & 0xff_ffff_ffff
+            pipework_base::hostname::fnv1a(parent.as_bytes()) & 0xff_ffff_ffff
         )
     }
 }

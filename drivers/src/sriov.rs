@@ -10,13 +10,14 @@
 //! same one; a VF whose netdev is not in the host namespace is in use.
 
 use async_trait::async_trait;
-use pipework_core::driver::{AttachContext, Driver, DriverKind, Plugged};
-use pipework_core::error::{Context, Error, Result};
-use pipework_core::journal::{Journal, Step, UndoContext};
-use pipework_core::model::{HwOptions, MacAddr, VfSelect, VlanId};
-use pipework_core::netlink::{Link, LinkChange, Netlink, VfConfig, VfSetting};
-use pipework_core::ops;
-use pipework_core::sysfs::Sysfs;
+use pipework_base::driver::UndoContext;
+use pipework_base::driver::{AttachContext, Driver, DriverKind, Plugged};
+use pipework_base::error::{Context, Error, Result};
+use pipework_base::journal::{Journal, Step};
+use pipework_base::ops;
+use pipework_model::{HwOptions, MacAddr, VfSelect, VlanId};
+use pipework_sys::netlink::{Link, LinkChange, Netlink, VfConfig, VfSetting};
+use pipework_sys::sysfs::Sysfs;
 use serde::{Deserialize, Serialize};
 
 pub struct SriovVf;
@@ -121,7 +122,7 @@ impl Driver for SriovVf {
                 },
             );
         }
-        pipework_core::fault::point("bridge-ready")?;
+        pipework_base::fault::point("bridge-ready")?;
         ops::set_host_alias(ctx.host, &netdev, &netdev.name, journal)
             .await
             .step("keep the VF's name in its alias")?;

@@ -1,13 +1,13 @@
 //! The veth pair shared by the bridge drivers: host end a bridge port, guest
 //! end created directly in the guest under its temporary name.
 
-use pipework_core::driver::AttachContext;
-use pipework_core::error::{Context, Error, Result};
-use pipework_core::journal::Journal;
-use pipework_core::model::IfName;
-use pipework_core::netlink::{Link, NewLink};
+use pipework_base::driver::AttachContext;
+use pipework_base::error::{Context, Error, Result};
+use pipework_base::journal::Journal;
+use pipework_model::IfName;
+use pipework_sys::netlink::{Link, NewLink};
 
-use pipework_core::{hostname, ops};
+use pipework_base::{hostname, ops};
 
 /// The created pair.
 pub struct VethPair {

@@ -11,13 +11,14 @@
 
 use std::path::PathBuf;
 
-use pipework_core::driver::{AttachContext, DriverKind};
-use pipework_core::error::{Context, Error, Result};
-use pipework_core::journal::{Journal, Step, UndoContext};
-use pipework_core::model::{VlanId, MAX_IFNAME_LEN};
-use pipework_core::netlink::{Link, NewLink};
-use pipework_core::ops;
-use pipework_core::state::{write_atomic, StateDir};
+use pipework_base::driver::UndoContext;
+use pipework_base::driver::{AttachContext, DriverKind};
+use pipework_base::error::{Context, Error, Result};
+use pipework_base::journal::{Journal, Step};
+use pipework_base::ops;
+use pipework_base::state::{write_atomic, StateDir};
+use pipework_model::{VlanId, MAX_IFNAME_LEN};
+use pipework_sys::netlink::{Link, NewLink};
 use serde::{Deserialize, Serialize};
 
 /// The journal data of one use of a shared sub-interface.

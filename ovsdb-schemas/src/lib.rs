@@ -6,6 +6,12 @@
 //! every row and condition from the constants here, and [`check`] compares
 //! them against a live server's `get_schema`, so a schema change in a future
 //! Open vSwitch shows up as a failing test instead of a runtime surprise.
+//!
+//! Owns: table and column names, their types, the value notation. Must not:
+//! talk to a server (the OVS driver does), depend on any other pipework
+//! crate, or use `unsafe`.
+
+#![forbid(unsafe_code)]
 
 pub mod datum;
 pub mod rows;

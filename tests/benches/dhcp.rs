@@ -57,7 +57,7 @@ fn pipework(s: &Sandbox, args: &[&str]) -> Command {
 }
 
 fn main() {
-    if unsafe { libc::geteuid() } != 0 {
+    if !pipework_tests::is_root() {
         eprintln!("bench dhcp: needs root (it creates network namespaces)");
         return;
     }

@@ -6,6 +6,12 @@
 //! around it, and a private state directory. Dropping the sandbox deletes the
 //! namespaces, which takes every link inside them along, so nothing outlives a
 //! test even when it fails half-way.
+//!
+//! Owns: fixtures (namespaces, OVS, dnsmasq, Podman, LXC) and witnesses.
+//! Must not: read pipework's own state to prove behaviour (a witness is
+//! independent: `ip -j`, `ovs-vsctl`, traffic), or use `unsafe`.
+
+#![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -311,11 +317,23 @@ pub fn kill_netns_processes(ns: &str) {
             return;
         }
         for p in pids {
-            // SAFETY: kill(2) of a process inside a namespace this test made.
-            unsafe { libc::kill(p, libc::SIGKILL) };
+            // A process inside a namespace this test made.
+            kill(p, libc::SIGKILL);
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+}
+
+/// Sends signal `sig` to `pid`; one that is gone already is no error.
+pub fn kill(pid: i32, sig: i32) {
+    if let Ok(sig) = nix::sys::signal::Signal::try_from(sig) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig);
+    }
+}
+
+/// Whether this process runs as root.
+pub fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
 }
 
 /// `ip -n <ns> <args>`, must succeed.

@@ -31,13 +31,13 @@ fn pid_of(file: &Path) -> Option<i32> {
 
 fn kill_and_wait(pid: i32) {
     let alive = || Path::new(&format!("/proc/{pid}")).exists();
-    unsafe { libc::kill(pid, libc::SIGTERM) };
+    crate::kill(pid, libc::SIGTERM);
     let t = Instant::now();
     while alive() && t.elapsed() < Duration::from_secs(3) {
         std::thread::sleep(Duration::from_millis(20));
     }
     if alive() {
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+        crate::kill(pid, libc::SIGKILL);
     }
 }
 
@@ -106,7 +106,7 @@ impl OvsSwitch {
     /// Kills ovsdb-server at once (SIGKILL), as a crash would.
     pub fn crash_ovsdb(&self) {
         if let Some(p) = pid_of(&self.dir.join("ovsdb.pid")) {
-            unsafe { libc::kill(p, libc::SIGKILL) };
+            crate::kill(p, libc::SIGKILL);
             while Path::new(&format!("/proc/{p}")).exists() {
                 std::thread::sleep(Duration::from_millis(10));
             }

@@ -4,11 +4,8 @@
 //! gets (the kernel strips it into `PACKET_AUXDATA`).
 
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::time::{Duration, Instant};
-
-const ETH_P_ALL: u16 = 0x0003;
-const TP_STATUS_VLAN_VALID: u32 = 1 << 4;
+use std::process::Command;
+use std::time::Duration;
 
 /// An ARP reply seen by [`arp_ask`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -18,16 +15,38 @@ pub struct ArpReply {
     pub sender_mac: [u8; 6],
 }
 
-#[repr(C)]
-struct TpacketAuxdata {
-    tp_status: u32,
-    tp_len: u32,
-    tp_snaplen: u32,
-    tp_mac: u16,
-    tp_net: u16,
-    tp_vlan_tci: u16,
-    tp_vlan_tpid: u16,
-}
+/// The witness itself, in Python's standard library (no `unsafe` in our
+/// tests, no scapy needed): sends the frame every 0.5 s, reads with
+/// `PACKET_AUXDATA` so that a tag the kernel stripped is still seen, and
+/// prints `<vlan or -> <frame hex>` for each frame received until the
+/// reply it waits for or the deadline.
+const WITNESS: &str = r#"
+import socket, struct, sys, time
+ifname, frame, timeout = sys.argv[1], bytes.fromhex(sys.argv[2]), float(sys.argv[3])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
+s.bind((ifname, 0))
+s.setsockopt(263, 8, 1)  # SOL_PACKET, PACKET_AUXDATA
+s.settimeout(0.2)
+end, sent = time.monotonic() + timeout, 0.0
+while time.monotonic() < end:
+    if time.monotonic() - sent > 0.5:
+        s.send(frame)
+        sent = time.monotonic()
+    try:
+        data, anc, _, _ = s.recvmsg(2048, 256)
+    except socket.timeout:
+        continue
+    tag = "-"
+    for level, kind, d in anc:
+        if level == 263 and kind == 8 and len(d) >= 20:
+            status, tci = struct.unpack_from("I", d, 0)[0], struct.unpack_from("H", d, 16)[0]
+            if status & (1 << 4):
+                tag = str(tci & 0xfff)
+    print(tag, data.hex(), flush=True)
+    p = data[:12] + data[16:] if data[12:14] == b"\x81\x00" else data
+    if p[12:14] == b"\x08\x06" and p[20:22] == b"\x00\x02" and p[28:32].hex() == sys.argv[5] and p[38:42].hex() == sys.argv[4]:
+        break
+"#;
 
 fn arp_request(vlan: Option<u16>, mac: [u8; 6], ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
     let mut f = vec![0xff; 6];
@@ -56,112 +75,45 @@ pub fn arp_ask(
     target: Ipv4Addr,
     timeout: Duration,
 ) -> Option<ArpReply> {
-    let ns = format!("/run/netns/{ns}");
-    let ifname = ifname.to_string();
-    // setns() only on a thread of our own, which then ends.
-    std::thread::spawn(move || unsafe {
-        let nsfd = std::fs::File::open(&ns).expect("netns");
-        assert_eq!(libc::setns(nsfd.as_raw_fd(), libc::CLONE_NEWNET), 0);
-        let fd = libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW,
-            i32::from(ETH_P_ALL.to_be()),
-        );
-        assert!(fd >= 0, "packet socket");
-        let sock = OwnedFd::from_raw_fd(fd);
-        let cname = std::ffi::CString::new(ifname).unwrap();
-        let index = libc::if_nametoindex(cname.as_ptr());
-        assert!(index > 0, "no such interface");
-        let mut sll: libc::sockaddr_ll = std::mem::zeroed();
-        sll.sll_family = libc::AF_PACKET as u16;
-        sll.sll_protocol = ETH_P_ALL.to_be();
-        sll.sll_ifindex = index as i32;
-        assert_eq!(
-            libc::bind(
-                fd,
-                &sll as *const _ as *const libc::sockaddr,
-                std::mem::size_of::<libc::sockaddr_ll>() as u32
-            ),
-            0
-        );
-        let one: i32 = 1;
-        libc::setsockopt(
-            fd,
-            libc::SOL_PACKET,
-            libc::PACKET_AUXDATA,
-            &one as *const _ as *const libc::c_void,
-            4,
-        );
-        let tv = libc::timeval {
-            tv_sec: 0,
-            tv_usec: 200_000,
-        };
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            &tv as *const _ as *const libc::c_void,
-            std::mem::size_of::<libc::timeval>() as u32,
-        );
-        let frame = arp_request(vlan, mac, ip, target);
-        let started = Instant::now();
-        let mut sent_at = None::<Instant>;
-        while started.elapsed() < timeout {
-            if sent_at.is_none_or(|t| t.elapsed() > Duration::from_millis(500)) {
-                libc::send(fd, frame.as_ptr() as *const libc::c_void, frame.len(), 0);
-                sent_at = Some(Instant::now());
-            }
-            let mut buf = [0u8; 2048];
-            let mut ctl = [0u8; 256];
-            let mut iov = libc::iovec {
-                iov_base: buf.as_mut_ptr() as *mut libc::c_void,
-                iov_len: buf.len(),
-            };
-            let mut msg: libc::msghdr = std::mem::zeroed();
-            msg.msg_iov = &mut iov;
-            msg.msg_iovlen = 1;
-            msg.msg_control = ctl.as_mut_ptr() as *mut libc::c_void;
-            msg.msg_controllen = ctl.len();
-            let n = libc::recvmsg(sock.as_raw_fd(), &mut msg, 0);
-            if n <= 0 {
-                continue;
-            }
-            let mut pkt = &buf[..n as usize];
-            let mut tag = None;
-            let mut c = libc::CMSG_FIRSTHDR(&msg);
-            while !c.is_null() {
-                if (*c).cmsg_level == libc::SOL_PACKET && (*c).cmsg_type == libc::PACKET_AUXDATA {
-                    let aux = &*(libc::CMSG_DATA(c) as *const TpacketAuxdata);
-                    if aux.tp_status & TP_STATUS_VLAN_VALID != 0 {
-                        tag = Some(aux.tp_vlan_tci & 0x0fff);
-                    }
-                }
-                c = libc::CMSG_NXTHDR(&msg, c);
-            }
-            if pkt.len() >= 18 && pkt[12..14] == [0x81, 0x00] {
-                tag = Some(u16::from_be_bytes([pkt[14], pkt[15]]) & 0x0fff);
-                let mut v = pkt[..12].to_vec();
-                v.extend_from_slice(&pkt[16..]);
-                buf[..v.len()].copy_from_slice(&v);
-                pkt = &buf[..v.len()];
-            }
-            // An ARP reply (op 2) from `target` to us.
-            if pkt.len() >= 42
-                && pkt[12..14] == [0x08, 0x06]
-                && pkt[20..22] == [0, 2]
-                && pkt[28..32] == target.octets()
-                && pkt[38..42] == ip.octets()
-            {
-                let mut sender = [0u8; 6];
-                sender.copy_from_slice(&pkt[22..28]);
-                return Some(ArpReply {
-                    vlan: tag,
-                    sender_mac: sender,
-                });
-            }
-        }
-        None
-    })
-    .join()
-    .expect("arp thread")
+    let frame = arp_request(vlan, mac, ip, target);
+    let hex = hex_of(&frame);
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "python3", "-c", WITNESS, ifname, &hex])
+        .arg(format!("{}", timeout.as_secs_f64()))
+        .arg(hex_of(&ip.octets()))
+        .arg(hex_of(&target.octets()))
+        .output()
+        .expect("python3 runs");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| reply_in(l, ip, target))
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// An ARP reply (op 2) from `target` to `ip` in one line of the witness.
+fn reply_in(line: &str, ip: Ipv4Addr, target: Ipv4Addr) -> Option<ArpReply> {
+    let (tag, hex) = line.split_once(' ')?;
+    let mut pkt: Vec<u8> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let mut vlan = tag.parse::<u16>().ok();
+    if pkt.len() >= 18 && pkt[12..14] == [0x81, 0x00] {
+        vlan = Some(u16::from_be_bytes([pkt[14], pkt[15]]) & 0x0fff);
+        pkt.drain(12..16);
+    }
+    if pkt.len() >= 42
+        && pkt[12..14] == [0x08, 0x06]
+        && pkt[20..22] == [0, 2]
+        && pkt[28..32] == target.octets()
+        && pkt[38..42] == ip.octets()
+    {
+        let mut sender_mac = [0u8; 6];
+        sender_mac.copy_from_slice(&pkt[22..28]);
+        return Some(ArpReply { vlan, sender_mac });
+    }
+    None
 }

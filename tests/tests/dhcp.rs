@@ -207,8 +207,7 @@ fn the_daemon_killed_and_restarted_still_renews() {
     s.pipework(&["brd6", &g, "dhcp"]).ok();
     let addr = leased_addr(&g);
     let pid = s.daemon_pid().expect("the attach started a daemon");
-    // SAFETY: kill(2) of our sandbox's daemon.
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    kill(pid, libc::SIGKILL);
     std::thread::sleep(Duration::from_millis(200));
     assert!(s.daemon_pid().is_none());
     let acks = srv.count("DHCPACK");

@@ -1,6 +1,10 @@
 //! Open vSwitch attachments against real daemons (userspace datapath),
 //! proved with traffic and with `ovs-vsctl` / `ovs-ofctl` as witnesses.
 //! pipework itself runs with only `ip` on its PATH.
+//!
+//! Long file: one test binary per area keeps the suite's link time down
+//! (each binary links the whole harness); the tests share the OVS fixture
+//! and the helpers at the top.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;

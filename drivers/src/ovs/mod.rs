@@ -12,6 +12,7 @@
 //! the attachment's flows, so `pipework gc` can find and remove what a dead
 //! container left even without a state record.
 
+mod cleanup;
 pub mod jsonrpc;
 pub mod openflow;
 pub mod ovsdb;
@@ -23,13 +24,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pipework_core::driver::{AttachContext, Driver, DriverKind, Plugged};
-use pipework_core::error::{Context, Error, Result};
-use pipework_core::journal::{Journal, Step, UndoContext};
-use pipework_core::model::{AddressMode, AttachRequest, StaticAddress, VlanSet};
-use pipework_core::netlink::Netlink;
-use pipework_core::settings::Settings;
-use pipework_core::state::{AttachmentRecord, StateDir};
+use pipework_base::driver::UndoContext;
+use pipework_base::driver::{AttachContext, Driver, DriverKind, Plugged};
+use pipework_base::error::{Context, Error, Result};
+use pipework_base::journal::{Journal, Step};
+use pipework_base::settings::Settings;
+use pipework_base::state::AttachmentRecord;
+use pipework_model::{AddressMode, AttachRequest, StaticAddress, VlanSet};
 use pipework_ovsdb_schemas::keys;
 use pipework_ovsdb_schemas::rows::{ExternalIds, PortVlan};
 use serde::{Deserialize, Serialize};
@@ -130,7 +131,7 @@ fn vlan_label(v: &PortVlan, req: &AttachRequest) -> Option<String> {
 
 fn new_cookie() -> u64 {
     let mut b = [0u8; 8];
-    pipework_core::random::fill(&mut b[2..7]);
+    pipework_model::random::fill(&mut b[2..7]);
     COOKIE_PREFIX | u64::from_be_bytes(b)
 }
 
@@ -197,147 +198,6 @@ impl Ovs {
             Err(OvsdbError::Unreachable { .. }) if !name.starts_with("ovs") => Ok(false),
             Err(e) => Err(db_error(e)),
         }
-    }
-
-    async fn delete_flows(
-        &self,
-        rundir: &std::path::Path,
-        bridge: &str,
-        cookie: u64,
-        mask: u64,
-    ) -> Result<()> {
-        let sock = rundir.join(format!("{bridge}.mgmt"));
-        match openflow::Switch::connect(&sock).await {
-            Ok(mut s) => s
-                .delete_cookie(cookie, mask)
-                .await
-                .map_err(|e| Error::failed(format!("delete flows on {bridge}: {e}"))),
-            // No bridge, no flows.
-            Err(openflow::OfError::NoBridge(_)) => Ok(()),
-            Err(e) => Err(Error::failed(format!("delete flows on {bridge}: {e}"))),
-        }
-    }
-
-    async fn release(&self, state: &StateDir, remote: &Remote, bridge: &str) -> Result<()> {
-        let _lock = state.lock_bridge(bridge, true).await?;
-        self.release_bridge(remote, bridge)
-            .await
-            .map_err(db_error)
-            .step("delete empty OVS bridge")?;
-        Ok(())
-    }
-
-    /// `DriverSet::gc`: ports pipework owns whose host interface is gone
-    /// (the container died and took its veth along), their flows, and the
-    /// bridges pipework created that this leaves empty.
-    pub async fn gc(&self, settings: &Settings) -> Result<Vec<String>> {
-        let remote = remote_of(settings)?;
-        let owned = match self.owned_ports(&remote).await {
-            Ok(p) => p,
-            Err(OvsdbError::Unreachable { .. }) => {
-                tracing::debug!("gc: no OVSDB at {remote}, nothing to collect there");
-                return Ok(Vec::new());
-            }
-            Err(e) => return Err(db_error(e)),
-        };
-        let host = Netlink::connect_here("host").step("open netlink")?;
-        let state = StateDir::open(&settings.state_dir)?;
-        let mut removed = Vec::new();
-        for p in owned {
-            if host.link_by_name(&p.name).await?.is_some() {
-                continue;
-            }
-            let bridge = p.external_ids.get(keys::BRIDGE);
-            let cookie = p.external_ids.get(keys::COOKIE);
-            if let (Some(b), Some(c)) = (bridge, cookie.and_then(|c| parse_cookie(c))) {
-                self.delete_flows(&settings.ovs_rundir, b, c, !GENERATION_BITS)
-                    .await?;
-            }
-            // Rows without a cookie (written by something older) are known
-            // by their interface name alone.
-            let mark = match cookie {
-                Some(c) => (keys::COOKIE, c.as_str()),
-                None => (keys::INTERFACE, p.name.as_str()),
-            };
-            let lock = match bridge {
-                Some(b) => Some(state.lock_bridge(b, false).await?),
-                None => None,
-            };
-            if self
-                .remove_port(&remote, &p.name, mark)
-                .await
-                .map_err(db_error)?
-            {
-                removed.push(format!(
-                    "OVS port {} of bridge {} (its interface is gone)",
-                    p.name,
-                    bridge.map_or("?", String::as_str)
-                ));
-            }
-            drop(lock);
-            if let Some(b) = bridge {
-                self.release(&state, &remote, b).await?;
-            }
-        }
-        removed.extend(self.gc_flows(&remote, &settings.ovs_rundir).await?);
-        Ok(removed)
-    }
-
-    /// Flows with a pipework cookie that no Port row explains any more (the
-    /// row went while its flows could not be deleted, and the record with
-    /// it).
-    async fn gc_flows(&self, remote: &Remote, rundir: &std::path::Path) -> Result<Vec<String>> {
-        let live: std::collections::BTreeSet<u64> = self
-            .owned_ports(remote)
-            .await
-            .map_err(db_error)?
-            .iter()
-            .filter_map(|p| p.external_ids.get(keys::COOKIE))
-            .filter_map(|c| parse_cookie(c))
-            .map(|c| c & !GENERATION_BITS)
-            .collect();
-        let bridges = self
-            .select(
-                remote,
-                pipework_ovsdb_schemas::bridge::TABLE,
-                vec![],
-                &[pipework_ovsdb_schemas::bridge::NAME.name],
-            )
-            .await
-            .map_err(db_error)?;
-        let mut removed = Vec::new();
-        for b in bridges {
-            let Some(name) = b[pipework_ovsdb_schemas::bridge::NAME.name].as_str() else {
-                continue;
-            };
-            let sock = rundir.join(format!("{name}.mgmt"));
-            let mut sw = match openflow::Switch::connect(&sock).await {
-                Ok(s) => s,
-                // A bridge ovs-vswitchd has not opened (yet): no flows.
-                Err(openflow::OfError::NoBridge(_)) => continue,
-                Err(e) => return Err(Error::failed(format!("{}: {e}", sock.display()))),
-            };
-            let mut orphans: Vec<u64> = sw
-                .flow_cookies(COOKIE_PREFIX, !0u64 << 48)
-                .await
-                .map_err(|e| Error::failed(format!("{}: {e}", sock.display())))?
-                .into_iter()
-                .map(|c| c & !GENERATION_BITS)
-                .filter(|c| !live.contains(c))
-                .collect();
-            orphans.sort();
-            orphans.dedup();
-            for c in orphans {
-                sw.delete_cookie(c, !GENERATION_BITS)
-                    .await
-                    .map_err(|e| Error::failed(format!("{}: {e}", sock.display())))?;
-                removed.push(format!(
-                    "OpenFlow flows {} on bridge {name} (their port is gone)",
-                    cookie_text(c)
-                ));
-            }
-        }
-        Ok(removed)
     }
 
     fn external_ids(
@@ -434,7 +294,7 @@ impl Driver for Ovs {
         let _lock = ctx.state.lock_bridge(bridge, false).await?;
         // The bridge's own device carries its MTU (a new bridge: the default).
         let mtu = ctx.host_link.map_or(1500, |l| l.mtu);
-        pipework_core::fault::point("bridge-ready")?;
+        pipework_base::fault::point("bridge-ready")?;
         let pair = veth::create(ctx, mtu, None, journal).await?;
         let port = pair.host.name.clone();
         let cookie = new_cookie();
@@ -480,7 +340,7 @@ impl Driver for Ovs {
             AddError::Fault(e) => e,
         });
         let added = added.step("add OVS port")?;
-        pipework_core::fault::point("ovs-port-added")?;
+        pipework_base::fault::point("ovs-port-added")?;
         let mut details = serde_json::Map::new();
         details.insert("ovs_port_uuid".into(), added.port_uuid.into());
         details.insert("ovs_interface_uuid".into(), added.interface_uuid.into());
@@ -560,7 +420,7 @@ impl Driver for Ovs {
         plugged
             .details
             .insert("ovs_port_security".into(), true.into());
-        pipework_core::fault::point("ovs-flows-added")
+        pipework_base::fault::point("ovs-flows-added")
     }
 
     async fn extend(
@@ -667,70 +527,4 @@ impl Driver for Ovs {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use pipework_core::model::{AddressMode, GuestRef, HostSelector};
-
-    fn req(
-        tag: Option<&str>,
-        trunk: Option<&str>,
-        native: Option<u16>,
-        tagged: bool,
-    ) -> AttachRequest {
-        let mut r = AttachRequest::new(
-            HostSelector::Name("ovs0".parse().unwrap()),
-            GuestRef::Auto("g".into()),
-            AddressMode::None,
-        );
-        r.tag = tag.map(|t| t.parse().unwrap());
-        r.options.ovs.trunk = trunk.map(|t| t.parse().unwrap());
-        r.options.ovs.native_vlan = native.map(|n| pipework_core::model::VlanId::new(n).unwrap());
-        r.options.ovs.native_tagged = tagged;
-        r
-    }
-
-    #[test]
-    fn vlan_modes() {
-        assert_eq!(
-            port_vlan(&req(Some("10"), None, None, false)).unwrap(),
-            PortVlan::Access(10)
-        );
-        assert_eq!(
-            port_vlan(&req(None, None, None, false)).unwrap(),
-            PortVlan::Unset
-        );
-        assert_eq!(
-            port_vlan(&req(None, Some("10,20-21"), None, false)).unwrap(),
-            PortVlan::Trunk(vec![10, 20, 21])
-        );
-        assert_eq!(
-            port_vlan(&req(None, Some("20"), Some(10), true)).unwrap(),
-            PortVlan::Native {
-                native: 10,
-                trunks: vec![20],
-                tagged: true
-            }
-        );
-        assert_eq!(
-            port_vlan(&req(None, Some("all"), None, false)).unwrap(),
-            PortVlan::Trunk(vec![])
-        );
-        for bad in [
-            req(Some("10"), Some("20"), None, false),
-            req(Some("10"), None, Some(20), false),
-            req(None, Some("20"), None, true),
-            req(Some("8001"), None, None, false),
-        ] {
-            assert!(port_vlan(&bad).is_err(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn cookies_round_trip() {
-        let c = new_cookie();
-        assert_eq!(c >> 48, 0x7077);
-        assert_eq!(c & GENERATION_BITS, 0);
-        assert_eq!(parse_cookie(&cookie_text(c)), Some(c));
-        assert_eq!(cookie_text(COOKIE_PREFIX | 1), "0x7077000000000001");
-    }
-}
+mod tests;

@@ -39,7 +39,7 @@ pub enum AddError {
     /// Every attempt lost a race.
     GaveUp(TxnError),
     /// A test-only injected fault.
-    Fault(pipework_core::Error),
+    Fault(pipework_base::Error),
 }
 
 impl From<OvsdbError> for AddError {
@@ -114,7 +114,7 @@ impl Ovs {
                     return Err(AddError::ForeignPort);
                 }
             }
-            pipework_core::fault::point("ovs-bridge-read").map_err(AddError::Fault)?;
+            pipework_base::fault::point("ovs-bridge-read").map_err(AddError::Fault)?;
             let (ops, create_at) = write_ops(a, &seen);
             match self.transact(remote, ops, Duration::ZERO).await {
                 Ok(r) => {

@@ -17,7 +17,7 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 
-use pipework_core::model::MacAddr;
+use pipework_model::MacAddr;
 
 use super::openflow::{
     Flow, Match, Verdict, ETH_TYPE_ARP, ETH_TYPE_IPV4, ETH_TYPE_IPV6, IPPROTO_ICMPV6,

@@ -1,0 +1,155 @@
+//! The driver trait: one implementation per way of plugging a guest into a
+//! host interface.
+//!
+//! The attach orchestrator (`attach.rs`) owns everything common to all drivers:
+//! guest resolution, validation of the request, renaming, MAC, addresses,
+//! routes, announcement, state. A driver only creates the guest's link (and
+//! whatever the host side needs), recording every change in the journal.
+
+use async_trait::async_trait;
+
+pub use pipework_model::DriverKind;
+
+use crate::error::Result;
+use crate::guest::Guest;
+use crate::journal::{Journal, UndoMode};
+use crate::settings::Settings;
+use crate::state::{AttachmentRecord, StateDir};
+use pipework_model::{AttachRequest, IfName, MacAddr, StaticAddress};
+use pipework_sys::netlink::{Link, Netlink};
+use pipework_sys::netns::Netns;
+
+/// Everything a driver may look at while attaching.
+pub struct AttachContext<'a> {
+    pub request: &'a AttachRequest,
+    pub guest: &'a Guest,
+    /// rtnetlink in the host namespace.
+    pub host: &'a Netlink,
+    /// rtnetlink in the guest namespace.
+    pub guest_nl: &'a Netlink,
+    /// The host interface's name (resolved from `mac:` if need be).
+    pub host_ifname: &'a str,
+    /// The host interface, if it exists.
+    pub host_link: Option<&'a Link>,
+    /// The final name in the guest (`-i`, or the driver's default).
+    pub guest_ifname: &'a IfName,
+    /// The name the link gets in the guest until it is renamed.
+    pub temp_name: &'a str,
+    /// The MAC address the guest link must have.
+    pub mac: MacAddr,
+    pub state: &'a StateDir,
+    pub settings: &'a Settings,
+}
+
+impl<'a> AttachContext<'a> {
+    /// The host interface, for drivers that stack on or take an existing one.
+    pub fn existing_host_link(&self) -> Result<&'a Link> {
+        self.host_link.ok_or_else(|| {
+            crate::error::Error::usage(format!("no host interface {}", self.host_ifname))
+        })
+    }
+}
+
+/// What the undo of a step needs (a driver's own steps included).
+pub struct UndoContext<'a> {
+    pub host: &'a Netlink,
+    /// `None` when the guest's namespace is gone (its links went with it).
+    pub guest: Option<&'a Netlink>,
+    /// The host namespace, for moving links back.
+    pub host_ns: &'a Netns,
+    pub state: &'a StateDir,
+    pub settings: &'a Settings,
+    pub mode: UndoMode,
+}
+
+/// What a driver created, for the orchestrator and the attachment record.
+#[derive(Clone, Debug, Default)]
+pub struct Plugged {
+    /// The guest link's index in the guest namespace (under `temp_name`).
+    pub guest_ifindex: u32,
+    /// The orchestrator must set `ctx.mac` on the link (the driver could not
+    /// set it at creation).
+    pub needs_mac: bool,
+    /// The link keeps a MAC of its own rather than `ctx.mac` (a moved NIC, a
+    /// passthru macvlan): the orchestrator reads it back for the record.
+    pub own_mac: bool,
+    /// Host-side peer (veth end) name, if any.
+    pub host_peer: Option<String>,
+    /// The bridge the peer is a port of, if any.
+    pub bridge: Option<String>,
+    /// 802.1Q id applied (OVS tag, sub-interface, bridge PVID).
+    pub vlan: Option<u16>,
+    pub mtu: u32,
+    /// Driver-specific facts for `inspect` (OVS port UUID, VF index, pkey...).
+    pub details: serde_json::Map<String, serde_json::Value>,
+}
+
+#[async_trait]
+pub trait Driver: Send + Sync {
+    fn kind(&self) -> DriverKind;
+
+    /// The guest interface name when `-i` is absent.
+    fn default_guest_ifname(&self) -> &'static str {
+        "eth1"
+    }
+
+    /// Checks the request against the host without changing anything. Errors
+    /// here are usage errors (exit code 2).
+    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()>;
+
+    /// Creates the guest's link inside the guest namespace under
+    /// `ctx.temp_name`, plus anything the host side needs. Every change is
+    /// recorded in `journal` before the next one is made.
+    async fn create(&self, ctx: &AttachContext<'_>, journal: &mut Journal) -> Result<Plugged>;
+
+    /// Runs once the guest link is up and addressed, before the announcement
+    /// (OVS waits for its port to forward; port security flows).
+    async fn after_up(
+        &self,
+        _ctx: &AttachContext<'_>,
+        _plugged: &mut Plugged,
+        _journal: &mut Journal,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Runs when a later attach adds `added` to an interface this driver
+    /// made (`rec`), before the announcement, so that host-side filters
+    /// (OVS port security) let the new addresses through. Every change goes
+    /// into `journal`, which is undone if the extension fails.
+    async fn extend(
+        &self,
+        _req: &AttachRequest,
+        _rec: &AttachmentRecord,
+        _added: &[StaticAddress],
+        _settings: &Settings,
+        _journal: &mut Journal,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Undoes a [`crate::journal::Step::Driver`] step this driver recorded.
+    async fn undo(&self, _data: &serde_json::Value, _ctx: &UndoContext<'_>) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The set of available drivers, plus the host facts only a driver can supply.
+#[async_trait]
+pub trait DriverSet: Send + Sync {
+    fn get(&self, kind: DriverKind) -> Option<&dyn Driver>;
+
+    /// Whether Open vSwitch knows a bridge by this name. `Ok(false)` when no
+    /// OVSDB server is reachable.
+    async fn is_ovs_bridge(&self, _name: &str, _settings: &Settings) -> Result<bool> {
+        Ok(false)
+    }
+
+    /// Driver-level garbage collection for `pipework gc`, after the records of
+    /// dead guests were undone: objects pipework owns that no record explains
+    /// any more (OVS ports whose interface is gone, their flows). Returns a
+    /// line per object removed.
+    async fn gc(&self, _settings: &Settings) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+}

@@ -1,0 +1,225 @@
+//! The rollback journal.
+//!
+//! Every change an attach makes is recorded as a [`Step`] *before* the next
+//! change is attempted. If any step fails, the recorded steps are undone in
+//! reverse order. On success the journal is saved in the attachment record,
+//! and `detach` replays the very same undos later: one mechanism for both.
+//!
+//! Undos are idempotent: an object that is already gone counts as undone, so a
+//! journal can be replayed after a crash, a container exit or a second detach.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use tracing::debug;
+
+use pipework_model::DriverKind;
+use pipework_sys::netlink::RouteSpec;
+
+/// One recorded change and what it takes to undo it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Step {
+    /// A link created in the host namespace. Undo: delete it (for a veth,
+    /// that removes the guest end too).
+    HostLinkCreated { name: String, ifindex: u32 },
+    /// A link created directly in the guest namespace. Undo: delete it.
+    GuestLinkCreated { name: String, ifindex: u32 },
+    /// A bridge is about to get our port; `created` if this attach made it.
+    /// Undo: once our port is gone, delete the bridge if pipework created it
+    /// (this time or earlier) and it has no ports left.
+    BridgeUsed { name: String, created: bool },
+    /// A host link that was down and that we brought up. Undone on rollback
+    /// only: other attachments may share it by the time of a detach.
+    HostLinkUp { name: String, ifindex: u32 },
+    /// Undo: delete the address.
+    GuestAddressAdded { ifindex: u32, address: IpNet },
+    /// Undo: delete the route.
+    GuestRouteAdded { route: RouteSpec },
+    /// The default route was replaced atomically. Undo: if ours is still the
+    /// default, put `previous` back (or delete ours when there was none).
+    GuestDefaultRouteReplaced {
+        ours: RouteSpec,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<RouteSpec>,
+    },
+    /// A host link moved into the guest (physical NIC, VF, sub-interface).
+    /// Undo: move it back to the host namespace under its original name.
+    LinkMovedToGuest {
+        host_name: String,
+        guest_ifindex: u32,
+        was_up: bool,
+    },
+    /// The alias (`IFLA_IFALIAS`) of a host link was set, to keep its name
+    /// while it lives in a guest under another. Undo: put `previous` back
+    /// (none clears it), if the alias is still ours.
+    HostLinkAliasSet {
+        name: String,
+        alias: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<String>,
+    },
+    /// A guest link renamed in place. Undo: give it its old name back.
+    GuestLinkRenamed {
+        ifindex: u32,
+        from: String,
+        to: String,
+    },
+    /// The guest link's MTU was changed (a DHCP lease asked). Undo: put
+    /// the previous one back.
+    GuestMtuChanged { ifindex: u32, previous: u32 },
+    /// The guest's `resolv.conf` was written (`--dns`). Undo: restore what
+    /// it held, or remove the file we created.
+    GuestResolvConfWritten {
+        target: ResolvTarget,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        previous: Option<String>,
+    },
+    /// A lease the daemon keeps for this interface. Undo: ask the daemon to
+    /// release it, which also undoes what the lease configured.
+    DhcpLease { key: String },
+    /// A host DHCP client (a compatible mode) left running in the guest.
+    /// Undo: end it and its private directory.
+    CompatClient { dir: PathBuf },
+    /// A change only the named driver knows how to undo.
+    Driver {
+        driver: DriverKind,
+        data: serde_json::Value,
+    },
+}
+
+/// Where a guest's `resolv.conf` lives.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ResolvTarget {
+    /// `/etc/resolv.conf` inside the root of process `pid`.
+    ProcRoot { pid: u32 },
+    /// `/etc/netns/<name>/resolv.conf` for a named namespace.
+    NetnsEtc { name: String },
+}
+
+/// Why the journal is being replayed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UndoMode {
+    /// A failed attach: put the host back exactly as it was.
+    Rollback,
+    /// A deliberate detach (or garbage collection).
+    Detach,
+}
+
+/// Told every step as it is recorded, so that an attach killed half-way
+/// (SIGKILL, a daemon stopped at any point) leaves its undo list on disk.
+pub type Sink = std::sync::Arc<dyn Fn(&[Step]) + Send + Sync>;
+
+/// The steps of one attach, in the order they were made.
+#[derive(Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Journal {
+    steps: Vec<Step>,
+    #[serde(skip)]
+    sink: Option<Sink>,
+}
+
+// A copy (kept in a record) must not keep writing the attach's pending file.
+impl Clone for Journal {
+    fn clone(&self) -> Journal {
+        Journal::from_steps(self.steps.clone())
+    }
+}
+
+impl PartialEq for Journal {
+    fn eq(&self, other: &Journal) -> bool {
+        self.steps == other.steps
+    }
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.steps.fmt(f)
+    }
+}
+
+impl Journal {
+    pub fn new() -> Journal {
+        Journal::default()
+    }
+
+    /// A journal that hands every new step to `sink`.
+    pub fn with_sink(sink: Sink) -> Journal {
+        Journal {
+            steps: Vec::new(),
+            sink: Some(sink),
+        }
+    }
+
+    pub fn from_steps(steps: Vec<Step>) -> Journal {
+        Journal { steps, sink: None }
+    }
+
+    pub fn record(&mut self, step: Step) {
+        debug!(?step, "journal");
+        self.steps.push(step);
+        self.persist();
+    }
+
+    /// Hands the steps to the sink again (after a step was completed in place).
+    pub(crate) fn persist(&self) {
+        if let Some(s) = &self.sink {
+            s(&self.steps);
+        }
+    }
+
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    pub(crate) fn steps_mut(&mut self) -> &mut Vec<Step> {
+        &mut self.steps
+    }
+
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Appends another journal (a second address on an existing attachment).
+    pub fn extend(&mut self, other: Journal) {
+        self.steps.extend(other.steps);
+    }
+}
+
+/// The gateway of a default-route step, for records.
+pub fn gateway_of(step: &Step) -> Option<IpAddr> {
+    match step {
+        Step::GuestDefaultRouteReplaced { ours, .. } => ours.gateway,
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn steps_serialise_with_an_op_tag() {
+        let j = Journal::from_steps(vec![
+            Step::HostLinkCreated {
+                name: "veth1pl42".into(),
+                ifindex: 7,
+            },
+            Step::GuestAddressAdded {
+                ifindex: 3,
+                address: "10.0.0.2/24".parse().unwrap(),
+            },
+        ]);
+        let s = serde_json::to_string(&j).unwrap();
+        assert!(s.contains(r#""op":"host_link_created""#), "{s}");
+        let back: Journal = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, j);
+    }
+}

@@ -1,0 +1,308 @@
+//! The compatible modes: `udhcpc`, `dhclient` and `dhcpcd` as the original
+//! ran them (the host's binaries inside the guest's network namespace), with
+//! the original's defects fixed:
+//!
+//! - each client runs in a private mount and UTS namespace where `/etc`,
+//!   `/run` and `/var/lib` are overlays whose writes land in a private tmpfs:
+//!   its scripts can write `resolv.conf`, pidfiles and lease databases all
+//!   they like, the host's never change, and the hostname they may set is
+//!   their own (it is the guest's name, which the clients then send);
+//! - pidfiles and everything else live in `<state>/compat/<netns>-<ifname>`,
+//!   one directory per guest *and* interface;
+//! - the `-f` forms (and `dhcpcd`, which always stays) keep the client
+//!   running after the first lease: it goes to the background on its own
+//!   once bound, and renews;
+//! - the client is found again by its namespaces (its private mount
+//!   namespace and the guest's network namespace), not by a pidfile it may
+//!   rewrite or a PID that may be reused, so detach and `gc` end exactly it.
+
+use std::fs;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tracing::{debug, warn};
+
+use super::ident;
+use pipework_base::error::{Error, Result};
+use pipework_base::guest::{Guest, GuestInfo};
+use pipework_base::journal::{Journal, Step};
+use pipework_base::settings::Settings;
+use pipework_model::{DhcpClient, DhcpSpec};
+use pipework_sys::isolate::PrivateWorld;
+
+/// What `<dir>/client.json` remembers of a running client.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ClientRecord {
+    pub client: DhcpClient,
+    pub ifname: String,
+    pub guest: GuestInfo,
+    /// Inode of the client's private mount namespace.
+    pub mntns: u64,
+    pub foreground: bool,
+}
+
+fn binary(c: DhcpClient) -> &'static str {
+    match c {
+        DhcpClient::Udhcpc => "udhcpc",
+        DhcpClient::Dhclient => "dhclient",
+        DhcpClient::Dhcpcd => "dhcpcd",
+        DhcpClient::Native => "pipework",
+    }
+}
+
+/// Whether the client keeps running after its first lease.
+fn stays(spec: &DhcpSpec) -> bool {
+    spec.foreground || spec.client == DhcpClient::Dhcpcd
+}
+
+fn argv(spec: &DhcpSpec, dir: &Path, ifname: &str, host: &str, timeout: Duration) -> Vec<String> {
+    let d = |f: &str| dir.join(f).display().to_string();
+    let mut a: Vec<String> = Vec::new();
+    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    match spec.client {
+        DhcpClient::Udhcpc => {
+            let tries = (timeout.as_secs() / 3 + 1).to_string();
+            a.extend(s(&[
+                "-i",
+                ifname,
+                "-p",
+                &d("udhcpc.pid"),
+                "-n",
+                "-t",
+                &tries,
+                "-T",
+                "3",
+            ]));
+            if !spec.options.contains("hostname:") {
+                a.extend(s(&["-x", &format!("hostname:{host}")]));
+            }
+            if !spec.foreground {
+                // The original always passed -q, so `udhcpc-f` never renewed.
+                a.push("-q".into());
+            }
+        }
+        DhcpClient::Dhclient => {
+            a.extend(s(&[
+                "-1",
+                "-pf",
+                &d("dhclient.pid"),
+                "-lf",
+                &d("dhclient.leases"),
+            ]));
+        }
+        DhcpClient::Dhcpcd => {
+            a.extend(s(&[
+                "-w",
+                "-t",
+                &timeout.as_secs().max(1).to_string(),
+                "-h",
+                host,
+            ]));
+        }
+        DhcpClient::Native => {}
+    }
+    a.extend(spec.options.split_whitespace().map(String::from));
+    if spec.client != DhcpClient::Udhcpc {
+        a.push(ifname.to_string());
+    }
+    a
+}
+
+/// The directory of a guest interface's client.
+pub fn dir_for(settings: &Settings, guest: &GuestInfo, ifname: &str) -> PathBuf {
+    settings
+        .state_dir
+        .join("compat")
+        .join(format!("{}-{ifname}", guest.netns))
+}
+
+/// Runs the client until it has a lease (or `timeout`), leaving it running
+/// when the mode says so. Every outcome is journaled first.
+pub fn run(
+    spec: &DhcpSpec,
+    guest: &Guest,
+    ifname: &str,
+    settings: &Settings,
+    timeout: Duration,
+    journal: &mut Journal,
+) -> Result<()> {
+    let dir = dir_for(settings, &guest.info, ifname);
+    if dir.exists() {
+        stop(&dir).map_err(|e| Error::failed("cannot end an earlier client").with_source(e))?;
+    }
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| Error::failed(format!("cannot create {}", dir.display())).with_source(e))?;
+    journal.record(Step::CompatClient { dir: dir.clone() });
+    let host = ident::hostname(guest.name());
+    let bin = binary(spec.client);
+    let private = PrivateWorld::new(&dir.join("private"), &host).map_err(|e| {
+        Error::failed("cannot prepare the client's private directories").with_source(e)
+    })?;
+    let log = fs::File::create(dir.join("client.log"))
+        .map_err(|e| Error::failed("cannot create the client log").with_source(e))?;
+    let netns = guest.netns.as_raw_fd();
+    let mut cmd = Command::new(bin);
+    cmd.args(argv(spec, &dir, ifname, &host, timeout))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().map_err(Error::from)?)
+        .stderr(log);
+    private.enter_on_exec(&mut cmd, netns);
+    let mut child = cmd.spawn().map_err(|e| {
+        let hint = if e.kind() == io::ErrorKind::NotFound {
+            format!(" (is {bin} installed?)")
+        } else {
+            String::new()
+        };
+        Error::failed(format!("cannot start {bin}{hint}")).with_source(e)
+    })?;
+    let mntns = fs::metadata(format!("/proc/{}/ns/mnt", child.id()))
+        .map(|m| m.ino())
+        .unwrap_or(0);
+    let rec = ClientRecord {
+        client: spec.client,
+        ifname: ifname.to_string(),
+        guest: guest.info.clone(),
+        mntns,
+        foreground: stays(spec),
+    };
+    let json =
+        serde_json::to_vec_pretty(&rec).map_err(|e| Error::failed("encode").with_source(e))?;
+    pipework_base::state::write_atomic(&dir.join("client.json"), &json)?;
+
+    // The client stays in the foreground until it has a lease, then either
+    // exits (-q) or forks into the background.
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) if Instant::now() >= deadline => {
+                let _ = stop_processes(&rec);
+                let _ = child.wait();
+                return Err(Error::timeout(format!(
+                    "{bin} got no lease for {ifname} within {:.0}s",
+                    timeout.as_secs_f64()
+                )));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+            Err(e) => return Err(Error::failed(format!("waiting for {bin}")).with_source(e)),
+        }
+    };
+    if !status.success() {
+        let _ = stop_processes(&rec);
+        let last = fs::read_to_string(dir.join("client.log"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .map(String::from)
+            })
+            .unwrap_or_default();
+        return Err(Error::failed(format!("{bin} failed ({status}): {last}")));
+    }
+    if !stays(spec) {
+        // dhclient has no "exit once bound": end it the way the original
+        // did, without a release, so the address stays for its lease time.
+        kill_all(&rec, libc::SIGKILL);
+    }
+    debug!(%bin, %ifname, "compatible-mode client bound");
+    Ok(())
+}
+
+/// The processes of a client: in its private mount namespace and in the
+/// guest's network namespace (both, so a recycled inode matches nothing).
+fn processes(rec: &ClientRecord) -> Vec<i32> {
+    if rec.mntns == 0 {
+        return Vec::new();
+    }
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let ino = |ns: &str| {
+                fs::metadata(format!("/proc/{pid}/ns/{ns}"))
+                    .map(|m| m.ino())
+                    .ok()
+            };
+            ino("mnt") == Some(rec.mntns) && ino("net") == Some(rec.guest.netns.0)
+        })
+        .collect()
+}
+
+fn kill_all(rec: &ClientRecord, sig: libc::c_int) -> usize {
+    let pids = processes(rec);
+    for p in &pids {
+        // Gone already, or never ours to signal: nothing more to do for it.
+        let _ = pipework_sys::process::kill(*p, sig);
+    }
+    pids.len()
+}
+
+/// SIGTERM, a grace period, then SIGKILL.
+fn stop_processes(rec: &ClientRecord) -> usize {
+    let n = kill_all(rec, libc::SIGTERM);
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !processes(rec).is_empty() {
+        if Instant::now() >= deadline {
+            kill_all(rec, libc::SIGKILL);
+            std::thread::sleep(Duration::from_millis(50));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    n
+}
+
+/// Ends a client and removes its directory. Idempotent.
+pub fn stop(dir: &Path) -> io::Result<()> {
+    if let Ok(b) = fs::read(dir.join("client.json")) {
+        if let Ok(rec) = serde_json::from_slice::<ClientRecord>(&b) {
+            stop_processes(&rec);
+        }
+    }
+    match fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// For `pipework gc`: ends the clients whose guest is gone. Returns a line
+/// per client ended.
+pub fn gc(settings: &Settings) -> Vec<String> {
+    let Ok(rd) = fs::read_dir(settings.state_dir.join("compat")) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let dir = e.path();
+        let Some(rec) = fs::read(dir.join("client.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<ClientRecord>(&b).ok())
+        else {
+            continue;
+        };
+        if pipework_base::guest::guest_alive(&rec.guest) {
+            continue;
+        }
+        match stop(&dir) {
+            Ok(()) => out.push(format!(
+                "{} client of {} {} (guest gone)",
+                binary(rec.client),
+                rec.guest.name,
+                rec.ifname
+            )),
+            Err(e) => warn!("gc: cannot end the client in {}: {e}", dir.display()),
+        }
+    }
+    out
+}

@@ -1,0 +1,53 @@
+//! `pipework gc`: what guests that are gone and attaches killed half-way
+//! left behind.
+
+use tracing::warn;
+
+use pipework_base::driver::DriverSet;
+use pipework_base::error::Result;
+use pipework_base::guest::guest_alive;
+use pipework_base::settings::Settings;
+use pipework_base::state::{AttachmentRecord, StateDir};
+
+use crate::detach::HostSide;
+
+/// What `gc` removed.
+pub struct Collected {
+    /// Records of dead guests, undone and dropped.
+    pub records: Vec<AttachmentRecord>,
+    /// Objects the drivers removed on their own account.
+    pub driver_objects: Vec<String>,
+    /// Compatible-mode DHCP clients ended because their guest is gone.
+    pub clients: Vec<String>,
+    /// Attaches killed half-way, rolled back (see [`crate::pending`]).
+    pub unfinished: Vec<crate::pending::PendingAttach>,
+}
+
+/// Cleans up after guests that are gone: their host-side leftovers (veths
+/// already died with the namespace; OVS rows, flows, owned bridges did not)
+/// and their records, then whatever the drivers find orphaned.
+pub async fn gc(drivers: &dyn DriverSet, settings: &Settings) -> Result<Collected> {
+    let unfinished = crate::pending::settle_all(drivers, settings).await?;
+    let hs = HostSide::open(StateDir::open(&settings.state_dir)?)?;
+    let mut collected = Vec::new();
+    for rec in hs.state.all()? {
+        if guest_alive(&rec.guest) {
+            continue;
+        }
+        let _lock = hs.state.lock_guest(rec.guest.netns).await?;
+        match hs.undo(rec, None, drivers, settings).await {
+            Ok(r) => collected.push(r),
+            Err(e) => warn!("gc: {e}"),
+        }
+    }
+    let driver_objects = drivers.gc(settings).await?;
+    // Clients whose record is gone (an attach killed half-way) or that
+    // outlived it.
+    let clients = pipework_dhcp::compat::gc(settings);
+    Ok(Collected {
+        records: collected,
+        driver_objects,
+        clients,
+        unfinished,
+    })
+}
