@@ -91,9 +91,15 @@ fn init_logging(verbose: u8) {
         return;
     }
     let level = match verbose {
-        0 | 1 => "info,pipework_core=debug,pipework_drivers=debug",
+        0 | 1 => {
+            "info,pipework_core=debug,pipework_base=debug,pipework_sys=debug,\
+             pipework_dhcp=debug,pipework_daemon=debug,pipework_drivers=debug"
+        }
         // Trace shows each step as it is reached, with the time since start.
-        _ => "debug,pipework_core=trace,pipework_drivers=trace",
+        _ => {
+            "debug,pipework_core=trace,pipework_base=trace,pipework_sys=trace,\
+             pipework_dhcp=trace,pipework_daemon=trace,pipework_drivers=trace"
+        }
     };
     let filter = tracing_subscriber::EnvFilter::new(env.as_deref().unwrap_or(level));
     let fmt = tracing_subscriber::fmt()

@@ -54,6 +54,11 @@ pub async fn attach(
 }
 
 /// Attaches to an already resolved guest.
+#[tracing::instrument(
+    name = "attach",
+    skip_all,
+    fields(guest = %guest.name(), host = %req.host, interface, driver)
+)]
 pub async fn attach_to(
     req: &AttachRequest,
     guest: &Guest,
@@ -122,6 +127,9 @@ pub async fn attach_to(
             Some(n) => n.clone(),
             None => driver.default_guest_ifname().parse()?,
         };
+        let span = tracing::Span::current();
+        span.record("interface", ifname.as_str());
+        span.record("driver", kind.as_str());
         let resolv = dhcp::attach::validate(req, guest)?;
         let job = Job {
             req,

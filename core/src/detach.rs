@@ -117,6 +117,11 @@ impl HostSide {
     /// is alive; it is used only if the record's link is still there under
     /// its name, so a recycled namespace inode cannot make us touch a
     /// stranger's link.
+    #[tracing::instrument(
+        name = "detach",
+        skip_all,
+        fields(guest = %rec.guest.name, interface = %rec.interface, driver = %rec.driver)
+    )]
     pub(crate) async fn undo(
         &self,
         rec: AttachmentRecord,

@@ -31,7 +31,10 @@ impl Daemon {
             .args(["daemon", "--engine", &pm.docker_host()])
             .args(extra)
             .env("PIPEWORK_STATE_DIR", &s.state_dir)
-            .env("PIPEWORK_LOG", "info,pipework_core=debug")
+            .env(
+                "PIPEWORK_LOG",
+                "info,pipework_core=debug,pipework_daemon=debug",
+            )
             .envs(s.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -1,6 +1,21 @@
 //! A small client for the Docker Engine API (also served by Podman), over its
-//! unix socket or plain TCP. We need a handful of GET requests and, for the
-//! reconciler, the event stream: not worth a full HTTP stack.
+//! unix socket or plain TCP.
+//!
+//! Why our own and not hyper with a unix connector: pipework needs three
+//! GETs (`/containers/<id>/json`, `/containers/json`, the `/events`
+//! stream), HTTP/1.1 with `Connection: close`, and the chunked decoding of
+//! a body; no TLS, no pooling, no request bodies.
+//! hyper 1 for that takes hyper, hyper-util (legacy client), http-body-util
+//! and a unix connector (hyperlocal): 13 crates this workspace does not have
+//! (hyper, hyper-util, http, http-body, http-body-util, httparse, httpdate,
+//! hyperlocal, tower-service, want, try-lock, atomic-waker, hex), compiled
+//! into every `pipework` for a path most attaches never take (only a guest
+//! named as a container does), and an API that moves between majors. Ours is
+//! the request line, the status line, headers up to the blank line, and a
+//! chunk decoder: unit-tested below, and run against real Podman by the
+//! container and reconciler tests of the suite. Should
+//! pipework ever need TLS (`DOCKER_HOST=tcp://` with certificates), that is
+//! the moment to switch.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -41,6 +41,7 @@ impl<'a> std::ops::Deref for Replay<'a> {
 impl Journal {
     /// Undoes every step, last first. Keeps going past failures and returns
     /// them all, so one stuck object does not strand the rest.
+    #[tracing::instrument(name = "undo", skip_all, fields(mode = ?r.ctx.mode, steps = self.len()))]
     pub async fn undo_all(&self, r: &Replay<'_>) -> Vec<Error> {
         let mut errors = Vec::new();
         for step in self.steps().iter().rev() {

@@ -235,6 +235,17 @@ impl Keeper {
 }
 
 /// Runs one lease until it is released, its guest dies, or the daemon stops.
+#[tracing::instrument(
+    name = "lease",
+    skip_all,
+    fields(
+        guest = %guest.name(),
+        interface = %file.spec.ifname,
+        driver = "dhcp",
+        proto = ?file.spec.proto,
+        key = %file.spec.key,
+    )
+)]
 pub async fn run(
     ctx: Arc<DaemonCtx>,
     file: LeaseFile,

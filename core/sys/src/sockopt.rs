@@ -1,4 +1,8 @@
-//! The two socket helpers both clients need.
+//! The two socket helpers both DHCP clients need.
+//!
+//! Raw `setsockopt(2)` because `nix` 0.31 has no wrapper for the options
+//! used here (`SO_BINDTOIFINDEX`, `IPV6_MULTICAST_IF`, `PACKET_*`,
+//! `SO_ATTACH_FILTER`).
 
 use std::io;
 use std::mem::size_of;

@@ -16,6 +16,7 @@ use pipework_model::GuestRef;
 
 /// Looks at one container; false when something failed and another look
 /// later may do better (a DHCP server that was down, a bridge not there yet).
+#[tracing::instrument(name = "reconcile", skip(sh), fields(container = %id))]
 pub(super) async fn one(sh: &Shared, id: &str) -> bool {
     match sh.client.inspect(id).await {
         Ok(Some(c)) if c.state.running && c.state.pid > 0 => converge(sh, &c).await,
