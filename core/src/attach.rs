@@ -57,7 +57,7 @@ pub async fn attach(
 #[tracing::instrument(
     name = "attach",
     skip_all,
-    fields(guest = %guest.name(), host = %req.host, interface, driver)
+    fields(guest = %guest.name(), host = ?req.host, interface, driver)
 )]
 pub async fn attach_to(
     req: &AttachRequest,
