@@ -29,6 +29,7 @@ pub mod netlink;
 pub mod netns;
 pub mod ops;
 pub mod pending;
+pub mod ping;
 pub mod probe;
 pub mod random;
 pub mod reconcile;
