@@ -2,6 +2,7 @@
 //! the drivers.
 
 mod apply;
+mod cni;
 mod commands;
 mod demo;
 mod grammar;
@@ -17,7 +18,7 @@ fn main() -> ExitCode {
     if let Some(cmd) = std::env::var("CNI_COMMAND").ok().filter(|c| !c.is_empty()) {
         init_logging(0);
         pipework_core::interrupt::install();
-        return pipework_cni::run(&cmd);
+        return cni::run(&cmd);
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let inv = match grammar::parse(&args) {
