@@ -187,6 +187,7 @@ impl FromStr for HostRoute {
 /// and a detach remove it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GuestRoute {
+    /// The prefix reached (host bits are cleared when the route is added).
     pub destination: ipnet::IpNet,
     /// `None`: the destination is on the link.
     #[serde(default, skip_serializing_if = "Option::is_none")]
