@@ -6,6 +6,8 @@
 //! host itself (every change goes through `pipework-core`, the daemon or the
 //! CNI crate), or use `unsafe`.
 
+#![forbid(unsafe_code)]
+
 mod apply;
 mod cni;
 mod commands;

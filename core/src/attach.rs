@@ -113,6 +113,14 @@ pub async fn attach_to(
             )));
         }
         req.options.hw.applies_to(kind).map_err(Error::usage)?;
+        if let Some(r) = req.routes.iter().find(|r| {
+            r.gateway
+                .is_some_and(|g| g.is_ipv4() != r.destination.addr().is_ipv4())
+        }) {
+            return Err(Error::usage(format!(
+                "route {r}: the gateway and the destination are of different families"
+            )));
+        }
         if kind != DriverKind::Ovs && req.options.ovs.any() {
             return Err(Error::usage(format!(
                 "{} apply only to Open vSwitch bridges, and {} is handled by the {kind} driver",
@@ -315,6 +323,7 @@ impl Job<'_> {
             .await?;
             dynamic.extend(auto);
         }
+        self.extra_routes(plugged.guest_ifindex, journal).await?;
 
         driver.after_up(ctx, &mut plugged, journal).await?;
         self.announce(plugged.guest_ifindex, mac, statics).await?;
@@ -396,6 +405,26 @@ impl Job<'_> {
             ops::replace_default_route(self.guest_nl, a.family(), gw, ifindex, journal)
                 .await
                 .map_err(|e| e.context(format!("step default route via {gw}")))?;
+        }
+        Ok(())
+    }
+
+    /// The request's own routes ([`AttachRequest::routes`]), each journaled.
+    /// They come once every address is on the link, leased ones included:
+    /// a gateway is reachable only once its subnet is.
+    async fn extra_routes(&self, ifindex: u32, journal: &mut Journal) -> Result<()> {
+        for r in &self.req.routes {
+            let mut spec = RouteSpec::new(Family::of(&r.destination.addr()));
+            spec.destination = Some(r.destination.trunc());
+            spec.gateway = r.gateway;
+            spec.oif = Some(ifindex);
+            if r.gateway.is_none() {
+                // RT_SCOPE_LINK, as `ip route add <dst> dev <if>` makes it.
+                spec.scope = 253;
+            }
+            ops::add_guest_route(self.guest_nl, spec, journal)
+                .await
+                .map_err(|e| e.context(format!("step route {r}")))?;
         }
         Ok(())
     }
@@ -486,6 +515,7 @@ impl Job<'_> {
             }
             fault::point("address-added")?;
             self.routes(link.index, statics, &mut journal).await?;
+            self.extra_routes(link.index, &mut journal).await?;
             let v6: Vec<IpAddr> = statics
                 .iter()
                 .map(|a| a.address.addr())

@@ -32,6 +32,7 @@ pub mod detach;
 pub mod gc;
 pub mod inspect;
 pub mod pending;
+pub mod ping;
 
 pub use pipework_base::{
     docker, driver, error, fault, guest, hostname, interrupt, journal, ops, probe, routing,

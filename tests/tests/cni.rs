@@ -454,3 +454,136 @@ fn open_vswitch_with_a_vlan_tag() {
     let o = Cni::new(&s, &a, "eth0", "ovsd").run("ADD", &bad);
     assert_eq!(o.json()["code"], 7, "{}", o.stdout);
 }
+
+/// The text of every file under `dir` (the attachment records among them).
+fn state_files(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(state_files(&p));
+        } else if let Ok(t) = std::fs::read_to_string(&p) {
+            out.push(t);
+        }
+    }
+    out
+}
+
+/// The guest's main-table route to `dst`, as `ip -j route` shows it.
+fn route_to(ns: &str, dst: &str) -> Option<Value> {
+    ip_json(ns, &["route"])
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["dst"] == dst).cloned())
+}
+
+#[test]
+fn ipam_routes_are_part_of_the_attachment() {
+    let mut s = Sandbox::new("cniroutes");
+    let g = s.guest("g");
+    let before = (s.host_links(), links(&g), routes(&g));
+    let conf = json!({
+        "cniVersion": "1.1.0", "name": "rt", "type": "pipework", "host": "brrt",
+        "ipam": {"type": "static",
+                 "addresses": [{"address": "10.15.0.2/24", "gateway": "10.15.0.1"},
+                               {"address": "fd00:15::2/64"}],
+                 "routes": [{"dst": "10.16.0.0/16", "gw": "10.15.0.254"},
+                            {"dst": "10.17.0.0/16"},
+                            {"dst": "fd00:18::/64"}]}
+    });
+    let c = Cni::new(&s, &g, "net1", "routes1");
+    let r = c.run("ADD", &conf).ok().json();
+    let via = route_to(&g, "10.16.0.0/16").expect("the IPAM route is in the guest");
+    assert_eq!(
+        (&via["gateway"], &via["dev"]),
+        (&json!("10.15.0.254"), &json!("net1"))
+    );
+    // No gw: the gateway of its family's address, as the spec says.
+    assert_eq!(
+        route_to(&g, "10.17.0.0/16").unwrap()["gateway"],
+        "10.15.0.1"
+    );
+    // No gateway at all: straight out of the interface (IPv6 routes have
+    // no scope to show).
+    let v6 = ip_json(&g, &["-6", "route", "show", "fd00:18::/64"]);
+    assert_eq!(
+        (&v6[0]["dev"], &v6[0]["gateway"]),
+        (&json!("net1"), &Value::Null),
+        "{v6}"
+    );
+    // The attachment's journal holds them, so DEL removes them with the rest.
+    let journaled = state_files(&s.state_dir)
+        .iter()
+        .any(|t| t.contains("guest_route_added") && t.contains("10.16.0.0/16"));
+    assert!(
+        journaled,
+        "no guest_route_added step for 10.16.0.0/16 in the record"
+    );
+    c.run("CHECK", &with_prev(&conf, &r)).ok();
+    c.run("DEL", &with_prev(&conf, &r)).ok();
+    assert!(route_to(&g, "10.16.0.0/16").is_none());
+    assert_eq!((s.host_links(), links(&g), routes(&g)), before);
+}
+
+#[test]
+fn a_failed_add_leaves_no_route_behind() {
+    let mut s = Sandbox::new("cnirtfail");
+    let g = s.guest("g");
+    let before = (s.host_links(), links(&g), routes(&g));
+    let conf = json!({
+        "cniVersion": "1.1.0", "name": "rt", "type": "pipework", "host": "brrtf",
+        "ipam": {"type": "static",
+                 "addresses": [{"address": "10.19.0.2/24", "gateway": "10.19.0.1"}],
+                 "routes": [{"dst": "0.0.0.0/0"}, {"dst": "10.20.0.0/16", "gw": "10.19.0.254"}]}
+    });
+    let c = Cni::new(&s, &g, "net1", "rtfail1");
+    // The attach fails after the routes' step: the rollback takes them away.
+    // A hook at the same point witnesses that the route was there.
+    let witness = s.state_dir.join("route-witness");
+    for point in ["announced", "before-commit"] {
+        let hook = format!(
+            "{point}:ip -n {g} -j route show 10.20.0.0/16 > {}",
+            witness.display()
+        );
+        let o = c.exec(
+            &pipework_bin(),
+            "ADD",
+            &conf,
+            &[("PIPEWORK_FAULT", point), ("PIPEWORK_FAULT_HOOK", &hook)],
+        );
+        let seen = std::fs::read_to_string(&witness).unwrap_or_default();
+        assert!(
+            seen.contains("10.19.0.254"),
+            "{point}: route not added: {seen}"
+        );
+        assert_ne!(o.code, 0, "{point}");
+        assert_eq!(o.json()["code"], 100, "{point}: {}", o.stdout);
+        assert!(
+            o.stdout.contains(&format!("injected fault at {point}")),
+            "{}",
+            o.stdout
+        );
+        assert!(route_to(&g, "10.20.0.0/16").is_none(), "{point}");
+        assert_eq!((s.host_links(), links(&g), routes(&g)), before, "{point}");
+    }
+    // A route the kernel refuses (its gateway is on no subnet of the guest)
+    // fails the ADD as a whole: no link, address or default route stays.
+    let mut bad = conf.clone();
+    bad["ipam"]["routes"] =
+        json!([{"dst": "0.0.0.0/0"}, {"dst": "10.21.0.0/16", "gw": "192.0.2.9"}]);
+    let o = c.run("ADD", &bad);
+    assert_ne!(o.code, 0);
+    assert!(o.stdout.contains("10.21.0.0/16"), "{}", o.stdout);
+    assert_eq!((s.host_links(), links(&g), routes(&g)), before);
+    assert!(s
+        .pipework(&["list", "--json"])
+        .ok()
+        .json()
+        .as_array()
+        .unwrap()
+        .is_empty());
+    // And with nothing injected, the same configuration attaches.
+    c.run("ADD", &conf).ok();
+    assert!(route_to(&g, "10.20.0.0/16").is_some());
+    c.run("DEL", &conf).ok();
+    assert_eq!((s.host_links(), links(&g), routes(&g)), before);
+}

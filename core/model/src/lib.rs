@@ -26,7 +26,9 @@ pub use hardware::{parse_rate, parse_switch, HwOptions, IpoibMode, VfLinkState, 
 pub use ifname::{IfName, MAX_IFNAME_LEN};
 pub use mac::{MacAddr, MacSpec};
 pub use ovs::{DatapathType, OvsOptions, VlanSet};
-pub use request::{AttachOptions, AttachRequest, GuestRef, HostRoute, HostSelector, MacvlanMode};
+pub use request::{
+    AttachOptions, AttachRequest, GuestRef, GuestRoute, HostRoute, HostSelector, MacvlanMode,
+};
 pub use tag::{Pkey, Tag, VlanId};
 
 use std::fmt;

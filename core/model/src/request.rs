@@ -1,5 +1,6 @@
 //! A complete attach request, as the CLI (or a declared attachment) produces it.
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -180,6 +181,28 @@ impl FromStr for HostRoute {
     }
 }
 
+/// A route the attach adds in the guest through the new interface, beyond
+/// the default routes that the addresses' gateways make: a CNI IPAM result
+/// lists such routes. Journaled like every other step, so a failed attach
+/// and a detach remove it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestRoute {
+    /// The prefix reached (host bits are cleared when the route is added).
+    pub destination: ipnet::IpNet,
+    /// `None`: the destination is on the link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IpAddr>,
+}
+
+impl std::fmt::Display for GuestRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.gateway {
+            Some(g) => write!(f, "{} via {g}", self.destination),
+            None => write!(f, "{} on link", self.destination),
+        }
+    }
+}
+
 /// Options that are not part of the original positional grammar.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AttachOptions {
@@ -248,6 +271,10 @@ pub struct AttachRequest {
     /// name and container ID here, the reconciler its declaration.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// Routes added through the interface once its addresses are on it
+    /// (the command line has no syntax for them; the CNI plugin fills them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<GuestRoute>,
 }
 
 impl AttachRequest {
@@ -265,6 +292,7 @@ impl AttachRequest {
             tag: None,
             options: AttachOptions::default(),
             labels: Default::default(),
+            routes: Vec::new(),
         }
     }
 }

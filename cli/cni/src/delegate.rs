@@ -6,16 +6,15 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use super::config::{code, CniError, CniResult};
+use crate::config::{code, CniError, CniResult};
 
-fn find(plugin: &str) -> Result<PathBuf, CniError> {
+fn find(plugin: &str, path: &str) -> Result<PathBuf, CniError> {
     if plugin.contains('/') || plugin.is_empty() {
         return Err(CniError::new(
             code::INVALID_CONFIG,
             format!("bad IPAM plugin type '{plugin}'"),
         ));
     }
-    let path = std::env::var("CNI_PATH").unwrap_or_default();
     path.split(':')
         .filter(|d| !d.is_empty())
         .map(|d| PathBuf::from(d).join(plugin))
@@ -28,9 +27,15 @@ fn find(plugin: &str) -> Result<PathBuf, CniError> {
         })
 }
 
-/// Runs `plugin` with `command`; returns its result (ADD) or nothing.
-pub fn exec(plugin: &str, command: &str, config: &[u8]) -> Result<Option<CniResult>, CniError> {
-    let exe = find(plugin)?;
+/// Runs `plugin` (found in `path`, `CNI_PATH`) with `command`; returns its
+/// result (ADD) or nothing.
+pub fn exec(
+    plugin: &str,
+    command: &str,
+    config: &[u8],
+    path: Option<&str>,
+) -> Result<Option<CniResult>, CniError> {
+    let exe = find(plugin, path.unwrap_or_default())?;
     let mut child = Command::new(&exe)
         .env("CNI_COMMAND", command)
         .stdin(Stdio::piped())
@@ -46,7 +51,7 @@ pub fn exec(plugin: &str, command: &str, config: &[u8]) -> Result<Option<CniResu
     child
         .stdin
         .take()
-        .expect("piped")
+        .ok_or_else(|| CniError::new(code::IO, format!("no stdin for IPAM plugin {plugin}")))?
         .write_all(config)
         .map_err(|e| {
             CniError::new(
