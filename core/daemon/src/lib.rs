@@ -21,6 +21,11 @@
 //!
 //! Adding a service: implement [`service::Service`] (its `name` is the
 //! `service` field of its requests), and add it to the list in [`server::run`].
+//!
+//! Owns: the daemon process (lock, pid file, control socket), the lease
+//! supervisor, the reconciler and declared attachments. Must not: speak
+//! DHCP on the wire or parse its packets (that is `pipework-dhcp`), make an
+//! attach or a detach other than through `pipework-core`, or use `unsafe`.
 
 #![forbid(unsafe_code)]
 
