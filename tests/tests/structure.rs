@@ -26,7 +26,9 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Every file below `dir` (not in `target/` or a hidden directory) that
+/// `keep` accepts.
+fn walk(dir: &Path, keep: &dyn Fn(&Path) -> bool, out: &mut Vec<PathBuf>) {
     let Ok(rd) = fs::read_dir(dir) else { return };
     for e in rd.flatten() {
         let p = e.path();
@@ -35,38 +37,28 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
             continue;
         }
         if p.is_dir() {
-            rust_files(&p, out);
-        } else if p.extension().is_some_and(|x| x == "rs") {
+            walk(&p, keep, out);
+        } else if keep(&p) {
             out.push(p);
         }
     }
 }
 
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    walk(dir, &|p| p.extension().is_some_and(|x| x == "rs"), out);
+}
+
 /// The `src/` directories of the workspace's crates.
 fn crate_sources() -> Vec<PathBuf> {
+    let root = root();
     let mut manifests = Vec::new();
-    find_manifests(&root(), &mut manifests);
+    let is_member = |p: &Path| p.ends_with("Cargo.toml") && p.parent() != Some(root.as_path());
+    walk(&root, &is_member, &mut manifests);
     manifests
         .into_iter()
         .map(|m| m.parent().expect("manifest dir").join("src"))
         .filter(|s| s.is_dir())
         .collect()
-}
-
-fn find_manifests(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = fs::read_dir(dir) else { return };
-    for e in rd.flatten() {
-        let p = e.path();
-        let name = e.file_name();
-        if name == "target" || name.to_string_lossy().starts_with('.') {
-            continue;
-        }
-        if p.is_dir() {
-            find_manifests(&p, out);
-        } else if name == "Cargo.toml" && p.parent() != Some(root().as_path()) {
-            out.push(p);
-        }
-    }
 }
 
 /// Source text without comments, string contents and `#[cfg(test)]` items.
