@@ -11,7 +11,6 @@ pub mod announce;
 pub mod attach;
 pub mod daemon;
 pub mod declare;
-mod deferred_close;
 pub mod detach;
 pub mod dhcp;
 pub mod docker;
