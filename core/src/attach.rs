@@ -69,7 +69,7 @@ pub async fn attach_to(
     let _guest_lock = state.lock_guest(guest.info.netns).await?;
     let host_ns = Netns::current().step("open host namespace")?;
     let host = Netlink::connect_here("host").step("open netlink")?;
-    // The packet socket for the announcement is opened in the same trip into
+    // The ICMPv6 socket for the announcement is opened in the same trip into
     // the guest as its netlink socket: one thread, one setns.
     let announce = req.options.announce && !req.address.statics().is_empty();
     let (guest_nl, announcer) = Netlink::connect_in_with(&guest.netns, guest.name(), move || {
@@ -80,7 +80,7 @@ pub async fn attach_to(
     let announcer = match announcer {
         Some(Ok(a)) => Some(a),
         Some(Err(e)) => {
-            warn!("no gratuitous ARP / unsolicited NA: cannot open a packet socket: {e}");
+            warn!("no gratuitous ARP / unsolicited NA: cannot open a socket: {e}");
             None
         }
         None => None,
@@ -432,7 +432,7 @@ impl Job<'_> {
     async fn announce(&self, ifindex: u32, mac: MacAddr, statics: &[StaticAddress]) -> Result<()> {
         if let Some(a) = self.announcer {
             let addrs: Vec<IpAddr> = statics.iter().map(|a| a.address.addr()).collect();
-            if let Err(e) = a.send(ifindex, mac, &addrs) {
+            if let Err(e) = a.send(self.guest_nl, ifindex, mac, &addrs).await {
                 // Neighbours learn the address on first use anyway.
                 warn!("gratuitous ARP / unsolicited NA not sent: {e}");
             }

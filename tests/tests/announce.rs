@@ -145,3 +145,138 @@ fn no_announce_means_silence() {
         Some("02:00:00:00:00:99")
     );
 }
+
+fn guest_sysctl(ns: &str, key: &str) -> String {
+    must(std::process::Command::new("ip").args(["netns", "exec", ns, "sysctl", "-n", key]))
+        .trim()
+        .to_string()
+}
+
+/// A second attach to the same interface adds addresses to a link that is
+/// already up: the neighbours learn those too, and the guest's `arp_notify`
+/// setting (used for the IPv4 announcement) is left as it was, off by
+/// default, on when the guest had it on.
+#[test]
+fn an_added_address_is_announced_and_arp_notify_is_left_as_it_was() {
+    let mut s = Sandbox::new("announceext");
+    let watcher = s.guest("w");
+    let a = s.guest("a");
+    s.pipework(&["brne", &watcher, "10.43.0.1/24,fd00:43::1/64"])
+        .ok();
+    s.pipework(&["brne", &a, "10.43.0.2/24", "02:00:00:43:00:02"])
+        .ok();
+    assert_eq!(guest_sysctl(&a, "net.ipv4.conf.eth1.arp_notify"), "0");
+    stale_entry(&watcher, "10.43.0.3");
+    stale_entry(&watcher, "fd00:43::3");
+    s.pipework(&["brne", "--no-dad", &a, "10.43.0.3/24,fd00:43::3/64"])
+        .ok();
+    let mac = "02:00:00:43:00:02";
+    assert_eq!(
+        wait_for_mac(&watcher, "10.43.0.3", mac).as_deref(),
+        Some(mac)
+    );
+    assert_eq!(
+        wait_for_mac(&watcher, "fd00:43::3", mac).as_deref(),
+        Some(mac)
+    );
+    assert_eq!(guest_sysctl(&a, "net.ipv4.conf.eth1.arp_notify"), "0");
+    assert_eq!(
+        link(&a, "eth1").and_then(|l| l["address"].as_str().map(String::from)),
+        Some(mac.to_string()),
+        "the MAC is set to itself, never changed"
+    );
+
+    // A guest that asked for arp_notify keeps it.
+    let b = s.guest("b");
+    must(std::process::Command::new("ip").args([
+        "netns",
+        "exec",
+        &b,
+        "sysctl",
+        "-qw",
+        "net.ipv4.conf.default.arp_notify=1",
+    ]));
+    stale_entry(&watcher, "10.43.0.4");
+    s.pipework(&["brne", &b, "10.43.0.4/24", "02:00:00:43:00:04"])
+        .ok();
+    assert_eq!(
+        wait_for_mac(&watcher, "10.43.0.4", "02:00:00:43:00:04").as_deref(),
+        Some("02:00:00:43:00:04")
+    );
+    assert_eq!(guest_sysctl(&b, "net.ipv4.conf.eth1.arp_notify"), "1");
+}
+
+/// Our processes whose parent is this test process (a child subreaper, so
+/// that anything a `pipework` leaves behind becomes our child) and that are
+/// not zombies: `(pid, state)`. Matched by command name, not by `exe`: a
+/// process already in `exit` has dropped its memory map, and with it the
+/// `exe` link, long before it has closed its files.
+fn live_children_named_like(bin: &std::path::Path) -> Vec<(i32, String)> {
+    let me = std::process::id().to_string();
+    // The kernel's `comm`: the file name, cut to 15 bytes.
+    let comm: String = bin
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("pipework")
+        .chars()
+        .take(15)
+        .collect();
+    let mut out = Vec::new();
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for e in dir.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split at ')'.
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let name = head.split_once('(').map(|x| x.1).unwrap_or("");
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        if f.len() >= 2 && f[1] == me && f[0] != "Z" && name == comm {
+            out.push((pid, f[0].to_string()));
+        }
+    }
+    out
+}
+
+/// "No process of ours outlives the command by more than 1 ms": no
+/// `pipework` process is left running once an attach (IPv4 and IPv6, fresh
+/// interface or extended one) or a detach has returned. Run alone in its
+/// process by nextest, so every `pipework` child is this test's.
+#[test]
+fn no_pipework_process_outlives_the_command() {
+    nix::sys::prctl::set_child_subreaper(true).expect("become a child subreaper");
+    let mut s = Sandbox::new("announcelive");
+    let watcher = s.guest("w");
+    let a = s.guest("a");
+    let bin = pipework_bin();
+    s.pipework(&["brlv", &watcher, "10.44.0.1/24"]).ok();
+    let runs: [&[&str]; 4] = [
+        &["brlv", "--no-dad", &a, "10.44.0.2/24,fd00:44::2/64"],
+        &["brlv", "--no-dad", &a, "10.44.0.3/24,fd00:44::3/64"],
+        &["brlv", "-i", "eth2", &a, "10.44.0.4/24"],
+        &["detach", &a],
+    ];
+    for _round in 0..3 {
+        for args in runs {
+            s.pipework(args).ok();
+            // Scanning /proc takes well under a millisecond here.
+            let left = live_children_named_like(&bin);
+            assert!(
+                left.is_empty(),
+                "still running after `pipework {}` returned: {left:?}",
+                args.join(" ")
+            );
+        }
+    }
+    // Reap whatever exited after all (nothing, when the test passes).
+    while nix::sys::wait::waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
+        .is_ok_and(|st| st != nix::sys::wait::WaitStatus::StillAlive)
+    {}
+}

@@ -9,7 +9,6 @@
 //! guests, drivers or the journal; it depends only on `pipework-model`.
 
 pub mod announce;
-mod deferred_close;
 pub mod dhcp4_socket;
 pub mod dhcp6_socket;
 pub mod fdpass;
