@@ -7,22 +7,26 @@ use netlink_packet_route::link::{
     LinkAttribute, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use rtnetlink::{LinkBridge, LinkMessageBuilder};
 
 use super::{LinkChange, Netlink, NlError};
 
 impl LinkChange {
     /// Turns VLAN filtering of a bridge on or off.
     pub fn bridge_vlan_filtering(bridge: u32, on: bool) -> LinkChange {
-        LinkChange::new(bridge)
-            .via_newlink()
-            .attribute(LinkAttribute::LinkInfo(vec![
-                LinkInfo::Kind(InfoKind::Bridge),
-                LinkInfo::Data(InfoData::Bridge(vec![InfoBridge::VlanFiltering(on)])),
-            ]))
-            .describe(format!(
+        // rtnetlink's bridge builder by index (`LinkBridge::new` takes a
+        // name and would set the bridge up).
+        let b = LinkMessageBuilder::<LinkBridge>::new_with_info_kind(InfoKind::Bridge)
+            .index(bridge)
+            .vlan_filtering(on);
+        LinkChange::from_builder(
+            b,
+            format!(
                 "turn {} VLAN filtering on bridge #{bridge}",
                 if on { "on" } else { "off" }
-            ))
+            ),
+        )
+        .via_newlink()
     }
 }
 

@@ -5,11 +5,15 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use netlink_packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    AfSpecInet, AfSpecUnspec, InetDevConf, InfoBridgePort, InfoData, InfoKind, InfoMacVlan,
-    InfoPortData, InfoVeth, InfoVlan, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo,
-    LinkMessage, MacVlanMode,
+    AfSpecInet, AfSpecUnspec, InetDevConf, InfoBridgePort, InfoData, InfoKind, InfoPortData,
+    InfoVeth, InfoVlan, IpoibMode, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
+    MacVlanMode,
 };
 use netlink_packet_route::RouteNetlinkMessage;
+use rtnetlink::{
+    LinkBridge, LinkDummy, LinkIpoib, LinkMacVlan, LinkMessageBuilder, LinkUnspec, LinkVeth,
+    LinkVlan,
+};
 
 use super::{Netlink, NlError};
 use pipework_model::{MacAddr, MacvlanMode};
@@ -110,10 +114,20 @@ impl Link {
     }
 }
 
-/// A link message under construction, for creating (`NewLink`) a link.
+/// A link to create (`RTM_NEWLINK` with `NLM_F_CREATE | NLM_F_EXCL`).
+///
+/// Built with rtnetlink's `LinkMessageBuilder` family (`LinkVeth`,
+/// `LinkBridge`, `LinkMacVlan`, `LinkVlan`, `LinkDummy`, `LinkIpoib`, and
+/// `LinkUnspec` for the common setters); what we add is the label for error
+/// messages, our own request path (extended ack, [`NewLink::wire_bytes`])
+/// and the few pieces rtnetlink has no builder for.
 #[derive(Clone, Debug)]
 pub struct NewLink {
+    /// Header and attributes so far, without `IFLA_LINKINFO`.
     msg: LinkMessage,
+    /// `IFLA_LINKINFO`, kept apart so that it stays the last attribute
+    /// whatever setters come after the constructor (as before, and as
+    /// rtnetlink's own `build` places it).
     info: Vec<LinkInfo>,
     what: String,
 }
@@ -128,75 +142,74 @@ pub struct LinkChange {
     newlink: bool,
 }
 
-/// Setters shared by [`NewLink`] and [`LinkChange`].
+/// rtnetlink's generic builder, as our setters use it.
+type Builder = LinkMessageBuilder<LinkUnspec>;
+
+/// A builder holding `msg` as it is: its header, then its attributes in
+/// order. `build()` gives `msg` back unchanged (a `LinkUnspec` builder adds
+/// no `IFLA_LINKINFO` of its own).
+fn builder_of(msg: LinkMessage) -> Builder {
+    msg.attributes.into_iter().fold(
+        Builder::new().set_header(msg.header),
+        Builder::append_extra_attribute,
+    )
+}
+
+/// Setters shared by [`NewLink`] and [`LinkChange`]: each is the
+/// rtnetlink builder method of the same meaning.
 macro_rules! link_setters {
     ($t:ty) => {
         impl $t {
-            pub fn name(mut self, name: &str) -> Self {
-                self.msg
-                    .attributes
-                    .push(LinkAttribute::IfName(name.to_string()));
+            /// Applies rtnetlink builder calls to the message so far.
+            fn with(mut self, f: impl FnOnce(Builder) -> Builder) -> Self {
+                self.msg = f(builder_of(std::mem::take(&mut self.msg))).build();
                 self
             }
-            pub fn mtu(mut self, mtu: u32) -> Self {
-                self.msg.attributes.push(LinkAttribute::Mtu(mtu));
-                self
+            pub fn name(self, name: &str) -> Self {
+                self.with(|b| b.name(name))
             }
-            pub fn mac(mut self, mac: MacAddr) -> Self {
-                self.msg
-                    .attributes
-                    .push(LinkAttribute::Address(mac.0.to_vec()));
-                self
+            pub fn mtu(self, mtu: u32) -> Self {
+                self.with(|b| b.mtu(mtu))
             }
-            pub fn up(mut self) -> Self {
-                self.msg.header.flags |= LinkFlags::Up;
-                self.msg.header.change_mask |= LinkFlags::Up;
-                self
+            pub fn mac(self, mac: MacAddr) -> Self {
+                self.with(|b| b.address(mac.0.to_vec()))
             }
-            pub fn down(mut self) -> Self {
-                self.msg.header.flags.remove(LinkFlags::Up);
-                self.msg.header.change_mask |= LinkFlags::Up;
-                self
+            pub fn up(self) -> Self {
+                self.with(Builder::up)
+            }
+            pub fn down(self) -> Self {
+                self.with(Builder::down)
             }
             /// Makes the link a port of `master` (a bridge).
-            pub fn master(mut self, master: u32) -> Self {
-                self.msg.attributes.push(LinkAttribute::Controller(master));
-                self
+            pub fn master(self, master: u32) -> Self {
+                self.with(|b| b.controller(master))
             }
-            pub fn nomaster(mut self) -> Self {
-                self.msg.attributes.push(LinkAttribute::Controller(0));
-                self
+            pub fn nomaster(self) -> Self {
+                self.with(Builder::nocontroller)
             }
             /// Moves (or creates) the link in the namespace of `ns`. The fd must
             /// stay open until the request has been sent.
-            pub fn netns(mut self, ns: BorrowedFd<'_>) -> Self {
-                self.msg
-                    .attributes
-                    .push(LinkAttribute::NetNsFd(ns.as_raw_fd()));
-                self
+            pub fn netns(self, ns: BorrowedFd<'_>) -> Self {
+                self.with(|b| b.setns_by_fd(ns.as_raw_fd()))
             }
-            pub fn alias(mut self, alias: &str) -> Self {
-                self.msg
-                    .attributes
-                    .push(LinkAttribute::IfAlias(alias.to_string()));
-                self
+            pub fn alias(self, alias: &str) -> Self {
+                self.with(|b| b.alias(alias))
             }
             /// Sets the IPv4 `arp_notify` devconf: the kernel then sends a
             /// gratuitous ARP whenever the link comes up or changes MAC.
-            pub fn arp_notify(mut self) -> Self {
+            ///
+            /// Ours: rtnetlink 0.24's builders have no setter for the
+            /// per-family `IFLA_AF_SPEC` devconf.
+            pub fn arp_notify(self) -> Self {
                 let mut conf = InetDevConf::default();
                 conf.arp_notify = 1;
-                self.msg
-                    .attributes
-                    .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
-                        AfSpecInet::DevConfRequest(conf),
-                    ])]));
-                self
+                self.attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet(vec![
+                    AfSpecInet::DevConfRequest(conf),
+                ])]))
             }
             /// Escape hatch for driver-specific attributes (VF settings...).
-            pub fn attribute(mut self, a: LinkAttribute) -> Self {
-                self.msg.attributes.push(a);
-                self
+            pub fn attribute(self, a: LinkAttribute) -> Self {
+                self.with(|b| b.append_extra_attribute(a))
             }
         }
     };
@@ -206,35 +219,44 @@ link_setters!(NewLink);
 link_setters!(LinkChange);
 
 impl NewLink {
-    fn new(kind: InfoKind, name: &str, what: String) -> NewLink {
-        NewLink {
-            msg: LinkMessage::default(),
-            info: vec![LinkInfo::Kind(kind)],
-            what,
-        }
-        .name(name)
+    /// From one of rtnetlink's builders: its `IFLA_LINKINFO` (kind, data) is
+    /// set aside to go last, the rest is the message so far.
+    fn from_builder<T>(b: LinkMessageBuilder<T>, what: String) -> NewLink {
+        let mut msg = b.build();
+        let mut info = Vec::new();
+        msg.attributes.retain_mut(|a| match a {
+            LinkAttribute::LinkInfo(i) => {
+                info.append(i);
+                false
+            }
+            _ => true,
+        });
+        NewLink { msg, info, what }
     }
 
     /// A veth pair; `peer` describes the other end (name, netns, MAC, MTU).
+    ///
+    /// rtnetlink's `LinkVeth::new(name, peer)` gives the peer only a name;
+    /// ours carries more, so the peer message goes in with `set_info_data`.
     pub fn veth(name: &str, peer: NewLink) -> NewLink {
-        let mut l = NewLink::new(InfoKind::Veth, name, format!("create veth {name}"));
-        l.info
-            .push(LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer.msg))));
-        l
+        let b = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
+            .name(name)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer.into_message())));
+        NewLink::from_builder(b, format!("create veth {name}"))
     }
 
     /// The peer half of a veth: only attributes, no kind.
     pub fn veth_peer(name: &str) -> NewLink {
-        NewLink {
-            msg: LinkMessage::default(),
-            info: Vec::new(),
-            what: String::new(),
-        }
-        .name(name)
+        NewLink::from_builder(LinkUnspec::new_with_name(name), String::new())
     }
 
+    /// A bridge, down: `LinkBridge::new` would also set it up, so this is
+    /// the builder's plain constructor.
     pub fn bridge(name: &str) -> NewLink {
-        NewLink::new(InfoKind::Bridge, name, format!("create bridge {name}"))
+        NewLink::from_builder(
+            LinkMessageBuilder::<LinkBridge>::new(name),
+            format!("create bridge {name}"),
+        )
     }
 
     pub fn macvlan(name: &str, parent: u32, mode: MacvlanMode) -> NewLink {
@@ -244,25 +266,21 @@ impl NewLink {
             MacvlanMode::Vepa => MacVlanMode::Vepa,
             MacvlanMode::Passthru => MacVlanMode::Passthrough,
         };
-        let mut l = NewLink::new(InfoKind::MacVlan, name, format!("create macvlan {name}"));
-        l.info
-            .push(LinkInfo::Data(InfoData::MacVlan(vec![InfoMacVlan::Mode(
-                mode,
-            )])));
-        l.msg.attributes.push(LinkAttribute::Link(parent));
-        l
+        NewLink::from_builder(
+            LinkMacVlan::new(name, parent, mode),
+            format!("create macvlan {name}"),
+        )
     }
 
     pub fn vlan(name: &str, parent: u32, id: u16) -> NewLink {
-        let mut l = NewLink::new(InfoKind::Vlan, name, format!("create vlan {name}"));
-        l.info
-            .push(LinkInfo::Data(InfoData::Vlan(vec![InfoVlan::Id(id)])));
-        l.msg.attributes.push(LinkAttribute::Link(parent));
-        l
+        NewLink::from_builder(
+            LinkVlan::new(name, parent, id),
+            format!("create vlan {name}"),
+        )
     }
 
     pub fn dummy(name: &str) -> NewLink {
-        NewLink::new(InfoKind::Dummy, name, format!("create dummy {name}"))
+        NewLink::from_builder(LinkDummy::new(name), format!("create dummy {name}"))
     }
 
     /// An IPoIB child. Without `pkey` the kernel uses the parent's;
@@ -272,28 +290,29 @@ impl NewLink {
     /// [pkey K] [mode M]` sends: `IFLA_LINK` first, the kind without a
     /// terminating NUL, no empty data attribute. The kernel
     /// takes either form; being identical lets the tests compare the two.
+    /// rtnetlink's `LinkIpoib` builds the pkey and mode; its kind is left
+    /// unset and ours put in its place, because netlink-packet-route always
+    /// writes a kind with a NUL (`LinkIpoib::new` would also put the name
+    /// before `IFLA_LINK`).
     pub fn ipoib(name: &str, parent: u32, pkey: Option<u16>, connected: Option<bool>) -> NewLink {
-        let mut l = NewLink {
-            msg: LinkMessage::default(),
-            info: Vec::new(),
-            what: format!("create ipoib {name}"),
-        };
-        l.msg.attributes.push(LinkAttribute::Link(parent));
-        let mut l = l.name(name);
-        let mut data = Vec::new();
+        let mut b = LinkMessageBuilder::<LinkIpoib>::default()
+            .link(parent)
+            .name(name);
         if let Some(p) = pkey {
-            data.extend(tlv(IFLA_IPOIB_PKEY, &p.to_ne_bytes()));
+            b = b.pkey(p);
         }
         if let Some(c) = connected {
-            data.extend(tlv(IFLA_IPOIB_MODE, &u16::from(c).to_ne_bytes()));
+            b = b.mode(if c {
+                IpoibMode::Connected
+            } else {
+                IpoibMode::Datagram
+            });
         }
-        let mut info = tlv(IFLA_INFO_KIND, b"ipoib");
-        if !data.is_empty() {
-            info.extend(tlv(IFLA_INFO_DATA, &data));
-        }
-        l.msg
-            .attributes
-            .push(LinkAttribute::Other(DefaultNla::new(IFLA_LINKINFO, info)));
+        let mut l = NewLink::from_builder(b, format!("create ipoib {name}"));
+        l.info.insert(
+            0,
+            LinkInfo::Other(DefaultNla::new(IFLA_INFO_KIND, b"ipoib".to_vec())),
+        );
         l
     }
 
@@ -317,30 +336,22 @@ impl NewLink {
     }
 }
 
-const IFLA_LINKINFO: u16 = 18;
+/// `IFLA_INFO_KIND`, for the IPoIB kind written as iproute2 writes it.
 const IFLA_INFO_KIND: u16 = 1;
-const IFLA_INFO_DATA: u16 = 2;
-const IFLA_IPOIB_PKEY: u16 = 1;
-const IFLA_IPOIB_MODE: u16 = 2;
-
-/// One netlink attribute, padded to 4 bytes.
-fn tlv(kind: u16, value: &[u8]) -> Vec<u8> {
-    let len = 4 + value.len();
-    let mut v = Vec::with_capacity((len + 3) & !3);
-    v.extend_from_slice(&(len as u16).to_ne_bytes());
-    v.extend_from_slice(&kind.to_ne_bytes());
-    v.extend_from_slice(value);
-    v.resize((len + 3) & !3, 0);
-    v
-}
 
 impl LinkChange {
     pub fn new(index: u32) -> LinkChange {
-        let mut msg = LinkMessage::default();
-        msg.header.index = index;
+        LinkChange::from_builder(
+            LinkUnspec::new_with_index(index),
+            format!("change link #{index}"),
+        )
+    }
+
+    /// From one of rtnetlink's builders (which must set the index).
+    pub(super) fn from_builder<T>(b: LinkMessageBuilder<T>, what: String) -> LinkChange {
         LinkChange {
-            msg,
-            what: format!("change link #{index}"),
+            msg: b.build(),
+            what,
             newlink: false,
         }
     }

@@ -9,6 +9,8 @@ mod addr;
 mod bridge_vlan;
 mod error;
 mod link;
+#[cfg(test)]
+mod link_bytes;
 mod route;
 mod rule;
 mod vf;
