@@ -1,6 +1,7 @@
 //! `pipework apply <file> [--prune]`: reads and checks the whole file first
 //! (a bad line changes nothing), then makes it hold.
 
+use crate::out::{errln, outln};
 use std::path::Path;
 
 use pipework_core::error::{Error, Result};
@@ -32,17 +33,17 @@ pub async fn run(
     let entries = declare::apply::apply(&intents, &origin, prune, drivers, settings).await?;
     if json {
         match serde_json::to_string_pretty(&entries) {
-            Ok(s) => println!("{s}"),
-            Err(e) => eprintln!("pipework: cannot encode JSON: {e}"),
+            Ok(s) => outln!("{s}"),
+            Err(e) => errln!("pipework: cannot encode JSON: {e}"),
         }
     } else {
         for e in &entries {
-            println!("{:<10} {} {}", e.outcome, e.guest, e.interface);
+            outln!("{:<10} {} {}", e.outcome, e.guest, e.interface);
         }
     }
     let failed: Vec<&Entry> = entries.iter().filter(|e| e.error.is_some()).collect();
     for e in &failed {
-        eprintln!(
+        errln!(
             "pipework: {} {}: {}",
             e.guest,
             e.interface,

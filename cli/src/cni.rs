@@ -2,6 +2,7 @@
 //! environment and stdin, lets `pipework-cni` serve the command, prints its
 //! reply and exits with its code.
 
+use crate::out::{errln, outln};
 use std::io::Read;
 use std::process::ExitCode;
 
@@ -43,10 +44,10 @@ pub fn run(command: &str) -> ExitCode {
         },
     };
     if let Some(out) = &reply.stdout {
-        println!("{out}");
+        outln!("{out}");
     }
     if let Some(err) = &reply.stderr {
-        eprintln!("{err}");
+        errln!("{err}");
     }
     ExitCode::from(reply.exit_code)
 }

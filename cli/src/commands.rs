@@ -1,5 +1,6 @@
 //! Runs a parsed command and prints its result.
 
+use crate::out::{errln, out, outln};
 use pipework_core::detach;
 use pipework_core::dhcp::lease::format_utc;
 use pipework_core::dhcp::store::{LeaseFile, LeaseStore};
@@ -22,8 +23,8 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
     let drivers = Drivers::new();
     let json = inv.global.json;
     match inv.command {
-        Command::Help => print!("{}", crate::help::HELP),
-        Command::Version => println!("pipework {}", env!("CARGO_PKG_VERSION")),
+        Command::Help => out!("{}", crate::help::HELP),
+        Command::Version => outln!("pipework {}", env!("CARGO_PKG_VERSION")),
         Command::Attach(req) => {
             let rec = pipework_core::attach::attach(&req, &drivers, settings).await?;
             if json {
@@ -123,19 +124,20 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
                 }));
             } else {
                 for p in &done.unfinished {
-                    println!(
+                    outln!(
                         "undid the unfinished attach of {} on {}",
-                        p.interface, p.guest.name
+                        p.interface,
+                        p.guest.name
                     );
                 }
                 for r in &done.records {
-                    println!("removed {} of {} (guest gone)", r.interface, r.guest.name);
+                    outln!("removed {} of {} (guest gone)", r.interface, r.guest.name);
                 }
                 for o in &done.driver_objects {
-                    println!("removed {o}");
+                    outln!("removed {o}");
                 }
                 for c in &done.clients {
-                    println!("ended {c}");
+                    outln!("ended {c}");
                 }
             }
         }
@@ -163,15 +165,19 @@ async fn guest_netlink(r: &GuestRef) -> Result<(Guest, Netlink)> {
 
 fn print_json<T: serde::Serialize>(v: &T) {
     match serde_json::to_string_pretty(v) {
-        Ok(s) => println!("{s}"),
-        Err(e) => eprintln!("pipework: cannot encode JSON: {e}"),
+        Ok(s) => outln!("{s}"),
+        Err(e) => errln!("pipework: cannot encode JSON: {e}"),
     }
 }
 
 fn print_table(items: &[(AttachmentRecord, bool)]) {
-    println!(
+    outln!(
         "{:<20} {:<10} {:<12} {:<12} {:<15} ADDRESSES",
-        "GUEST", "INTERFACE", "DRIVER", "HOST", "PEER"
+        "GUEST",
+        "INTERFACE",
+        "DRIVER",
+        "HOST",
+        "PEER"
     );
     for (r, alive) in items {
         let guest = if *alive {
@@ -180,7 +186,7 @@ fn print_table(items: &[(AttachmentRecord, bool)]) {
             format!("{} (gone)", r.guest.name)
         };
         let addrs: Vec<String> = r.addresses.iter().map(|a| a.to_string()).collect();
-        println!(
+        outln!(
             "{:<20} {:<10} {:<12} {:<12} {:<15} {}",
             guest,
             r.interface,
@@ -201,12 +207,12 @@ fn print_table(items: &[(AttachmentRecord, bool)]) {
 fn print_dynamic(req: &AttachRequest, rec: &AttachmentRecord) {
     let leases = pipework_core::dhcp::lease::leases_of(rec);
     for l in &leases {
-        println!("{} {}", rec.interface, l.summary());
+        outln!("{} {}", rec.interface, l.summary());
     }
     if matches!(req.address, AddressMode::Dhcp(_)) || req.options.slaac {
         for a in &rec.addresses {
             if !leases.iter().any(|l| l.address == *a) {
-                println!("{} {a}", rec.interface);
+                outln!("{} {a}", rec.interface);
             }
         }
     }
@@ -216,10 +222,14 @@ fn print_leases(leases: &[LeaseFile]) {
     if leases.is_empty() {
         return;
     }
-    println!();
-    println!(
+    outln!();
+    outln!(
         "{:<20} {:<10} {:<6} {:<28} {:<10} EXPIRES",
-        "GUEST", "INTERFACE", "PROTO", "LEASE", "STATE"
+        "GUEST",
+        "INTERFACE",
+        "PROTO",
+        "LEASE",
+        "STATE"
     );
     let now = pipework_core::state::now_secs();
     for f in leases {
@@ -235,7 +245,7 @@ fn print_leases(leases: &[LeaseFile]) {
             }
             None => ("-".to_string(), "-".to_string()),
         };
-        println!(
+        outln!(
             "{:<20} {:<10} {:<6} {:<28} {:<10} {}",
             f.spec.guest.name,
             f.spec.ifname,

@@ -3,6 +3,7 @@
 //! attached to a new bridge, one pings the other, their `inspect` JSON is
 //! printed, then everything is detached and the bridge is gone.
 
+use crate::out::outln;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
@@ -48,7 +49,7 @@ async fn demo(mut settings: Settings) -> Result<()> {
 
 async fn steps(settings: &Settings) -> Result<()> {
     let drivers = Drivers::new();
-    println!("== a private network namespace stands in for the host; nothing outside it changes");
+    outln!("== a private network namespace stands in for the host; nothing outside it changes");
     let a = Guest::from_netns(
         Netns::create_anonymous().step("create guest namespace")?,
         "demo-a",
@@ -65,7 +66,7 @@ async fn steps(settings: &Settings) -> Result<()> {
         );
         let t = Instant::now();
         let rec = attach_to(&req, g, &drivers, settings).await?;
-        println!(
+        outln!(
             "== pipework {BRIDGE} {} {addr}: {} {} on {BRIDGE} via host veth {} in {:.1} ms",
             g.name(),
             rec.interface,
@@ -75,18 +76,18 @@ async fn steps(settings: &Settings) -> Result<()> {
         );
     }
     let rtt = ping::echo(&a.netns, B, Duration::from_secs(3)).await?;
-    println!(
+    outln!(
         "== ping {B} from demo-a: reply in {:.3} ms",
         rtt.as_secs_f64() * 1000.0
     );
     for g in [&a, &b] {
-        println!("== pipework inspect {}", g.name());
+        outln!("== pipework inspect {}", g.name());
         let v = inspect_guest(g, settings).await?;
-        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     }
     for g in [&a, &b] {
         detach_guest(g, None, &drivers, settings).await?;
-        println!("== pipework detach {}", g.name());
+        outln!("== pipework detach {}", g.name());
     }
     let host = Netlink::connect_here("host").step("open netlink")?;
     if host.link_by_name(BRIDGE).await?.is_some() {
@@ -94,6 +95,6 @@ async fn steps(settings: &Settings) -> Result<()> {
             "{BRIDGE} is still there after the last detach"
         )));
     }
-    println!("== {BRIDGE} was created by pipework and is gone with its last port; done");
+    outln!("== {BRIDGE} was created by pipework and is gone with its last port; done");
     Ok(())
 }

@@ -15,9 +15,12 @@ mod demo;
 mod grammar;
 mod grammar_hw;
 mod help;
+mod out;
 mod usage_error;
 
 use std::process::ExitCode;
+
+use crate::out::errln;
 
 use pipework_core::settings::Settings;
 
@@ -26,13 +29,17 @@ fn main() -> ExitCode {
     if let Some(cmd) = std::env::var("CNI_COMMAND").ok().filter(|c| !c.is_empty()) {
         init_logging(0);
         pipework_core::interrupt::install();
-        return cni::run(&cmd);
+        let code = cni::run(&cmd);
+        if let Some(why) = out::lost() {
+            errln!("pipework: the CNI result was lost: cannot write to standard output: {why}");
+        }
+        return code;
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let inv = match grammar::parse(&args) {
         Ok(i) => i,
         Err(e) => {
-            eprintln!("pipework: {e}");
+            errln!("pipework: {e}");
             return ExitCode::from(2);
         }
     };
@@ -61,17 +68,21 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("pipework: cannot start the async runtime: {e}");
+            errln!("pipework: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
-    match rt.block_on(commands::run(inv, &settings)) {
+    let outcome = rt.block_on(commands::run(inv, &settings));
+    if let Some(why) = out::lost() {
+        errln!("pipework: the output was lost: cannot write to standard output: {why}");
+    }
+    match outcome {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             if tracing::enabled!(tracing::Level::DEBUG) {
-                eprintln!("pipework: {}", e.chain());
+                errln!("pipework: {}", e.chain());
             } else {
-                eprintln!("pipework: {e}");
+                errln!("pipework: {e}");
             }
             ExitCode::from(e.kind().exit_code() as u8)
         }

@@ -301,3 +301,69 @@ fn demo_runs_and_leaves_nothing() {
     );
     assert!(r.stdout.contains("is gone"), "{}", r.stdout);
 }
+
+/// Runs pipework in the sandbox's host with its stdout on `out` (a pipe
+/// whose read end is already closed, or `/dev/full`).
+fn pipework_to(s: &Sandbox, args: &[&str], out: std::process::Stdio) -> std::process::Output {
+    std::process::Command::new("ip")
+        .args(["netns", "exec", &s.host])
+        .arg(pipework_bin())
+        .args(args)
+        .env("PIPEWORK_STATE_DIR", &s.state_dir)
+        .stdout(out)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("pipework runs")
+}
+
+/// A closed pipe (`| head -c1`) and a full disk (`> /dev/full`) on stdout:
+/// no panic; one line on stderr saying the output was lost; the exit code
+/// still says what happened to the host (0: the attach was made, and it is
+/// there).
+#[test]
+fn a_closed_or_full_stdout_is_one_line_and_the_exit_code_stays_true() {
+    let mut s = Sandbox::new("stdout");
+    let g = s.guest("g");
+    let closed_pipe = || {
+        let (r, w) = nix::unistd::pipe().expect("pipe");
+        drop(r);
+        std::process::Stdio::from(w)
+    };
+    let full = || std::process::Stdio::from(std::fs::File::create("/dev/full").expect("/dev/full"));
+    let check = |o: &std::process::Output, what: &str| {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{what}: {err}");
+        assert!(!err.contains("panicked"), "{what}: {err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(lines.len(), 1, "{what}: {err}");
+        assert!(
+            lines[0].contains("cannot write to standard output"),
+            "{what}: {err}"
+        );
+    };
+    // An attach prints nothing: /dev/full changes nothing for it.
+    let silent = |o: &std::process::Output, what: &str| {
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(0), "{what}: {err}");
+        assert!(err.is_empty(), "{what}: {err}");
+    };
+    check(
+        &pipework_to(&s, &["--help"], closed_pipe()),
+        "help | closed",
+    );
+    check(&pipework_to(&s, &["--help"], full()), "help > /dev/full");
+    silent(
+        &pipework_to(&s, &["brout0", &g, "10.7.0.2/24"], full()),
+        "attach > /dev/full",
+    );
+    // The attach exited 0: its interface is there.
+    assert!(ip(&g, &["-j", "addr", "show", "eth1"]).contains("10.7.0.2"));
+    check(
+        &pipework_to(&s, &["list", "--json"], closed_pipe()),
+        "list --json | closed",
+    );
+    check(
+        &pipework_to(&s, &["list", "--json"], full()),
+        "list --json > /dev/full",
+    );
+}
