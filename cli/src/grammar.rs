@@ -79,6 +79,15 @@ pub struct Invocation {
 
 pub use crate::usage_error::UsageError;
 
+/// An empty `--state-dir` would put pipework's state in the current
+/// directory.
+fn state_dir(v: &str) -> Result<PathBuf, UsageError> {
+    if v.is_empty() {
+        return Err(usage("--state-dir: an empty path"));
+    }
+    Ok(PathBuf::from(v))
+}
+
 fn usage(msg: impl Into<String>) -> UsageError {
     UsageError(msg.into())
 }
@@ -102,9 +111,9 @@ pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
             continue;
         }
         match a.as_str() {
-            "--state-dir" => global.state_dir = Some(value(&a, it.next())?.into()),
+            "--state-dir" => global.state_dir = Some(state_dir(&value(&a, it.next())?)?),
             s if s.starts_with("--state-dir=") => {
-                global.state_dir = Some(s["--state-dir=".len()..].into())
+                global.state_dir = Some(state_dir(&s["--state-dir=".len()..])?)
             }
             "--ovsdb" => global.ovsdb = Some(ovsdb_addr(&value(&a, it.next())?)?),
             s if s.starts_with("--ovsdb=") => {

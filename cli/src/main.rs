@@ -51,6 +51,13 @@ fn main() -> ExitCode {
         // Still one thread: nothing else reads the environment yet.
         std::env::set_var("PIPEWORK_LOG", "info");
     }
+    // Unset means the default; set but empty is a mistake, not the default.
+    if inv.global.state_dir.is_none()
+        && std::env::var_os("PIPEWORK_STATE_DIR").is_some_and(|v| v.is_empty())
+    {
+        errln!("pipework: PIPEWORK_STATE_DIR is set but empty");
+        return ExitCode::from(2);
+    }
     init_logging(inv.global.verbose);
     pipework_core::interrupt::install();
     let mut settings = Settings::from_env();

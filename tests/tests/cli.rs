@@ -53,6 +53,8 @@ fn bad_input_exits_2_and_creates_nothing() {
         vec!["detach"],
         vec!["detach", &g],
         vec!["--wait", "--bogus"],
+        vec!["--state-dir=", "brx", &g, "10.0.0.5/24"],
+        vec!["--state-dir", "", "brx", &g, "10.0.0.5/24"],
     ];
     for args in cases {
         let r = s.pipework(&args);
@@ -63,6 +65,11 @@ fn bad_input_exits_2_and_creates_nothing() {
         assert_eq!(s.host_links(), host_before, "{args:?}");
         assert_eq!((links(&g), routes(&g)), guest_before, "{args:?}");
     }
+    // Set but empty is not the default /run/pipework.
+    let r = s.pipework_env(&["brx", &g, "10.0.0.5/24"], &[("PIPEWORK_STATE_DIR", "")]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("PIPEWORK_STATE_DIR"), "{}", r.stderr);
+    assert_eq!((links(&g), routes(&g)), guest_before);
     // A guest pipework never touched: nothing attached, said as JSON.
     let v = s.pipework(&["inspect", &g]).ok().json();
     assert_eq!(v["interfaces"], serde_json::json!([]));
