@@ -133,3 +133,54 @@ fn an_lxc_container_by_name() {
     s.pipework(&["detach", &c.name]).ok();
     assert!(link(&s.host, &format!("veth1pl{pid}")).is_none());
 }
+
+/// `{garbage` in one record: reported with its path and skipped; `list`,
+/// `detach` of another guest and `gc` of a dead one keep working.
+#[test]
+fn one_corrupt_record_blocks_nothing_else() {
+    let mut s = Sandbox::new("corrupt");
+    let a = s.guest("a");
+    let b = s.guest("b");
+    s.pipework(&["brcr", &a, "10.72.0.2/24"]).ok();
+    s.pipework(&["brcr", &b, "10.72.0.3/24"]).ok();
+    let mut dead = GuestProcess::spawn_unshared();
+    s.pipework(&["brcr", &dead.pid().to_string(), "10.72.0.4/24"])
+        .ok();
+    dead.kill();
+    // The record of a's eth1, wherever the state keeps it.
+    let recs: Vec<std::path::PathBuf> = walk_json(&s.state_dir.join("attachments"));
+    assert_eq!(recs.len(), 3, "{recs:?}");
+    let a_rec = recs
+        .iter()
+        .find(|p| std::fs::read_to_string(p).unwrap().contains("10.72.0.2"))
+        .expect("a's record")
+        .clone();
+    std::fs::write(&a_rec, "{garbage").unwrap();
+    let list = s.pipework(&["list", "--json"]).ok();
+    assert_eq!(list.json().as_array().unwrap().len(), 2, "{}", list.stdout);
+    assert!(
+        list.stderr.contains(&a_rec.display().to_string()),
+        "{}",
+        list.stderr
+    );
+    assert_eq!(list.stderr.lines().count(), 1, "{}", list.stderr);
+    let gc = s.pipework(&["gc"]).ok();
+    assert!(gc.stdout.contains("removed eth1"), "{}", gc.stdout);
+    s.pipework(&["detach", &b]).ok();
+    assert!(!ip(&b, &["-j", "addr"]).contains("10.72.0.3"));
+    // a's link is still there (its record is unreadable, not gone).
+    assert!(ip(&a, &["-j", "addr"]).contains("10.72.0.2"));
+}
+
+fn walk_json(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk_json(&p));
+        } else if p.extension().is_some_and(|x| x == "json") {
+            out.push(p);
+        }
+    }
+    out
+}

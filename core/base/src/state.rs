@@ -265,8 +265,12 @@ fn read_dir_records(dir: &Path) -> Result<Vec<AttachmentRecord>> {
     for ent in rd.flatten() {
         let p = ent.path();
         if p.extension().and_then(|x| x.to_str()) == Some("json") {
-            if let Some(r) = read_record(&p)? {
-                out.push(r);
+            // One unreadable record must not hide the others from list, gc
+            // and detach: it is reported, with its path, and skipped.
+            match read_record(&p) {
+                Ok(Some(r)) => out.push(r),
+                Ok(None) => {}
+                Err(e) => tracing::warn!("skipping a state record: {e}"),
             }
         }
     }
