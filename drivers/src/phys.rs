@@ -10,25 +10,31 @@ use async_trait::async_trait;
 use pipework_base::driver::UndoContext;
 use pipework_base::driver::{AttachContext, Driver, DriverKind, Plugged};
 use pipework_base::error::{Context, Error, Result};
-use pipework_base::journal::{Journal, Step};
+use pipework_base::journal::{DriverData, Journal};
 use pipework_base::ops;
 use pipework_model::MacSpec;
 use pipework_sys::netlink::{Link, LinkChange, NewLink};
 use serde::{Deserialize, Serialize};
 
-use crate::vlan;
+use crate::vlan::{self, VlanUse};
 
 pub struct Phys;
 
-/// Journal data: the MAC the moved link had before the attach set one.
-#[derive(Serialize, Deserialize)]
-struct MacRestore {
-    op: String,
-    guest_ifindex: u32,
-    mac: pipework_model::MacAddr,
+/// The phys driver's journal steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum PhysStep {
+    /// The MAC the moved link had before the attach set one. Undo: give it
+    /// back while the link is still in the guest.
+    RestoreMac {
+        guest_ifindex: u32,
+        mac: pipework_model::MacAddr,
+    },
+    /// A use of a shared 802.1Q sub-interface. Not recorded any more (a
+    /// missing `<if>.<VID>` is created in the guest); still undone for
+    /// records that have it.
+    VlanUsed(VlanUse),
 }
-
-const MAC_OP: &str = "restore_mac";
 
 #[async_trait]
 impl Driver for Phys {
@@ -70,15 +76,13 @@ impl Driver for Phys {
         let explicit = !matches!(ctx.request.mac, MacSpec::Random);
         if moved && explicit {
             if let Some(mac) = link.mac {
-                journal.record(Step::Driver {
-                    driver: DriverKind::Phys,
-                    data: serde_json::to_value(MacRestore {
-                        op: MAC_OP.into(),
+                journal.record_driver(
+                    DriverKind::Phys,
+                    &PhysStep::RestoreMac {
                         guest_ifindex: link.index,
                         mac,
-                    })
-                    .expect("plain data"),
-                });
+                    },
+                )?;
             }
         }
         let mut details = serde_json::Map::new();
@@ -95,29 +99,26 @@ impl Driver for Phys {
         })
     }
 
-    async fn undo(&self, data: &serde_json::Value, ctx: &UndoContext<'_>) -> Result<()> {
-        if let Ok(m) = serde_json::from_value::<MacRestore>(data.clone()) {
-            if m.op == MAC_OP {
+    async fn undo(&self, data: &DriverData, ctx: &UndoContext<'_>) -> Result<()> {
+        match data.decode(DriverKind::Phys)? {
+            PhysStep::RestoreMac { guest_ifindex, mac } => {
                 // Only while it is still in the guest: a NIC handed back by
                 // the kernel after its guest died is found by `gc` by alias.
                 let Some(g) = ctx.guest else { return Ok(()) };
-                return match g
+                match g
                     .change_link(
-                        LinkChange::new(m.guest_ifindex)
-                            .mac(m.mac)
+                        LinkChange::new(guest_ifindex)
+                            .mac(mac)
                             .describe("restore the MAC"),
                     )
                     .await
                 {
                     Err(e) if !e.is_gone() => Err(e).step("undo: restore MAC"),
                     _ => Ok(()),
-                };
+                }
             }
+            PhysStep::VlanUsed(u) => vlan::release(&u, ctx).await,
         }
-        if vlan::release(data, ctx).await? {
-            return Ok(());
-        }
-        Err(Error::failed(format!("unknown phys journal step {data}")))
     }
 }
 
@@ -195,5 +196,35 @@ impl Phys {
         .await
         .step("create the 802.1Q sub-interface in the guest")?;
         Ok((created, false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipework_base::journal::Step;
+
+    /// Records written before the steps were typed (copied from records).
+    #[test]
+    fn old_records_still_read() {
+        let old = r#"{"op":"driver","driver":"phys","data":{"op":"restore_mac","guest_ifindex":12,"mac":"02:42:ac:11:00:02"}}"#;
+        let Step::Driver { data, .. } = serde_json::from_str(old).unwrap() else {
+            panic!("not a driver step")
+        };
+        assert_eq!(
+            data.decode::<PhysStep>(DriverKind::Phys).unwrap(),
+            PhysStep::RestoreMac {
+                guest_ifindex: 12,
+                mac: "02:42:ac:11:00:02".parse().unwrap()
+            }
+        );
+        let again = Step::driver(
+            DriverKind::Phys,
+            &data.decode::<PhysStep>(DriverKind::Phys).unwrap(),
+        );
+        assert_eq!(
+            serde_json::to_value(again.unwrap()).unwrap(),
+            serde_json::from_str::<serde_json::Value>(old).unwrap()
+        );
     }
 }

@@ -12,7 +12,7 @@ pub use pipework_model::DriverKind;
 
 use crate::error::Result;
 use crate::guest::Guest;
-use crate::journal::{Journal, UndoMode};
+use crate::journal::{DriverData, Journal, UndoMode};
 use crate::settings::Settings;
 use crate::state::{AttachmentRecord, StateDir};
 use pipework_model::{AttachRequest, IfName, MacAddr, StaticAddress};
@@ -128,8 +128,9 @@ pub trait Driver: Send + Sync {
         Ok(())
     }
 
-    /// Undoes a [`crate::journal::Step::Driver`] step this driver recorded.
-    async fn undo(&self, _data: &serde_json::Value, _ctx: &UndoContext<'_>) -> Result<()> {
+    /// Undoes a [`crate::journal::Step::Driver`] step this driver recorded
+    /// (read with [`DriverData::decode`]).
+    async fn undo(&self, _data: &DriverData, _ctx: &UndoContext<'_>) -> Result<()> {
         Ok(())
     }
 }
