@@ -10,7 +10,9 @@ use tracing::{debug, warn};
 use crate::pending::Pending;
 use crate::{dhcp, fault, hostname, ops, slaac, wait};
 use pipework_base::driver::UndoContext;
-use pipework_base::driver::{AttachContext, Driver, DriverKind, DriverSet, Plugged};
+use pipework_base::driver::{
+    AttachContext, Driver, DriverKind, DriverSet, MacHandling, Plan, Plugged,
+};
 use pipework_base::error::{Context, Error, ErrorKind, Result};
 use pipework_base::guest::{Guest, ResolveOptions};
 use pipework_base::journal::{Journal, UndoMode};
@@ -205,7 +207,7 @@ impl Job<'_> {
             state: self.state,
             settings: self.settings,
         };
-        driver.validate(&ctx).await.map_err(|e| {
+        let plan = driver.validate(&ctx).await.map_err(|e| {
             if e.kind() == ErrorKind::Failed {
                 e
             } else {
@@ -216,7 +218,7 @@ impl Job<'_> {
 
         let (pending, sink) = Pending::start(self.state, &self.guest.info, ifname.as_str());
         let mut journal = Journal::with_sink(sink);
-        let res = match self.build(driver, kind, &ctx, &mut journal).await {
+        let res = match self.build(driver, kind, &ctx, plan, &mut journal).await {
             Ok(rec) => match self.state.save(&rec) {
                 Ok(()) => Ok(rec),
                 Err(e) => Err(self.rollback(e.context("step save state"), &journal).await),
@@ -232,9 +234,10 @@ impl Job<'_> {
         driver: &dyn Driver,
         kind: DriverKind,
         ctx: &AttachContext<'_>,
+        plan: Plan,
         journal: &mut Journal,
     ) -> Result<AttachmentRecord> {
-        let mut plugged = driver.create(ctx, journal).await?;
+        let mut plugged = driver.create(ctx, plan, journal).await?;
         fault::point("link-created")?;
 
         // One RTM_SETLINK: final name (and MAC), then up; the kernel applies
@@ -252,7 +255,7 @@ impl Job<'_> {
         if !slaac {
             change = change.up();
         }
-        if plugged.needs_mac {
+        if plugged.mac == MacHandling::SetByOrchestrator {
             change = change.mac(ctx.mac);
         }
         self.guest_nl
@@ -273,11 +276,12 @@ impl Job<'_> {
                 .await
                 .step("set guest link up")?;
         }
+        let keeps_own = plugged.mac == MacHandling::KeepsOwn;
         let link = self
-            .configure(plugged.guest_ifindex, statics, plugged.own_mac, journal)
+            .configure(plugged.guest_ifindex, statics, keeps_own, journal)
             .await?;
         let mac = match link.and_then(|l| l.mac) {
-            Some(m) if plugged.own_mac => m,
+            Some(m) if keeps_own => m,
             _ => ctx.mac,
         };
 

@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pipework_base::driver::UndoContext;
-use pipework_base::driver::{AttachContext, Driver, DriverKind, Plugged};
+use pipework_base::driver::{AttachContext, Driver, DriverKind, MacHandling, Plan, Plugged};
 use pipework_base::error::{Context, Error, Result};
 use pipework_base::journal::{DriverData, Journal};
 use pipework_base::state::StateDir;
-use pipework_model::MacAddr;
+use pipework_model::{MacAddr, VlanId};
 use pipework_sys::netlink::{Link, Netlink, NewLink};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
@@ -18,6 +18,12 @@ use tracing::warn;
 use crate::{bridge_vlan, veth};
 
 pub struct LinuxBridge;
+
+/// What `validate` found for `create`.
+struct BridgePlan {
+    /// `@VID`: the port's VLAN.
+    vid: Option<VlanId>,
+}
 
 /// The bridge driver's journal steps.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,14 +46,18 @@ impl Driver for LinuxBridge {
         DriverKind::LinuxBridge
     }
 
-    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()> {
-        if let Some(tag) = &ctx.request.tag {
-            tag.as_vlan()?;
-        }
-        Ok(())
+    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<Plan> {
+        let vid = ctx.request.tag.as_ref().map(|t| t.as_vlan()).transpose()?;
+        Ok(Plan::new(BridgePlan { vid }))
     }
 
-    async fn create(&self, ctx: &AttachContext<'_>, journal: &mut Journal) -> Result<Plugged> {
+    async fn create(
+        &self,
+        ctx: &AttachContext<'_>,
+        plan: Plan,
+        journal: &mut Journal,
+    ) -> Result<Plugged> {
+        let BridgePlan { vid } = plan.take()?;
         let name = ctx.host_ifname;
         // Shared: other attaches may add ports meanwhile; a detach deciding to
         // delete an empty bridge takes it exclusively.
@@ -63,7 +73,6 @@ impl Driver for LinuxBridge {
             },
         )?;
         pipework_base::fault::point("bridge-ready")?;
-        let vid = ctx.request.tag.as_ref().map(|t| t.as_vlan()).transpose()?;
         if vid.is_some() && bridge_vlan::ensure_filtering(ctx, &bridge).await? {
             journal.record_driver(
                 DriverKind::LinuxBridge,
@@ -78,8 +87,7 @@ impl Driver for LinuxBridge {
         }
         Ok(Plugged {
             guest_ifindex: pair.guest_index,
-            needs_mac: false,
-            own_mac: false,
+            mac: MacHandling::SetAtCreation,
             host_peer: Some(pair.host.name),
             bridge: Some(name.to_string()),
             vlan: vid.map(|v| v.get()),

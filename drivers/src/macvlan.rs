@@ -5,18 +5,28 @@
 
 use async_trait::async_trait;
 use pipework_base::driver::UndoContext;
-use pipework_base::driver::{AttachContext, Driver, DriverKind, Plugged};
+use pipework_base::driver::{AttachContext, Driver, DriverKind, MacHandling, Plan, Plugged};
 use pipework_base::error::{Context, Error, Result};
 use pipework_base::journal::{DriverData, Journal};
 use pipework_base::ops;
-use pipework_model::{MacSpec, MacvlanMode};
-use pipework_sys::netlink::NewLink;
+use pipework_model::{MacSpec, MacvlanMode, VlanId};
+use pipework_sys::netlink::{Link, NewLink};
 use serde::{Deserialize, Serialize};
 
 use crate::shim::{self, ShimUse};
 use crate::vlan::{self, VlanUse};
 
 pub struct Macvlan;
+
+/// What `validate` found for `create`.
+struct MacvlanPlan {
+    /// The host interface the macvlan (or its 802.1Q parent) sits on.
+    nic: Link,
+    /// `@VID`: the macvlan sits on the shared sub-interface `<nic>.<VID>`.
+    vid: Option<VlanId>,
+    mode: MacvlanMode,
+    mac: MacHandling,
+}
 
 /// The macvlan driver's journal steps.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,10 +57,10 @@ impl Driver for Macvlan {
         DriverKind::Macvlan
     }
 
-    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()> {
+    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<Plan> {
         let parent = ctx.existing_host_link()?;
-        if let Some(tag) = &ctx.request.tag {
-            let vid = tag.as_vlan()?;
+        let vid = ctx.request.tag.as_ref().map(|t| t.as_vlan()).transpose()?;
+        if let Some(vid) = vid {
             let name = vlan::sub_name(&parent.name, vid)?;
             if let Some(l) = ctx.host.link_by_name(&name).await? {
                 vlan::check_existing(&l, parent, vid)?;
@@ -68,12 +78,35 @@ impl Driver for Macvlan {
                 "-l names a host-side veth; macvlan has none".to_string(),
             ));
         }
-        Ok(())
+        let mode = ctx.request.options.macvlan_mode;
+        // In passthru mode the macvlan takes over the parent's own address
+        // unless the user asked for another.
+        let mac = if mode == MacvlanMode::Passthru && matches!(ctx.request.mac, MacSpec::Random) {
+            MacHandling::KeepsOwn
+        } else {
+            MacHandling::SetAtCreation
+        };
+        Ok(Plan::new(MacvlanPlan {
+            nic: parent.clone(),
+            vid,
+            mode,
+            mac,
+        }))
     }
 
-    async fn create(&self, ctx: &AttachContext<'_>, journal: &mut Journal) -> Result<Plugged> {
-        let nic = ctx.host_link.expect("validated");
-        let vid = ctx.request.tag.as_ref().map(|t| t.as_vlan()).transpose()?;
+    async fn create(
+        &self,
+        ctx: &AttachContext<'_>,
+        plan: Plan,
+        journal: &mut Journal,
+    ) -> Result<Plugged> {
+        let MacvlanPlan {
+            nic,
+            vid,
+            mode,
+            mac,
+        } = plan.take()?;
+        let nic = &nic;
         let sub;
         let parent = match vid {
             Some(v) => {
@@ -96,12 +129,8 @@ impl Driver for Macvlan {
                 nic
             }
         };
-        let mode = ctx.request.options.macvlan_mode;
         let mut new = NewLink::macvlan(ctx.temp_name, parent.index, mode).mtu(parent.mtu);
-        // In passthru mode the macvlan takes over the parent's own address
-        // unless the user asked for another.
-        let set_mac = mode != MacvlanMode::Passthru || !matches!(ctx.request.mac, MacSpec::Random);
-        if set_mac {
+        if mac == MacHandling::SetAtCreation {
             new = new.mac(ctx.mac);
         }
         let link = ops::create_guest_link(
@@ -135,8 +164,7 @@ impl Driver for Macvlan {
         }
         Ok(Plugged {
             guest_ifindex: link.index,
-            needs_mac: false,
-            own_mac: !set_mac,
+            mac,
             host_peer: None,
             bridge: None,
             vlan: vid.map(|v| v.get()),

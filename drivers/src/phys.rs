@@ -8,17 +8,27 @@
 
 use async_trait::async_trait;
 use pipework_base::driver::UndoContext;
-use pipework_base::driver::{AttachContext, Driver, DriverKind, Plugged};
+use pipework_base::driver::{AttachContext, Driver, DriverKind, MacHandling, Plan, Plugged};
 use pipework_base::error::{Context, Error, Result};
 use pipework_base::journal::{DriverData, Journal};
 use pipework_base::ops;
-use pipework_model::MacSpec;
+use pipework_model::{MacSpec, VlanId};
 use pipework_sys::netlink::{Link, LinkChange, NewLink};
 use serde::{Deserialize, Serialize};
 
 use crate::vlan::{self, VlanUse};
 
 pub struct Phys;
+
+/// What `validate` found for `create`.
+struct PhysPlan {
+    nic: Link,
+    /// `@VID`: the sub-interface `<nic>.<VID>` goes in instead.
+    vid: Option<VlanId>,
+    /// The original sets a MAC only when one is given; a moved NIC keeps
+    /// its own otherwise.
+    mac: MacHandling,
+}
 
 /// The phys driver's journal steps.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -42,15 +52,15 @@ impl Driver for Phys {
         DriverKind::Phys
     }
 
-    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()> {
+    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<Plan> {
         let nic = ctx.existing_host_link()?;
         if ctx.request.host_ifname.is_some() {
             return Err(Error::usage(
                 "-l names a host-side veth; --direct-phys moves the interface itself",
             ));
         }
-        if let Some(tag) = &ctx.request.tag {
-            let vid = tag.as_vlan()?;
+        let vid = ctx.request.tag.as_ref().map(|t| t.as_vlan()).transpose()?;
+        if let Some(vid) = vid {
             let name = vlan::sub_name(&nic.name, vid)?;
             if let Some(l) = ctx.host.link_by_name(&name).await? {
                 vlan::check_existing(&l, nic, vid)?;
@@ -61,20 +71,31 @@ impl Driver for Phys {
                 nic.name
             )));
         }
-        Ok(())
+        let mac = if matches!(ctx.request.mac, MacSpec::Random) {
+            MacHandling::KeepsOwn
+        } else {
+            MacHandling::SetByOrchestrator
+        };
+        Ok(Plan::new(PhysPlan {
+            nic: nic.clone(),
+            vid,
+            mac,
+        }))
     }
 
-    async fn create(&self, ctx: &AttachContext<'_>, journal: &mut Journal) -> Result<Plugged> {
-        let nic = ctx.host_link.expect("validated");
-        let vid = ctx.request.tag.as_ref().map(|t| t.as_vlan()).transpose()?;
+    async fn create(
+        &self,
+        ctx: &AttachContext<'_>,
+        plan: Plan,
+        journal: &mut Journal,
+    ) -> Result<Plugged> {
+        let PhysPlan { nic, vid, mac: how } = plan.take()?;
+        let nic = &nic;
         let (link, moved) = match vid {
             Some(v) => self.sub_interface(ctx, nic, v, journal).await?,
             None => (self.move_nic(ctx, nic, journal).await?, true),
         };
-        // The original sets a MAC only when one is given; a moved NIC keeps
-        // its own otherwise.
-        let explicit = !matches!(ctx.request.mac, MacSpec::Random);
-        if moved && explicit {
+        if moved && how == MacHandling::SetByOrchestrator {
             if let Some(mac) = link.mac {
                 journal.record_driver(
                     DriverKind::Phys,
@@ -89,8 +110,7 @@ impl Driver for Phys {
         details.insert("moved".into(), link_name_of(nic, vid).into());
         Ok(Plugged {
             guest_ifindex: link.index,
-            needs_mac: explicit,
-            own_mac: !explicit,
+            mac: how,
             host_peer: None,
             bridge: None,
             vlan: vid.map(|v| v.get()),
@@ -122,7 +142,7 @@ impl Driver for Phys {
     }
 }
 
-fn link_name_of(nic: &Link, vid: Option<pipework_model::VlanId>) -> String {
+fn link_name_of(nic: &Link, vid: Option<VlanId>) -> String {
     match vid {
         Some(v) => format!("{}.{v}", nic.name),
         None => nic.name.clone(),
@@ -163,7 +183,7 @@ impl Phys {
         &self,
         ctx: &AttachContext<'_>,
         nic: &Link,
-        vid: pipework_model::VlanId,
+        vid: VlanId,
         journal: &mut Journal,
     ) -> Result<(Link, bool)> {
         let name = vlan::sub_name(&nic.name, vid)?;

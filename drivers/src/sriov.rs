@@ -11,7 +11,7 @@
 
 use async_trait::async_trait;
 use pipework_base::driver::UndoContext;
-use pipework_base::driver::{AttachContext, Driver, DriverKind, Plugged};
+use pipework_base::driver::{AttachContext, Driver, DriverKind, MacHandling, Plan, Plugged};
 use pipework_base::error::{Context, Error, Result};
 use pipework_base::journal::{DriverData, Journal};
 use pipework_base::ops;
@@ -21,6 +21,14 @@ use pipework_sys::sysfs::Sysfs;
 use serde::{Deserialize, Serialize};
 
 pub struct SriovVf;
+
+/// What `validate` found for `create`. The VF itself is chosen in `create`,
+/// under the PF's lock, so that two attaches never take the same one.
+struct SriovPlan {
+    pf: Link,
+    /// `@VID`: the VF's VLAN.
+    vlan: Option<VlanId>,
+}
 
 /// The SR-IOV driver's journal steps.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,7 +58,7 @@ impl Driver for SriovVf {
         DriverKind::SriovVf
     }
 
-    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()> {
+    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<Plan> {
         let pf = ctx.existing_host_link()?;
         let hw = &ctx.request.options.hw;
         if ctx.request.host_ifname.is_some() {
@@ -83,11 +91,20 @@ impl Driver for SriovVf {
                 )));
             }
         }
-        Ok(())
+        Ok(Plan::new(SriovPlan {
+            pf: pf.clone(),
+            vlan,
+        }))
     }
 
-    async fn create(&self, ctx: &AttachContext<'_>, journal: &mut Journal) -> Result<Plugged> {
-        let pf = ctx.host_link.expect("validated");
+    async fn create(
+        &self,
+        ctx: &AttachContext<'_>,
+        plan: Plan,
+        journal: &mut Journal,
+    ) -> Result<Plugged> {
+        let SriovPlan { pf, vlan } = plan.take()?;
+        let pf = &pf;
         let hw = &ctx.request.options.hw;
         let _lock = ctx.state.lock_named(&format!("vf-{}", pf.name)).await?;
         let sys = Sysfs::new(&ctx.settings.sysfs_root);
@@ -103,7 +120,6 @@ impl Driver for SriovVf {
                 pf.name
             ))
         })?;
-        let vlan = ctx.request.tag.as_ref().map(|t| t.as_vlan()).transpose()?;
         for s in wanted(ctx.mac, vlan, hw, &original) {
             apply(ctx.host, pf, vf, &s, &original, journal).await?;
         }
@@ -143,8 +159,7 @@ impl Driver for SriovVf {
             guest_ifindex: moved.index,
             // The VF driver takes the MAC the PF pinned; the netdev is told
             // the same one.
-            needs_mac: true,
-            own_mac: false,
+            mac: MacHandling::SetByOrchestrator,
             host_peer: None,
             bridge: None,
             vlan: vlan.map(|v| v.get()),

@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use pipework_base::driver::UndoContext;
-use pipework_base::driver::{AttachContext, Driver, DriverKind, Plugged};
+use pipework_base::driver::{AttachContext, Driver, DriverKind, MacHandling, Plan, Plugged};
 use pipework_base::error::{Context, Error, Result};
 use pipework_base::journal::{DriverData, Journal, Step};
 use pipework_base::settings::Settings;
@@ -57,6 +57,12 @@ const GENERATION_BITS: u64 = 0xff;
 #[derive(Default)]
 pub struct Ovs {
     db: Mutex<Option<Ovsdb>>,
+}
+
+/// What `validate` found for `create`.
+struct OvsPlan {
+    remote: Remote,
+    vlan: PortVlan,
 }
 
 fn remote_of(settings: &Settings) -> Result<Remote> {
@@ -215,8 +221,8 @@ impl Driver for Ovs {
         DriverKind::Ovs
     }
 
-    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()> {
-        port_vlan(ctx.request)?;
+    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<Plan> {
+        let vlan = port_vlan(ctx.request)?;
         let remote = remote_of(ctx.settings)?;
         let o = &ctx.request.options.ovs;
         let name = ctx.host_ifname;
@@ -260,12 +266,16 @@ impl Driver for Ovs {
                 ctx.settings.ovs_rundir.display()
             )));
         }
-        Ok(())
+        Ok(Plan::new(OvsPlan { remote, vlan }))
     }
 
-    async fn create(&self, ctx: &AttachContext<'_>, journal: &mut Journal) -> Result<Plugged> {
-        let remote = remote_of(ctx.settings)?;
-        let vlan = port_vlan(ctx.request)?;
+    async fn create(
+        &self,
+        ctx: &AttachContext<'_>,
+        plan: Plan,
+        journal: &mut Journal,
+    ) -> Result<Plugged> {
+        let OvsPlan { remote, vlan } = plan.take()?;
         let bridge = ctx.host_ifname;
         // Shared: other attaches add ports meanwhile; the detach that deletes
         // an empty bridge pipework created takes it exclusively.
@@ -333,8 +343,7 @@ impl Driver for Ovs {
         };
         Ok(Plugged {
             guest_ifindex: pair.guest_index,
-            needs_mac: false,
-            own_mac: false,
+            mac: MacHandling::SetAtCreation,
             host_peer: Some(port),
             bridge: Some(bridge.to_string()),
             vlan: vlan_id,
