@@ -103,19 +103,12 @@ pub async fn attach_to(
             .await
             .step("probe host interface")?;
         let kind = probe::decide(&facts, probe_flags(req)).map_err(Error::usage)?;
-        if req.options.host_route.is_some() && kind != DriverKind::Macvlan {
-            return Err(Error::usage(format!(
-                "--host-route is for macvlan attachments; {} is a {kind} attachment",
-                facts.name
-            )));
-        }
-        req.options.hw.applies_to(kind).map_err(Error::usage)?;
-        if kind != DriverKind::Ovs && req.options.ovs.any() {
-            return Err(Error::usage(format!(
-                "{} apply only to Open vSwitch bridges, and {} is handled by the {kind} driver",
-                req.options.ovs.flags().join(", "),
-                facts.name
-            )));
+        // Each driver refuses the options it owns when another one was chosen.
+        for other in DriverKind::ALL.into_iter().filter(|&k| k != kind) {
+            if let Some(d) = drivers.get(other) {
+                d.refuse_options(req, kind, &facts.name)
+                    .map_err(|e| e.with_kind(ErrorKind::Usage))?;
+            }
         }
         let driver = drivers.get(kind).ok_or_else(|| {
             Error::usage(format!("the {kind} driver is not available in this build"))

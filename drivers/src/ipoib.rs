@@ -14,7 +14,7 @@ use pipework_base::driver::{AttachContext, Driver, DriverKind, MacHandling, Plan
 use pipework_base::error::{Context, Error, Result};
 use pipework_base::journal::Journal;
 use pipework_base::ops;
-use pipework_model::{IpoibMode, MacSpec, Pkey};
+use pipework_model::{AttachRequest, IpoibMode, MacSpec, Pkey};
 use pipework_sys::netlink::{Link, NewLink};
 use pipework_sys::sysfs::Sysfs;
 
@@ -34,6 +34,16 @@ impl Driver for Ipoib {
 
     fn default_guest_ifname(&self) -> &'static str {
         "ib0"
+    }
+
+    /// `--ipoib-mode` is this driver's.
+    fn refuse_options(&self, req: &AttachRequest, chosen: DriverKind, _host: &str) -> Result<()> {
+        if req.options.hw.ipoib_mode.is_some() {
+            return Err(Error::usage(format!(
+                "--ipoib-mode needs an InfiniBand host interface (the {chosen} driver was chosen)"
+            )));
+        }
+        Ok(())
     }
 
     async fn validate(&self, ctx: &AttachContext<'_>) -> Result<Plan> {
@@ -141,4 +151,27 @@ pub fn check_pkey(sys: &Sysfs<'_>, parent: &str, pkey: Pkey) -> Result<()> {
             listed.join(", ")
         }
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipework_model::{AddressMode, GuestRef, HostSelector};
+
+    #[test]
+    fn the_mode_is_refused_for_another_driver() {
+        let mut req = AttachRequest::new(
+            HostSelector::Name("eth0".parse().unwrap()),
+            GuestRef::Auto("g".into()),
+            AddressMode::None,
+        );
+        assert!(Ipoib
+            .refuse_options(&req, DriverKind::Macvlan, "eth0")
+            .is_ok());
+        req.options.hw.ipoib_mode = Some(IpoibMode::Connected);
+        let e = Ipoib
+            .refuse_options(&req, DriverKind::Macvlan, "eth0")
+            .unwrap_err();
+        assert!(e.to_string().contains("--ipoib-mode"), "{e}");
+    }
 }

@@ -9,7 +9,7 @@ use pipework_base::driver::{AttachContext, Driver, DriverKind, MacHandling, Plan
 use pipework_base::error::{Context, Error, Result};
 use pipework_base::journal::{DriverData, Journal};
 use pipework_base::ops;
-use pipework_model::{MacSpec, MacvlanMode, VlanId};
+use pipework_model::{AttachRequest, MacSpec, MacvlanMode, VlanId};
 use pipework_sys::netlink::{Link, NewLink};
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +55,16 @@ impl From<LegacyShimStep> for MacvlanStep {
 impl Driver for Macvlan {
     fn kind(&self) -> DriverKind {
         DriverKind::Macvlan
+    }
+
+    /// `--host-route` is this driver's.
+    fn refuse_options(&self, req: &AttachRequest, chosen: DriverKind, host: &str) -> Result<()> {
+        if req.options.host_route.is_some() {
+            return Err(Error::usage(format!(
+                "--host-route is for macvlan attachments; {host} is a {chosen} attachment"
+            )));
+        }
+        Ok(())
     }
 
     async fn validate(&self, ctx: &AttachContext<'_>) -> Result<Plan> {

@@ -141,6 +141,13 @@ pub trait Driver: Send + Sync {
         "eth1"
     }
 
+    /// Refuses the options this driver owns when another driver (`chosen`)
+    /// handles the attachment to `host`: they would be silently ignored.
+    /// Called for every driver but the chosen one, before anything else.
+    fn refuse_options(&self, _req: &AttachRequest, _chosen: DriverKind, _host: &str) -> Result<()> {
+        Ok(())
+    }
+
     /// Checks the request against the host without changing anything, and
     /// returns what it found for [`create`](Self::create). Errors here are
     /// usage errors (exit code 2).

@@ -221,6 +221,17 @@ impl Driver for Ovs {
         DriverKind::Ovs
     }
 
+    /// `--trunk`, `--native-vlan`, `--port-security`... are this driver's.
+    fn refuse_options(&self, req: &AttachRequest, chosen: DriverKind, host: &str) -> Result<()> {
+        if req.options.ovs.any() {
+            return Err(Error::usage(format!(
+                "{} apply only to Open vSwitch bridges, and {host} is handled by the {chosen} driver",
+                req.options.ovs.flags().join(", "),
+            )));
+        }
+        Ok(())
+    }
+
     async fn validate(&self, ctx: &AttachContext<'_>) -> Result<Plan> {
         let vlan = port_vlan(ctx.request)?;
         let remote = remote_of(ctx.settings)?;
