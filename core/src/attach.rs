@@ -10,7 +10,9 @@ use tracing::{debug, warn};
 use crate::pending::Pending;
 use crate::{dhcp, fault, hostname, ops, slaac, wait};
 use pipework_base::driver::UndoContext;
-use pipework_base::driver::{AttachContext, Driver, DriverKind, DriverSet, Plugged};
+use pipework_base::driver::{
+    AttachContext, Driver, DriverKind, DriverSet, MacHandling, Plan, Plugged,
+};
 use pipework_base::error::{Context, Error, ErrorKind, Result};
 use pipework_base::guest::{Guest, ResolveOptions};
 use pipework_base::journal::{Journal, UndoMode};
@@ -106,26 +108,19 @@ pub async fn attach_to(
             .await
             .step("probe host interface")?;
         let kind = probe::decide(&facts, probe_flags(req)).map_err(Error::usage)?;
-        if req.options.host_route.is_some() && kind != DriverKind::Macvlan {
-            return Err(Error::usage(format!(
-                "--host-route is for macvlan attachments; {} is a {kind} attachment",
-                facts.name
-            )));
+        // Each driver refuses the options it owns when another one was chosen.
+        for other in DriverKind::ALL.into_iter().filter(|&k| k != kind) {
+            if let Some(d) = drivers.get(other) {
+                d.refuse_options(req, kind, &facts.name)
+                    .map_err(|e| e.with_kind(ErrorKind::Usage))?;
+            }
         }
-        req.options.hw.applies_to(kind).map_err(Error::usage)?;
         if let Some(r) = req.routes.iter().find(|r| {
             r.gateway
                 .is_some_and(|g| g.is_ipv4() != r.destination.addr().is_ipv4())
         }) {
             return Err(Error::usage(format!(
                 "route {r}: the gateway and the destination are of different families"
-            )));
-        }
-        if kind != DriverKind::Ovs && req.options.ovs.any() {
-            return Err(Error::usage(format!(
-                "{} apply only to Open vSwitch bridges, and {} is handled by the {kind} driver",
-                req.options.ovs.flags().join(", "),
-                facts.name
             )));
         }
         let driver = drivers.get(kind).ok_or_else(|| {
@@ -221,7 +216,7 @@ impl Job<'_> {
             state: self.state,
             settings: self.settings,
         };
-        driver.validate(&ctx).await.map_err(|e| {
+        let plan = driver.validate(&ctx).await.map_err(|e| {
             if e.kind() == ErrorKind::Failed {
                 e
             } else {
@@ -232,7 +227,7 @@ impl Job<'_> {
 
         let (pending, sink) = Pending::start(self.state, &self.guest.info, ifname.as_str());
         let mut journal = Journal::with_sink(sink);
-        let res = match self.build(driver, kind, &ctx, &mut journal).await {
+        let res = match self.build(driver, kind, &ctx, plan, &mut journal).await {
             Ok(rec) => match self.state.save(&rec) {
                 Ok(()) => Ok(rec),
                 Err(e) => Err(self.rollback(e.context("step save state"), &journal).await),
@@ -248,9 +243,10 @@ impl Job<'_> {
         driver: &dyn Driver,
         kind: DriverKind,
         ctx: &AttachContext<'_>,
+        plan: Plan,
         journal: &mut Journal,
     ) -> Result<AttachmentRecord> {
-        let mut plugged = driver.create(ctx, journal).await?;
+        let mut plugged = driver.create(ctx, plan, journal).await?;
         fault::point("link-created")?;
 
         // One RTM_SETLINK: final name (and MAC), then up; the kernel applies
@@ -268,7 +264,7 @@ impl Job<'_> {
         if !slaac {
             change = change.up();
         }
-        if plugged.needs_mac {
+        if plugged.mac == MacHandling::SetByOrchestrator {
             change = change.mac(ctx.mac);
         }
         self.guest_nl
@@ -289,11 +285,12 @@ impl Job<'_> {
                 .await
                 .step("set guest link up")?;
         }
+        let keeps_own = plugged.mac == MacHandling::KeepsOwn;
         let link = self
-            .configure(plugged.guest_ifindex, statics, plugged.own_mac, journal)
+            .configure(plugged.guest_ifindex, statics, keeps_own, journal)
             .await?;
         let mac = match link.and_then(|l| l.mac) {
-            Some(m) if plugged.own_mac => m,
+            Some(m) if keeps_own => m,
             _ => ctx.mac,
         };
 

@@ -2,40 +2,27 @@
 //! VLANs and the guest's port has `VID` as its PVID, untagged, so the guest
 //! sees plain frames and only its VLAN.
 
+use pipework_base::driver::AttachContext;
 use pipework_base::driver::UndoContext;
-use pipework_base::driver::{AttachContext, DriverKind};
 use pipework_base::error::{Context, Error, Result};
-use pipework_base::journal::{Journal, Step, UndoMode};
+use pipework_base::journal::UndoMode;
 use pipework_model::VlanId;
 use pipework_sys::netlink::{Link, LinkChange};
-use serde::{Deserialize, Serialize};
 
 /// The bridge's default PVID, which every new port gets.
 const DEFAULT_PVID: u16 = 1;
 
-/// Journal data: VLAN filtering was off and this attach turned it on.
-#[derive(Serialize, Deserialize)]
-struct FilteringOn {
-    op: String,
-    bridge: String,
-}
-
-const OP: &str = "vlan_filtering_on";
-
-/// Turns VLAN filtering on if it is off (recorded: a rollback turns it off
-/// again; a detach leaves it, as other ports may rely on it by then).
-pub async fn ensure_filtering(
-    ctx: &AttachContext<'_>,
-    bridge: &Link,
-    journal: &mut Journal,
-) -> Result<()> {
+/// Turns VLAN filtering on if it is off. Returns whether it did, for the
+/// caller to record at once (a rollback turns it off again; a detach leaves
+/// it, as other ports may rely on it by then).
+pub async fn ensure_filtering(ctx: &AttachContext<'_>, bridge: &Link) -> Result<bool> {
     if ctx
         .host
         .bridge_vlan_filtering(bridge.index)
         .await
         .step("read VLAN filtering")?
     {
-        return Ok(());
+        return Ok(false);
     }
     ctx.host
         .change_link(LinkChange::bridge_vlan_filtering(bridge.index, true))
@@ -52,15 +39,7 @@ pub async fn ensure_filtering(
             }
         })
         .step("turn on VLAN filtering")?;
-    journal.record(Step::Driver {
-        driver: DriverKind::LinuxBridge,
-        data: serde_json::to_value(FilteringOn {
-            op: OP.into(),
-            bridge: bridge.name.clone(),
-        })
-        .expect("plain data"),
-    });
-    Ok(())
+    Ok(true)
 }
 
 /// Makes `vid` the port's only VLAN: PVID and untagged. The port is ours
@@ -86,17 +65,11 @@ pub async fn set_port_vlan(ctx: &AttachContext<'_>, port: &Link, vid: VlanId) ->
 }
 
 /// Undoes [`ensure_filtering`] on rollback.
-pub async fn undo(data: &serde_json::Value, ctx: &UndoContext<'_>) -> Result<bool> {
-    let Ok(f) = serde_json::from_value::<FilteringOn>(data.clone()) else {
-        return Ok(false);
-    };
-    if f.op != OP {
-        return Ok(false);
-    }
+pub async fn undo(bridge: &str, ctx: &UndoContext<'_>) -> Result<()> {
     if ctx.mode != UndoMode::Rollback {
-        return Ok(true);
+        return Ok(());
     }
-    if let Some(br) = ctx.host.link_by_name(&f.bridge).await? {
+    if let Some(br) = ctx.host.link_by_name(bridge).await? {
         match ctx
             .host
             .change_link(LinkChange::bridge_vlan_filtering(br.index, false))
@@ -106,5 +79,5 @@ pub async fn undo(data: &serde_json::Value, ctx: &UndoContext<'_>) -> Result<boo
             _ => {}
         }
     }
-    Ok(true)
+    Ok(())
 }

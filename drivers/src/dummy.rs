@@ -2,7 +2,7 @@
 //! stable address for a service, a blackhole). `pipework dummy <guest> <ip>`.
 
 use async_trait::async_trait;
-use pipework_base::driver::{AttachContext, Driver, DriverKind, Plugged};
+use pipework_base::driver::{AttachContext, Driver, DriverKind, MacHandling, Plan, Plugged};
 use pipework_base::error::{Context, Error, Result};
 use pipework_base::journal::Journal;
 use pipework_base::ops;
@@ -16,7 +16,7 @@ impl Driver for Dummy {
         DriverKind::Dummy
     }
 
-    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()> {
+    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<Plan> {
         if let Some(tag) = &ctx.request.tag {
             return Err(Error::usage(format!(
                 "@{tag}: a dummy interface is attached to nothing, so it has no VLAN"
@@ -27,10 +27,15 @@ impl Driver for Dummy {
                 "-l names a host-side veth; a dummy interface has none",
             ));
         }
-        Ok(())
+        Ok(Plan::empty())
     }
 
-    async fn create(&self, ctx: &AttachContext<'_>, journal: &mut Journal) -> Result<Plugged> {
+    async fn create(
+        &self,
+        ctx: &AttachContext<'_>,
+        _plan: Plan,
+        journal: &mut Journal,
+    ) -> Result<Plugged> {
         let link = ops::create_guest_link(
             ctx.host,
             ctx.guest_nl,
@@ -43,8 +48,7 @@ impl Driver for Dummy {
         .step("create dummy")?;
         Ok(Plugged {
             guest_ifindex: link.index,
-            needs_mac: true,
-            own_mac: false,
+            mac: MacHandling::SetByOrchestrator,
             host_peer: None,
             bridge: None,
             vlan: None,

@@ -10,15 +10,21 @@
 //! never come up).
 
 use async_trait::async_trait;
-use pipework_base::driver::{AttachContext, Driver, DriverKind, Plugged};
+use pipework_base::driver::{AttachContext, Driver, DriverKind, MacHandling, Plan, Plugged};
 use pipework_base::error::{Context, Error, Result};
 use pipework_base::journal::Journal;
 use pipework_base::ops;
-use pipework_model::{IpoibMode, MacSpec, Pkey};
-use pipework_sys::netlink::NewLink;
+use pipework_model::{AttachRequest, IpoibMode, MacSpec, Pkey};
+use pipework_sys::netlink::{Link, NewLink};
 use pipework_sys::sysfs::Sysfs;
 
 pub struct Ipoib;
+
+/// What `validate` found for `create`.
+struct IpoibPlan {
+    parent: Link,
+    pkey: Option<Pkey>,
+}
 
 #[async_trait]
 impl Driver for Ipoib {
@@ -30,7 +36,17 @@ impl Driver for Ipoib {
         "ib0"
     }
 
-    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()> {
+    /// `--ipoib-mode` is this driver's.
+    fn refuse_options(&self, req: &AttachRequest, chosen: DriverKind, _host: &str) -> Result<()> {
+        if req.options.hw.ipoib_mode.is_some() {
+            return Err(Error::usage(format!(
+                "--ipoib-mode needs an InfiniBand host interface (the {chosen} driver was chosen)"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<Plan> {
         let parent = ctx.existing_host_link()?;
         if ctx.request.host_ifname.is_some() {
             return Err(Error::usage(
@@ -46,12 +62,19 @@ impl Driver for Ipoib {
         if let Some(p) = pkey {
             check_pkey(&Sysfs::new(&ctx.settings.sysfs_root), &parent.name, p)?;
         }
-        Ok(())
+        Ok(Plan::new(IpoibPlan {
+            parent: parent.clone(),
+            pkey,
+        }))
     }
 
-    async fn create(&self, ctx: &AttachContext<'_>, journal: &mut Journal) -> Result<Plugged> {
-        let parent = ctx.host_link.expect("validated");
-        let pkey = ctx.request.tag.as_ref().map(|t| t.as_pkey()).transpose()?;
+    async fn create(
+        &self,
+        ctx: &AttachContext<'_>,
+        plan: Plan,
+        journal: &mut Journal,
+    ) -> Result<Plugged> {
+        let IpoibPlan { parent, pkey } = plan.take()?;
         let mode = ctx.request.options.hw.ipoib_mode;
         let new = NewLink::ipoib(
             ctx.temp_name,
@@ -92,8 +115,7 @@ impl Driver for Ipoib {
         }
         Ok(Plugged {
             guest_ifindex: link.index,
-            needs_mac: false,
-            own_mac: true,
+            mac: MacHandling::KeepsOwn,
             host_peer: None,
             bridge: None,
             vlan: None,
@@ -129,4 +151,27 @@ pub fn check_pkey(sys: &Sysfs<'_>, parent: &str, pkey: Pkey) -> Result<()> {
             listed.join(", ")
         }
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipework_model::{AddressMode, GuestRef, HostSelector};
+
+    #[test]
+    fn the_mode_is_refused_for_another_driver() {
+        let mut req = AttachRequest::new(
+            HostSelector::Name("eth0".parse().unwrap()),
+            GuestRef::Auto("g".into()),
+            AddressMode::None,
+        );
+        assert!(Ipoib
+            .refuse_options(&req, DriverKind::Macvlan, "eth0")
+            .is_ok());
+        req.options.hw.ipoib_mode = Some(IpoibMode::Connected);
+        let e = Ipoib
+            .refuse_options(&req, DriverKind::Macvlan, "eth0")
+            .unwrap_err();
+        assert!(e.to_string().contains("--ipoib-mode"), "{e}");
+    }
 }

@@ -5,16 +5,51 @@
 
 use async_trait::async_trait;
 use pipework_base::driver::UndoContext;
-use pipework_base::driver::{AttachContext, Driver, DriverKind, Plugged};
+use pipework_base::driver::{AttachContext, Driver, DriverKind, MacHandling, Plan, Plugged};
 use pipework_base::error::{Context, Error, Result};
-use pipework_base::journal::Journal;
+use pipework_base::journal::{DriverData, Journal};
 use pipework_base::ops;
-use pipework_model::{MacSpec, MacvlanMode};
-use pipework_sys::netlink::NewLink;
+use pipework_model::{AttachRequest, MacSpec, MacvlanMode, VlanId};
+use pipework_sys::netlink::{Link, NewLink};
+use serde::{Deserialize, Serialize};
 
-use crate::vlan;
+use crate::shim::{self, ShimUse};
+use crate::vlan::{self, VlanUse};
 
 pub struct Macvlan;
+
+/// What `validate` found for `create`.
+struct MacvlanPlan {
+    /// The host interface the macvlan (or its 802.1Q parent) sits on.
+    nic: Link,
+    /// `@VID`: the macvlan sits on the shared sub-interface `<nic>.<VID>`.
+    vid: Option<VlanId>,
+    mode: MacvlanMode,
+    mac: MacHandling,
+}
+
+/// The macvlan driver's journal steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum MacvlanStep {
+    /// A use of a shared 802.1Q sub-interface (`@VID`).
+    VlanUsed(VlanUse),
+    /// A use of the host shim (`--host-route`).
+    ShimUsed(ShimUse),
+}
+
+/// The shim step as records before the typed steps have it:
+/// `{"shim": {...}}`, with no `op`.
+#[derive(Deserialize)]
+struct LegacyShimStep {
+    shim: ShimUse,
+}
+
+impl From<LegacyShimStep> for MacvlanStep {
+    fn from(l: LegacyShimStep) -> MacvlanStep {
+        MacvlanStep::ShimUsed(l.shim)
+    }
+}
 
 #[async_trait]
 impl Driver for Macvlan {
@@ -22,10 +57,20 @@ impl Driver for Macvlan {
         DriverKind::Macvlan
     }
 
-    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()> {
+    /// `--host-route` is this driver's.
+    fn refuse_options(&self, req: &AttachRequest, chosen: DriverKind, host: &str) -> Result<()> {
+        if req.options.host_route.is_some() {
+            return Err(Error::usage(format!(
+                "--host-route is for macvlan attachments; {host} is a {chosen} attachment"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<Plan> {
         let parent = ctx.existing_host_link()?;
-        if let Some(tag) = &ctx.request.tag {
-            let vid = tag.as_vlan()?;
+        let vid = ctx.request.tag.as_ref().map(|t| t.as_vlan()).transpose()?;
+        if let Some(vid) = vid {
             let name = vlan::sub_name(&parent.name, vid)?;
             if let Some(l) = ctx.host.link_by_name(&name).await? {
                 vlan::check_existing(&l, parent, vid)?;
@@ -43,16 +88,47 @@ impl Driver for Macvlan {
                 "-l names a host-side veth; macvlan has none".to_string(),
             ));
         }
-        Ok(())
+        let mode = ctx.request.options.macvlan_mode;
+        // In passthru mode the macvlan takes over the parent's own address
+        // unless the user asked for another.
+        let mac = if mode == MacvlanMode::Passthru && matches!(ctx.request.mac, MacSpec::Random) {
+            MacHandling::KeepsOwn
+        } else {
+            MacHandling::SetAtCreation
+        };
+        Ok(Plan::new(MacvlanPlan {
+            nic: parent.clone(),
+            vid,
+            mode,
+            mac,
+        }))
     }
 
-    async fn create(&self, ctx: &AttachContext<'_>, journal: &mut Journal) -> Result<Plugged> {
-        let nic = ctx.host_link.expect("validated");
-        let vid = ctx.request.tag.as_ref().map(|t| t.as_vlan()).transpose()?;
+    async fn create(
+        &self,
+        ctx: &AttachContext<'_>,
+        plan: Plan,
+        journal: &mut Journal,
+    ) -> Result<Plugged> {
+        let MacvlanPlan {
+            nic,
+            vid,
+            mode,
+            mac,
+        } = plan.take()?;
+        let nic = &nic;
         let sub;
         let parent = match vid {
             Some(v) => {
-                sub = vlan::acquire(ctx, DriverKind::Macvlan, nic, v, journal).await?;
+                sub = vlan::acquire(
+                    ctx,
+                    DriverKind::Macvlan,
+                    MacvlanStep::VlanUsed,
+                    nic,
+                    v,
+                    journal,
+                )
+                .await?;
                 pipework_base::fault::point("bridge-ready")?;
                 &sub
             }
@@ -63,12 +139,8 @@ impl Driver for Macvlan {
                 nic
             }
         };
-        let mode = ctx.request.options.macvlan_mode;
         let mut new = NewLink::macvlan(ctx.temp_name, parent.index, mode).mtu(parent.mtu);
-        // In passthru mode the macvlan takes over the parent's own address
-        // unless the user asked for another.
-        let set_mac = mode != MacvlanMode::Passthru || !matches!(ctx.request.mac, MacSpec::Random);
-        if set_mac {
+        if mac == MacHandling::SetAtCreation {
             new = new.mac(ctx.mac);
         }
         let link = ops::create_guest_link(
@@ -102,8 +174,7 @@ impl Driver for Macvlan {
         }
         Ok(Plugged {
             guest_ifindex: link.index,
-            needs_mac: false,
-            own_mac: !set_mac,
+            mac,
             host_peer: None,
             bridge: None,
             vlan: vid.map(|v| v.get()),
@@ -118,18 +189,60 @@ impl Driver for Macvlan {
         plugged: &mut Plugged,
         journal: &mut Journal,
     ) -> Result<()> {
-        crate::shim::attach(ctx, plugged, journal).await
+        shim::attach(ctx, plugged, MacvlanStep::ShimUsed, journal).await
     }
 
-    async fn undo(&self, data: &serde_json::Value, ctx: &UndoContext<'_>) -> Result<()> {
-        if vlan::release(data, ctx).await? {
-            return Ok(());
+    async fn undo(&self, data: &DriverData, ctx: &UndoContext<'_>) -> Result<()> {
+        match data.decode_or_legacy::<MacvlanStep, LegacyShimStep>(DriverKind::Macvlan)? {
+            MacvlanStep::VlanUsed(u) => vlan::release(&u, ctx).await,
+            MacvlanStep::ShimUsed(u) => shim::undo(&u, ctx).await,
         }
-        if data.get("shim").is_some() {
-            return crate::shim::undo(data, ctx).await;
-        }
-        Err(Error::failed(format!(
-            "unknown macvlan journal step {data}"
-        )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipework_base::journal::Step;
+
+    fn read(record: &str) -> MacvlanStep {
+        let Step::Driver { data, .. } = serde_json::from_str(record).unwrap() else {
+            panic!("not a driver step")
+        };
+        data.decode_or_legacy::<MacvlanStep, LegacyShimStep>(DriverKind::Macvlan)
+            .unwrap()
+    }
+
+    /// Records written before the steps were typed (copied from records).
+    #[test]
+    fn old_records_still_read() {
+        assert_eq!(
+            read(
+                r#"{"op":"driver","driver":"macvlan","data":{"op":"vlan_used","name":"eth0.42","user":"4026532345-eth1"}}"#
+            ),
+            MacvlanStep::VlanUsed(VlanUse {
+                name: "eth0.42".into(),
+                user: "4026532345-eth1".into()
+            })
+        );
+        let shim = ShimUse {
+            shim: "pwh-eth0".into(),
+            parent: "eth0".into(),
+            owner: "4026532345-eth1".into(),
+            routes: vec!["10.1.2.3".parse().unwrap()],
+        };
+        assert_eq!(
+            read(
+                r#"{"op":"driver","driver":"macvlan","data":{"shim":{"shim":"pwh-eth0","parent":"eth0","owner":"4026532345-eth1","routes":["10.1.2.3"]}}}"#
+            ),
+            MacvlanStep::ShimUsed(shim.clone())
+        );
+        // Written the one way now, and read back.
+        let s = Step::driver(DriverKind::Macvlan, &MacvlanStep::ShimUsed(shim.clone())).unwrap();
+        let s = serde_json::to_string(&s).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        assert_eq!(v["data"]["op"], "shim_used", "{s}");
+        assert_eq!(v["data"]["shim"], "pwh-eth0", "{s}");
+        assert_eq!(read(&s), MacvlanStep::ShimUsed(shim));
     }
 }

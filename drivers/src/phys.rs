@@ -8,27 +8,43 @@
 
 use async_trait::async_trait;
 use pipework_base::driver::UndoContext;
-use pipework_base::driver::{AttachContext, Driver, DriverKind, Plugged};
+use pipework_base::driver::{AttachContext, Driver, DriverKind, MacHandling, Plan, Plugged};
 use pipework_base::error::{Context, Error, Result};
-use pipework_base::journal::{Journal, Step};
+use pipework_base::journal::{DriverData, Journal};
 use pipework_base::ops;
-use pipework_model::MacSpec;
+use pipework_model::{MacSpec, VlanId};
 use pipework_sys::netlink::{Link, LinkChange, NewLink};
 use serde::{Deserialize, Serialize};
 
-use crate::vlan;
+use crate::vlan::{self, VlanUse};
 
 pub struct Phys;
 
-/// Journal data: the MAC the moved link had before the attach set one.
-#[derive(Serialize, Deserialize)]
-struct MacRestore {
-    op: String,
-    guest_ifindex: u32,
-    mac: pipework_model::MacAddr,
+/// What `validate` found for `create`.
+struct PhysPlan {
+    nic: Link,
+    /// `@VID`: the sub-interface `<nic>.<VID>` goes in instead.
+    vid: Option<VlanId>,
+    /// The original sets a MAC only when one is given; a moved NIC keeps
+    /// its own otherwise.
+    mac: MacHandling,
 }
 
-const MAC_OP: &str = "restore_mac";
+/// The phys driver's journal steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum PhysStep {
+    /// The MAC the moved link had before the attach set one. Undo: give it
+    /// back while the link is still in the guest.
+    RestoreMac {
+        guest_ifindex: u32,
+        mac: pipework_model::MacAddr,
+    },
+    /// A use of a shared 802.1Q sub-interface. Not recorded any more (a
+    /// missing `<if>.<VID>` is created in the guest); still undone for
+    /// records that have it.
+    VlanUsed(VlanUse),
+}
 
 #[async_trait]
 impl Driver for Phys {
@@ -36,15 +52,15 @@ impl Driver for Phys {
         DriverKind::Phys
     }
 
-    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()> {
+    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<Plan> {
         let nic = ctx.existing_host_link()?;
         if ctx.request.host_ifname.is_some() {
             return Err(Error::usage(
                 "-l names a host-side veth; --direct-phys moves the interface itself",
             ));
         }
-        if let Some(tag) = &ctx.request.tag {
-            let vid = tag.as_vlan()?;
+        let vid = ctx.request.tag.as_ref().map(|t| t.as_vlan()).transpose()?;
+        if let Some(vid) = vid {
             let name = vlan::sub_name(&nic.name, vid)?;
             if let Some(l) = ctx.host.link_by_name(&name).await? {
                 vlan::check_existing(&l, nic, vid)?;
@@ -55,38 +71,46 @@ impl Driver for Phys {
                 nic.name
             )));
         }
-        Ok(())
+        let mac = if matches!(ctx.request.mac, MacSpec::Random) {
+            MacHandling::KeepsOwn
+        } else {
+            MacHandling::SetByOrchestrator
+        };
+        Ok(Plan::new(PhysPlan {
+            nic: nic.clone(),
+            vid,
+            mac,
+        }))
     }
 
-    async fn create(&self, ctx: &AttachContext<'_>, journal: &mut Journal) -> Result<Plugged> {
-        let nic = ctx.host_link.expect("validated");
-        let vid = ctx.request.tag.as_ref().map(|t| t.as_vlan()).transpose()?;
+    async fn create(
+        &self,
+        ctx: &AttachContext<'_>,
+        plan: Plan,
+        journal: &mut Journal,
+    ) -> Result<Plugged> {
+        let PhysPlan { nic, vid, mac: how } = plan.take()?;
+        let nic = &nic;
         let (link, moved) = match vid {
             Some(v) => self.sub_interface(ctx, nic, v, journal).await?,
             None => (self.move_nic(ctx, nic, journal).await?, true),
         };
-        // The original sets a MAC only when one is given; a moved NIC keeps
-        // its own otherwise.
-        let explicit = !matches!(ctx.request.mac, MacSpec::Random);
-        if moved && explicit {
+        if moved && how == MacHandling::SetByOrchestrator {
             if let Some(mac) = link.mac {
-                journal.record(Step::Driver {
-                    driver: DriverKind::Phys,
-                    data: serde_json::to_value(MacRestore {
-                        op: MAC_OP.into(),
+                journal.record_driver(
+                    DriverKind::Phys,
+                    &PhysStep::RestoreMac {
                         guest_ifindex: link.index,
                         mac,
-                    })
-                    .expect("plain data"),
-                });
+                    },
+                )?;
             }
         }
         let mut details = serde_json::Map::new();
         details.insert("moved".into(), link_name_of(nic, vid).into());
         Ok(Plugged {
             guest_ifindex: link.index,
-            needs_mac: explicit,
-            own_mac: !explicit,
+            mac: how,
             host_peer: None,
             bridge: None,
             vlan: vid.map(|v| v.get()),
@@ -95,33 +119,30 @@ impl Driver for Phys {
         })
     }
 
-    async fn undo(&self, data: &serde_json::Value, ctx: &UndoContext<'_>) -> Result<()> {
-        if let Ok(m) = serde_json::from_value::<MacRestore>(data.clone()) {
-            if m.op == MAC_OP {
+    async fn undo(&self, data: &DriverData, ctx: &UndoContext<'_>) -> Result<()> {
+        match data.decode(DriverKind::Phys)? {
+            PhysStep::RestoreMac { guest_ifindex, mac } => {
                 // Only while it is still in the guest: a NIC handed back by
                 // the kernel after its guest died is found by `gc` by alias.
                 let Some(g) = ctx.guest else { return Ok(()) };
-                return match g
+                match g
                     .change_link(
-                        LinkChange::new(m.guest_ifindex)
-                            .mac(m.mac)
+                        LinkChange::new(guest_ifindex)
+                            .mac(mac)
                             .describe("restore the MAC"),
                     )
                     .await
                 {
                     Err(e) if !e.is_gone() => Err(e).step("undo: restore MAC"),
                     _ => Ok(()),
-                };
+                }
             }
+            PhysStep::VlanUsed(u) => vlan::release(&u, ctx).await,
         }
-        if vlan::release(data, ctx).await? {
-            return Ok(());
-        }
-        Err(Error::failed(format!("unknown phys journal step {data}")))
     }
 }
 
-fn link_name_of(nic: &Link, vid: Option<pipework_model::VlanId>) -> String {
+fn link_name_of(nic: &Link, vid: Option<VlanId>) -> String {
     match vid {
         Some(v) => format!("{}.{v}", nic.name),
         None => nic.name.clone(),
@@ -162,7 +183,7 @@ impl Phys {
         &self,
         ctx: &AttachContext<'_>,
         nic: &Link,
-        vid: pipework_model::VlanId,
+        vid: VlanId,
         journal: &mut Journal,
     ) -> Result<(Link, bool)> {
         let name = vlan::sub_name(&nic.name, vid)?;
@@ -195,5 +216,35 @@ impl Phys {
         .await
         .step("create the 802.1Q sub-interface in the guest")?;
         Ok((created, false))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipework_base::journal::Step;
+
+    /// Records written before the steps were typed (copied from records).
+    #[test]
+    fn old_records_still_read() {
+        let old = r#"{"op":"driver","driver":"phys","data":{"op":"restore_mac","guest_ifindex":12,"mac":"02:42:ac:11:00:02"}}"#;
+        let Step::Driver { data, .. } = serde_json::from_str(old).unwrap() else {
+            panic!("not a driver step")
+        };
+        assert_eq!(
+            data.decode::<PhysStep>(DriverKind::Phys).unwrap(),
+            PhysStep::RestoreMac {
+                guest_ifindex: 12,
+                mac: "02:42:ac:11:00:02".parse().unwrap()
+            }
+        );
+        let again = Step::driver(
+            DriverKind::Phys,
+            &data.decode::<PhysStep>(DriverKind::Phys).unwrap(),
+        );
+        assert_eq!(
+            serde_json::to_value(again.unwrap()).unwrap(),
+            serde_json::from_str::<serde_json::Value>(old).unwrap()
+        );
     }
 }

@@ -23,21 +23,22 @@ use ipnet::IpNet;
 use pipework_base::driver::UndoContext;
 use pipework_base::driver::{AttachContext, DriverKind, Plugged};
 use pipework_base::error::{Context, Error, Result};
-use pipework_base::journal::{Journal, Step};
+use pipework_base::journal::Journal;
 use pipework_base::state::StateDir;
 use pipework_model::{HostRoute, MacAddr, MacvlanMode, MAX_IFNAME_LEN};
 use pipework_sys::netlink::{Link, Netlink, NewLink, RouteSpec};
 use serde::{Deserialize, Serialize};
 
-/// What the journal keeps of one attachment's use of a shim.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct ShimUse {
-    shim: String,
-    parent: String,
+/// What the journal keeps of one attachment's use of a shim (a step of the
+/// macvlan driver's journal).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShimUse {
+    pub shim: String,
+    pub parent: String,
     /// The marker file's name: the guest namespace and interface.
-    owner: String,
+    pub owner: String,
     /// Host routes to the guest's addresses through the shim.
-    routes: Vec<IpAddr>,
+    pub routes: Vec<IpAddr>,
 }
 
 /// The shim's name for a parent: readable when it fits, hashed when not.
@@ -66,16 +67,18 @@ pub fn validate(ctx: &AttachContext<'_>) -> Result<()> {
 }
 
 /// Plugs the host into the guest's macvlan network, once the guest link has
-/// its addresses (static or from DHCP).
-pub async fn attach(
+/// its addresses (static or from DHCP). The use is recorded as the macvlan
+/// driver's step `step(use)`.
+pub async fn attach<S: Serialize>(
     ctx: &AttachContext<'_>,
     plugged: &Plugged,
+    step: impl FnOnce(ShimUse) -> S,
     journal: &mut Journal,
 ) -> Result<()> {
     let Some(how) = &ctx.request.options.host_route else {
         return Ok(());
     };
-    let nic = ctx.host_link.expect("validated");
+    let nic = ctx.existing_host_link()?;
     // With @VID the guest's macvlan sits on the 802.1Q sub-interface: so
     // must the shim, to be on the same segment.
     let sub;
@@ -120,10 +123,8 @@ pub async fn attach(
         owner: owner.clone(),
         routes: guest_addrs.iter().map(IpNet::addr).collect(),
     };
-    journal.record(Step::Driver {
-        driver: DriverKind::Macvlan,
-        data: serde_json::json!({ "shim": usage }),
-    });
+    let routes = usage.routes.clone();
+    journal.record_driver(DriverKind::Macvlan, &step(usage))?;
     let dir = users_dir(ctx.state, &shim);
     fs::create_dir_all(&dir)
         .and_then(|()| fs::write(dir.join(&owner), b""))
@@ -148,7 +149,7 @@ pub async fn attach(
             }
         }
     }
-    for ip in &usage.routes {
+    for ip in &routes {
         ctx.host
             .add_route(&RouteSpec::host_on_link(*ip, link.index), true)
             .await
@@ -224,12 +225,7 @@ fn users_dir(state: &StateDir, shim: &str) -> PathBuf {
 
 /// Undoes one attachment's use of a shim: its routes, its marker, and the
 /// shim itself when nobody else uses it.
-pub async fn undo(data: &serde_json::Value, ctx: &UndoContext<'_>) -> Result<()> {
-    let Some(u) = data.get("shim") else {
-        return Ok(());
-    };
-    let u: ShimUse = serde_json::from_value(u.clone())
-        .map_err(|e| Error::failed("unreadable shim step").with_source(e))?;
+pub async fn undo(u: &ShimUse, ctx: &UndoContext<'_>) -> Result<()> {
     let _lock = ctx.state.lock_named(&format!("shim-{}", u.parent)).await?;
     let dir = users_dir(ctx.state, &u.shim);
     let _ = fs::remove_file(dir.join(&u.owner));

@@ -11,9 +11,9 @@
 
 use async_trait::async_trait;
 use pipework_base::driver::UndoContext;
-use pipework_base::driver::{AttachContext, Driver, DriverKind, Plugged};
+use pipework_base::driver::{AttachContext, Driver, DriverKind, MacHandling, Plan, Plugged};
 use pipework_base::error::{Context, Error, Result};
-use pipework_base::journal::{Journal, Step};
+use pipework_base::journal::{DriverData, Journal};
 use pipework_base::ops;
 use pipework_model::{HwOptions, MacAddr, VfSelect, VlanId};
 use pipework_sys::netlink::{Link, LinkChange, Netlink, VfConfig, VfSetting};
@@ -22,30 +22,35 @@ use serde::{Deserialize, Serialize};
 
 pub struct SriovVf;
 
-/// Journal data: put one VF setting back.
-#[derive(Serialize, Deserialize)]
-struct Restore {
-    op: String,
-    pf: String,
-    vf: u32,
-    restore: VfSetting,
+/// What `validate` found for `create`. The VF itself is chosen in `create`,
+/// under the PF's lock, so that two attaches never take the same one.
+struct SriovPlan {
+    pf: Link,
+    /// `@VID`: the VF's VLAN.
+    vlan: Option<VlanId>,
 }
 
-/// Journal data: give the VF's netdev its own MAC back once it is home.
-/// The VF driver refuses a MAC other than the one the PF pins, so the pin is
-/// lifted first; the PF's own record of the VF's MAC is restored after this
-/// (it was journaled before).
-#[derive(Serialize, Deserialize)]
-struct NetdevMac {
-    op: String,
-    pf: String,
-    vf: u32,
-    name: String,
-    mac: MacAddr,
+/// The SR-IOV driver's journal steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum SriovStep {
+    /// Put one VF setting back.
+    VfSetting {
+        pf: String,
+        vf: u32,
+        restore: VfSetting,
+    },
+    /// Give the VF's netdev its own MAC back once it is home. The VF driver
+    /// refuses a MAC other than the one the PF pins, so the pin is lifted
+    /// first; the PF's own record of the VF's MAC is restored after this (it
+    /// was journaled before).
+    VfNetdevMac {
+        pf: String,
+        vf: u32,
+        name: String,
+        mac: MacAddr,
+    },
 }
-
-const RESTORE_OP: &str = "vf_setting";
-const NETDEV_MAC_OP: &str = "vf_netdev_mac";
 
 #[async_trait]
 impl Driver for SriovVf {
@@ -53,7 +58,7 @@ impl Driver for SriovVf {
         DriverKind::SriovVf
     }
 
-    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()> {
+    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<Plan> {
         let pf = ctx.existing_host_link()?;
         let hw = &ctx.request.options.hw;
         if ctx.request.host_ifname.is_some() {
@@ -86,11 +91,20 @@ impl Driver for SriovVf {
                 )));
             }
         }
-        Ok(())
+        Ok(Plan::new(SriovPlan {
+            pf: pf.clone(),
+            vlan,
+        }))
     }
 
-    async fn create(&self, ctx: &AttachContext<'_>, journal: &mut Journal) -> Result<Plugged> {
-        let pf = ctx.host_link.expect("validated");
+    async fn create(
+        &self,
+        ctx: &AttachContext<'_>,
+        plan: Plan,
+        journal: &mut Journal,
+    ) -> Result<Plugged> {
+        let SriovPlan { pf, vlan } = plan.take()?;
+        let pf = &pf;
         let hw = &ctx.request.options.hw;
         let _lock = ctx.state.lock_named(&format!("vf-{}", pf.name)).await?;
         let sys = Sysfs::new(&ctx.settings.sysfs_root);
@@ -106,21 +120,19 @@ impl Driver for SriovVf {
                 pf.name
             ))
         })?;
-        let vlan = ctx.request.tag.as_ref().map(|t| t.as_vlan()).transpose()?;
         for s in wanted(ctx.mac, vlan, hw, &original) {
             apply(ctx.host, pf, vf, &s, &original, journal).await?;
         }
         if let Some(mac) = netdev.mac {
-            record(
-                journal,
-                NetdevMac {
-                    op: NETDEV_MAC_OP.into(),
+            journal.record_driver(
+                DriverKind::SriovVf,
+                &SriovStep::VfNetdevMac {
                     pf: pf.name.clone(),
                     vf,
                     name: netdev.name.clone(),
                     mac,
                 },
-            );
+            )?;
         }
         pipework_base::fault::point("bridge-ready")?;
         ops::set_host_alias(ctx.host, &netdev, &netdev.name, journal)
@@ -147,8 +159,7 @@ impl Driver for SriovVf {
             guest_ifindex: moved.index,
             // The VF driver takes the MAC the PF pinned; the netdev is told
             // the same one.
-            needs_mac: true,
-            own_mac: false,
+            mac: MacHandling::SetByOrchestrator,
             host_peer: None,
             bridge: None,
             vlan: vlan.map(|v| v.get()),
@@ -157,39 +168,32 @@ impl Driver for SriovVf {
         })
     }
 
-    async fn undo(&self, data: &serde_json::Value, ctx: &UndoContext<'_>) -> Result<()> {
-        let op = data.get("op").and_then(|v| v.as_str()).unwrap_or("");
-        match op {
-            RESTORE_OP => {
-                let r: Restore = serde_json::from_value(data.clone())
-                    .map_err(|e| Error::failed("corrupt VF journal step").with_source(e))?;
-                let Some(pf) = ctx.host.link_by_name(&r.pf).await? else {
+    async fn undo(&self, data: &DriverData, ctx: &UndoContext<'_>) -> Result<()> {
+        match data.decode(DriverKind::SriovVf)? {
+            SriovStep::VfSetting { pf, vf, restore } => {
+                let Some(pf) = ctx.host.link_by_name(&pf).await? else {
                     return Ok(());
                 };
                 match ctx
                     .host
-                    .change_link(LinkChange::vf(pf.index, r.vf, &r.restore))
+                    .change_link(LinkChange::vf(pf.index, vf, &restore))
                     .await
                 {
                     // The setting never took (the driver cannot do it).
                     Err(e) if e.is(libc::EOPNOTSUPP) || e.is_gone() => Ok(()),
-                    other => {
-                        other.step(&format!("undo: restore VF {} {}", r.vf, r.restore.label()))
-                    }
+                    other => other.step(&format!("undo: restore VF {vf} {}", restore.label())),
                 }
             }
-            NETDEV_MAC_OP => {
-                let m: NetdevMac = serde_json::from_value(data.clone())
-                    .map_err(|e| Error::failed("corrupt VF journal step").with_source(e))?;
-                match ctx.host.link_by_name(&m.name).await? {
-                    Some(l) if l.mac != Some(m.mac) => {
-                        if let Some(pf) = ctx.host.link_by_name(&m.pf).await? {
+            SriovStep::VfNetdevMac { pf, vf, name, mac } => {
+                match ctx.host.link_by_name(&name).await? {
+                    Some(l) if l.mac != Some(mac) => {
+                        if let Some(pf) = ctx.host.link_by_name(&pf).await? {
                             let unpin = VfSetting::Mac {
                                 mac: MacAddr([0; 6]),
                             };
                             match ctx
                                 .host
-                                .change_link(LinkChange::vf(pf.index, m.vf, &unpin))
+                                .change_link(LinkChange::vf(pf.index, vf, &unpin))
                                 .await
                             {
                                 Err(e) if !e.is(libc::EOPNOTSUPP) && !e.is_gone() => {
@@ -202,8 +206,8 @@ impl Driver for SriovVf {
                             .host
                             .change_link(
                                 LinkChange::new(l.index)
-                                    .mac(m.mac)
-                                    .describe(format!("restore the MAC of {}", m.name)),
+                                    .mac(mac)
+                                    .describe(format!("restore the MAC of {name}")),
                             )
                             .await
                         {
@@ -214,16 +218,8 @@ impl Driver for SriovVf {
                     _ => Ok(()),
                 }
             }
-            _ => Err(Error::failed(format!("unknown VF journal step {data}"))),
         }
     }
-}
-
-fn record<T: Serialize>(journal: &mut Journal, data: T) {
-    journal.record(Step::Driver {
-        driver: DriverKind::SriovVf,
-        data: serde_json::to_value(data).expect("plain data"),
-    });
 }
 
 /// The settings this attach makes, in the order iproute2 users expect.
@@ -289,16 +285,14 @@ async fn apply(
         .step(&format!("set VF {vf} {}", s.label()))?;
     // Recorded once made: the kernel applies one VF attribute or none, and
     // "restoring" a refused setting can fail the same way it did.
-    record(
-        journal,
-        Restore {
-            op: RESTORE_OP.into(),
+    journal.record_driver(
+        DriverKind::SriovVf,
+        &SriovStep::VfSetting {
             pf: pf.name.clone(),
             vf,
             restore: back,
         },
-    );
-    Ok(())
+    )
 }
 
 /// The VF to take and its netdev in the host namespace.
@@ -358,4 +352,45 @@ async fn free_netdev(
         )));
     }
     Ok(Ok(l))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipework_base::journal::Step;
+
+    fn read(record: &str) -> SriovStep {
+        let Step::Driver { data, .. } = serde_json::from_str(record).unwrap() else {
+            panic!("not a driver step")
+        };
+        data.decode(DriverKind::SriovVf).unwrap()
+    }
+
+    /// Records written before the steps were typed (copied from records).
+    #[test]
+    fn old_records_still_read() {
+        let old = r#"{"op":"driver","driver":"sriov_vf","data":{"op":"vf_setting","pf":"eth0","vf":1,"restore":{"setting":"vlan","vlan":0,"qos":0}}}"#;
+        let step = read(old);
+        assert_eq!(
+            step,
+            SriovStep::VfSetting {
+                pf: "eth0".into(),
+                vf: 1,
+                restore: VfSetting::Vlan { vlan: 0, qos: 0 }
+            }
+        );
+        let again = Step::driver(DriverKind::SriovVf, &step).unwrap();
+        assert_eq!(
+            serde_json::to_value(&again).unwrap(),
+            serde_json::from_str::<serde_json::Value>(old).unwrap()
+        );
+        let old = r#"{"op":"driver","driver":"sriov_vf","data":{"op":"vf_netdev_mac","pf":"eth0","vf":1,"name":"eth0v1","mac":"02:00:00:00:00:01"}}"#;
+        let step = read(old);
+        assert!(matches!(&step, SriovStep::VfNetdevMac { name, .. } if name == "eth0v1"));
+        let again = Step::driver(DriverKind::SriovVf, &step).unwrap();
+        assert_eq!(
+            serde_json::to_value(&again).unwrap(),
+            serde_json::from_str::<serde_json::Value>(old).unwrap()
+        );
+    }
 }

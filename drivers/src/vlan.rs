@@ -14,22 +14,20 @@ use std::path::PathBuf;
 use pipework_base::driver::UndoContext;
 use pipework_base::driver::{AttachContext, DriverKind};
 use pipework_base::error::{Context, Error, Result};
-use pipework_base::journal::{Journal, Step};
+use pipework_base::journal::Journal;
 use pipework_base::ops;
 use pipework_base::state::{write_atomic, StateDir};
 use pipework_model::{VlanId, MAX_IFNAME_LEN};
 use pipework_sys::netlink::{Link, NewLink};
 use serde::{Deserialize, Serialize};
 
-/// The journal data of one use of a shared sub-interface.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// One use of a shared sub-interface, a step of the journal of the driver
+/// that stacks on it (`vlan_used`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct VlanUse {
-    pub op: String,
     pub name: String,
     pub user: String,
 }
-
-const OP: &str = "vlan_used";
 
 /// `<parent>.<vid>`, the name `ip link add ... type vlan` users expect.
 pub fn sub_name(parent: &str, vid: VlanId) -> Result<String> {
@@ -63,10 +61,12 @@ pub fn check_existing(l: &Link, parent: &Link, vid: VlanId) -> Result<()> {
 }
 
 /// The sub-interface for VLAN `vid` on `parent`, created (up, with the
-/// parent's MTU) if missing, and counted as used by this attachment.
-pub async fn acquire(
+/// parent's MTU) if missing, and counted as used by this attachment. The use
+/// is recorded as `driver`'s step `step(use)`.
+pub async fn acquire<S: Serialize>(
     ctx: &AttachContext<'_>,
     driver: DriverKind,
+    step: impl FnOnce(VlanUse) -> S,
     parent: &Link,
     vid: VlanId,
     journal: &mut Journal,
@@ -79,15 +79,13 @@ pub async fn acquire(
         .map_err(|e| Error::failed(format!("cannot create {}", d.display())).with_source(e))?;
     // Recorded first: a failure from here on releases the use (and deletes
     // the sub-interface if we made it and nobody else uses it).
-    journal.record(Step::Driver {
+    journal.record_driver(
         driver,
-        data: serde_json::to_value(VlanUse {
-            op: OP.to_string(),
+        &step(VlanUse {
             name: name.clone(),
             user: user.clone(),
-        })
-        .expect("plain data"),
-    });
+        }),
+    )?;
     write_atomic(&d.join("users").join(&user), b"")?;
     let link = match ctx.host.link_by_name(&name).await? {
         Some(l) => {
@@ -125,13 +123,7 @@ pub async fn acquire(
 
 /// Undoes one [`acquire`]: drops the use, and deletes the sub-interface if
 /// pipework created it and no attachment uses it any more.
-pub async fn release(data: &serde_json::Value, ctx: &UndoContext<'_>) -> Result<bool> {
-    let Ok(u) = serde_json::from_value::<VlanUse>(data.clone()) else {
-        return Ok(false);
-    };
-    if u.op != OP {
-        return Ok(false);
-    }
+pub async fn release(u: &VlanUse, ctx: &UndoContext<'_>) -> Result<()> {
     let _lock = ctx.state.lock_named(&lock_name(&u.name)).await?;
     let d = dir(ctx.state, &u.name);
     match std::fs::remove_file(d.join("users").join(&u.user)) {
@@ -145,7 +137,7 @@ pub async fn release(data: &serde_json::Value, ctx: &UndoContext<'_>) -> Result<
         .map(|rd| rd.count())
         .unwrap_or(0);
     if others > 0 {
-        return Ok(true);
+        return Ok(());
     }
     if d.join("created").exists() {
         if let Some(l) = ctx.host.link_by_name(&u.name).await? {
@@ -159,5 +151,5 @@ pub async fn release(data: &serde_json::Value, ctx: &UndoContext<'_>) -> Result<
         }
     }
     let _ = std::fs::remove_dir_all(&d);
-    Ok(true)
+    Ok(())
 }

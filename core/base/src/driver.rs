@@ -6,13 +6,15 @@
 //! routes, announcement, state. A driver only creates the guest's link (and
 //! whatever the host side needs), recording every change in the journal.
 
+use std::any::Any;
+
 use async_trait::async_trait;
 
 pub use pipework_model::DriverKind;
 
 use crate::error::Result;
 use crate::guest::Guest;
-use crate::journal::{Journal, UndoMode};
+use crate::journal::{DriverData, Journal, UndoMode};
 use crate::settings::Settings;
 use crate::state::{AttachmentRecord, StateDir};
 use pipework_model::{AttachRequest, IfName, MacAddr, StaticAddress};
@@ -62,17 +64,63 @@ pub struct UndoContext<'a> {
     pub mode: UndoMode,
 }
 
+/// What a driver's [`Driver::validate`] worked out for its
+/// [`Driver::create`] (the parent link, the VLAN, the OVS port's VLAN
+/// configuration...), so that nothing is looked up or parsed twice. Opaque
+/// to the orchestrator, which only hands it over; each driver has its own
+/// type in it.
+pub struct Plan(Box<dyn Any + Send + Sync>);
+
+impl Plan {
+    pub fn new<T: Any + Send + Sync>(plan: T) -> Plan {
+        Plan(Box::new(plan))
+    }
+
+    /// The plan of a driver that needs none.
+    pub fn empty() -> Plan {
+        Plan::new(())
+    }
+
+    /// The driver's own plan back. Another type is a bug (a plan handed to
+    /// the wrong driver), reported as an error rather than a panic.
+    pub fn take<T: Any>(self) -> Result<T> {
+        self.0.downcast::<T>().map(|b| *b).map_err(|_| {
+            crate::error::Error::failed(format!(
+                "internal error: a driver was handed another driver's plan (wanted {})",
+                std::any::type_name::<T>()
+            ))
+        })
+    }
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Plan")
+    }
+}
+
+/// Who gives the guest link its MAC address.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum MacHandling {
+    /// The driver created the link with `ctx.mac`.
+    #[default]
+    SetAtCreation,
+    /// The orchestrator sets `ctx.mac` on the link (with the rename): the
+    /// driver could not set it at creation.
+    SetByOrchestrator,
+    /// The link keeps a MAC of its own rather than `ctx.mac` (a moved NIC, a
+    /// passthru macvlan, IPoIB): the orchestrator reads it back for the
+    /// record.
+    KeepsOwn,
+}
+
 /// What a driver created, for the orchestrator and the attachment record.
 #[derive(Clone, Debug, Default)]
 pub struct Plugged {
     /// The guest link's index in the guest namespace (under `temp_name`).
     pub guest_ifindex: u32,
-    /// The orchestrator must set `ctx.mac` on the link (the driver could not
-    /// set it at creation).
-    pub needs_mac: bool,
-    /// The link keeps a MAC of its own rather than `ctx.mac` (a moved NIC, a
-    /// passthru macvlan): the orchestrator reads it back for the record.
-    pub own_mac: bool,
+    /// Who gives the link its MAC.
+    pub mac: MacHandling,
     /// Host-side peer (veth end) name, if any.
     pub host_peer: Option<String>,
     /// The bridge the peer is a port of, if any.
@@ -93,14 +141,28 @@ pub trait Driver: Send + Sync {
         "eth1"
     }
 
-    /// Checks the request against the host without changing anything. Errors
-    /// here are usage errors (exit code 2).
-    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()>;
+    /// Refuses the options this driver owns when another driver (`chosen`)
+    /// handles the attachment to `host`: they would be silently ignored.
+    /// Called for every driver but the chosen one, before anything else.
+    fn refuse_options(&self, _req: &AttachRequest, _chosen: DriverKind, _host: &str) -> Result<()> {
+        Ok(())
+    }
+
+    /// Checks the request against the host without changing anything, and
+    /// returns what it found for [`create`](Self::create). Errors here are
+    /// usage errors (exit code 2).
+    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<Plan>;
 
     /// Creates the guest's link inside the guest namespace under
-    /// `ctx.temp_name`, plus anything the host side needs. Every change is
+    /// `ctx.temp_name`, plus anything the host side needs, following the
+    /// `plan` [`validate`](Self::validate) returned. Every change is
     /// recorded in `journal` before the next one is made.
-    async fn create(&self, ctx: &AttachContext<'_>, journal: &mut Journal) -> Result<Plugged>;
+    async fn create(
+        &self,
+        ctx: &AttachContext<'_>,
+        plan: Plan,
+        journal: &mut Journal,
+    ) -> Result<Plugged>;
 
     /// Runs once the guest link is up and addressed, before the announcement
     /// (OVS waits for its port to forward; port security flows).
@@ -128,8 +190,9 @@ pub trait Driver: Send + Sync {
         Ok(())
     }
 
-    /// Undoes a [`crate::journal::Step::Driver`] step this driver recorded.
-    async fn undo(&self, _data: &serde_json::Value, _ctx: &UndoContext<'_>) -> Result<()> {
+    /// Undoes a [`crate::journal::Step::Driver`] step this driver recorded
+    /// (read with [`DriverData::decode`]).
+    async fn undo(&self, _data: &DriverData, _ctx: &UndoContext<'_>) -> Result<()> {
         Ok(())
     }
 }

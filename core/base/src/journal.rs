@@ -12,9 +12,11 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use ipnet::IpNet;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tracing::debug;
 
+use crate::error::{Error, Result};
 use pipework_model::DriverKind;
 use pipework_sys::netlink::RouteSpec;
 
@@ -27,9 +29,9 @@ pub enum Step {
     HostLinkCreated { name: String, ifindex: u32 },
     /// A link created directly in the guest namespace. Undo: delete it.
     GuestLinkCreated { name: String, ifindex: u32 },
-    /// A bridge is about to get our port; `created` if this attach made it.
-    /// Undo: once our port is gone, delete the bridge if pipework created it
-    /// (this time or earlier) and it has no ports left.
+    /// Read from old records only, never recorded any more: the Linux
+    /// bridge driver records this as its own step now, with the very same
+    /// fields, and undoes it (see [`Step::as_legacy_driver_step`]).
     BridgeUsed { name: String, created: bool },
     /// A host link that was down and that we brought up. Undone on rollback
     /// only: other attachments may share it by the time of a detach.
@@ -86,8 +88,72 @@ pub enum Step {
     /// A change only the named driver knows how to undo.
     Driver {
         driver: DriverKind,
-        data: serde_json::Value,
+        data: DriverData,
     },
+}
+
+impl Step {
+    /// A driver's own step: `step` is the driver's serde-tagged step enum
+    /// (`#[serde(tag = "op")]`).
+    pub fn driver<T: Serialize>(driver: DriverKind, step: &T) -> Result<Step> {
+        Ok(Step::Driver {
+            driver,
+            data: DriverData::encode(driver, step)?,
+        })
+    }
+
+    /// An old record's step that a driver undoes now, as that driver's step:
+    /// `bridge_used` was a journal step of its own before the Linux bridge
+    /// driver took it over, with the same fields.
+    pub fn as_legacy_driver_step(&self) -> Option<(DriverKind, DriverData)> {
+        match self {
+            Step::BridgeUsed { .. } => {
+                let data = serde_json::to_value(self).ok()?;
+                Some((DriverKind::LinuxBridge, DriverData(data)))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A driver's step as the journal keeps it: opaque here, the driver's own
+/// step enum on disk. Drivers go through [`Step::driver`] and
+/// [`DriverData::decode`], never through the JSON.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DriverData(serde_json::Value);
+
+impl DriverData {
+    fn encode<T: Serialize>(driver: DriverKind, step: &T) -> Result<DriverData> {
+        serde_json::to_value(step).map(DriverData).map_err(|e| {
+            Error::failed(format!("cannot record a {driver} journal step")).with_source(e)
+        })
+    }
+
+    /// The driver's step. An unreadable one (a record from an unknown
+    /// version, a damaged file) is an error that shows the step.
+    pub fn decode<T: DeserializeOwned>(&self, driver: DriverKind) -> Result<T> {
+        T::deserialize(&self.0).map_err(|e| self.unreadable(driver, e))
+    }
+
+    /// Like [`decode`](Self::decode), also reading the layout `L` that older
+    /// records used.
+    pub fn decode_or_legacy<T, L>(&self, driver: DriverKind) -> Result<T>
+    where
+        T: DeserializeOwned,
+        L: DeserializeOwned + Into<T>,
+    {
+        match T::deserialize(&self.0) {
+            Ok(t) => Ok(t),
+            Err(e) => L::deserialize(&self.0)
+                .map(Into::into)
+                .map_err(|_| self.unreadable(driver, e)),
+        }
+    }
+
+    fn unreadable(&self, driver: DriverKind, e: serde_json::Error) -> Error {
+        Error::failed(format!("unreadable {driver} journal step {}", self.0)).with_source(e)
+    }
 }
 
 /// Where a guest's `resolv.conf` lives.
@@ -164,6 +230,12 @@ impl Journal {
         self.persist();
     }
 
+    /// Records a driver's own step (see [`Step::driver`]).
+    pub fn record_driver<T: Serialize>(&mut self, driver: DriverKind, step: &T) -> Result<()> {
+        self.record(Step::driver(driver, step)?);
+        Ok(())
+    }
+
     /// Hands the steps to the sink again (after a step was completed in place).
     pub(crate) fn persist(&self) {
         if let Some(s) = &self.sink {
@@ -221,5 +293,64 @@ mod tests {
         assert!(s.contains(r#""op":"host_link_created""#), "{s}");
         let back: Journal = serde_json::from_str(&s).unwrap();
         assert_eq!(back, j);
+    }
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    #[serde(tag = "op", rename_all = "snake_case")]
+    enum Mine {
+        Thing { name: String },
+    }
+
+    #[derive(Deserialize)]
+    struct OldMine {
+        old: String,
+    }
+
+    impl From<OldMine> for Mine {
+        fn from(o: OldMine) -> Mine {
+            Mine::Thing { name: o.old }
+        }
+    }
+
+    #[test]
+    fn driver_steps_round_trip_and_fail_readably() {
+        let mine = Mine::Thing { name: "x".into() };
+        let step = Step::driver(DriverKind::Dummy, &mine).unwrap();
+        let s = serde_json::to_string(&step).unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&s).unwrap(),
+            serde_json::json!({"op": "driver", "driver": "dummy", "data": {"op": "thing", "name": "x"}})
+        );
+        let Step::Driver { data, .. } = serde_json::from_str(&s).unwrap() else {
+            panic!("not a driver step")
+        };
+        assert_eq!(data.decode::<Mine>(DriverKind::Dummy).unwrap(), mine);
+        let old = DriverData(serde_json::json!({ "old": "y" }));
+        assert_eq!(
+            old.decode_or_legacy::<Mine, OldMine>(DriverKind::Dummy)
+                .unwrap(),
+            Mine::Thing { name: "y".into() }
+        );
+        let bad = DriverData(serde_json::json!({ "op": "what" }));
+        let e = bad
+            .decode::<Mine>(DriverKind::Dummy)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unreadable dummy journal step") && e.contains("what"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn an_old_bridge_used_step_is_the_bridge_driver_s() {
+        let old = r#"{"op":"bridge_used","name":"br1","created":true}"#;
+        let step: Step = serde_json::from_str(old).unwrap();
+        let (driver, data) = step.as_legacy_driver_step().unwrap();
+        assert_eq!(driver, DriverKind::LinuxBridge);
+        assert_eq!(
+            serde_json::to_value(&data).unwrap(),
+            serde_json::from_str::<serde_json::Value>(old).unwrap()
+        );
     }
 }

@@ -10,7 +10,8 @@ use tracing::warn;
 
 use crate::driver::{DriverSet, UndoContext};
 use crate::error::{Context, Error, Result};
-use crate::journal::{Journal, Step, UndoMode};
+use crate::journal::{DriverData, Journal, Step, UndoMode};
+use pipework_model::DriverKind;
 use pipework_sys::netlink::{LinkChange, Netlink, NlError, RouteSpec};
 
 /// Undoes the steps that belong to the addressing layer
@@ -77,9 +78,10 @@ pub async fn undo(step: &Step, r: &Replay<'_>) -> Result<()> {
             },
             None => Ok(()),
         },
-        Step::BridgeUsed { name, created } => release_bridge(ctx, name, *created)
-            .await
-            .step("undo: release bridge"),
+        Step::BridgeUsed { .. } => match step.as_legacy_driver_step() {
+            Some((driver, data)) => undo_driver(r, driver, &data).await,
+            None => Err(Error::failed(format!("unreadable journal step {step:?}"))),
+        },
         Step::HostLinkUp { name, ifindex } => {
             if ctx.mode != UndoMode::Rollback {
                 return Ok(());
@@ -199,12 +201,17 @@ pub async fn undo(step: &Step, r: &Replay<'_>) -> Result<()> {
         Step::GuestResolvConfWritten { .. }
         | Step::DhcpLease { .. }
         | Step::CompatClient { .. } => r.addressing.undo(step, ctx).await,
-        Step::Driver { driver, data } => match r.drivers.get(*driver) {
-            Some(d) => d.undo(data, ctx).await,
-            None => Err(Error::failed(format!(
-                "undo needs the {driver} driver, which this build lacks"
-            ))),
-        },
+        Step::Driver { driver, data } => undo_driver(r, *driver, data).await,
+    }
+}
+
+/// Hands a driver's step to that driver.
+async fn undo_driver(r: &Replay<'_>, driver: DriverKind, data: &DriverData) -> Result<()> {
+    match r.drivers.get(driver) {
+        Some(d) => d.undo(data, &r.ctx).await,
+        None => Err(Error::failed(format!(
+            "undo needs the {driver} driver, which this build lacks"
+        ))),
     }
 }
 
@@ -245,23 +252,6 @@ async fn rename_returned(host: &Netlink, name: &str) -> std::result::Result<(), 
         )
         .await,
     )
-}
-
-async fn release_bridge(ctx: &UndoContext<'_>, name: &str, created: bool) -> Result<()> {
-    let _lock = ctx.state.lock_bridge(name, true).await?;
-    if !created && !ctx.state.bridge_is_owned(name) {
-        return Ok(());
-    }
-    let Some(br) = ctx.host.link_by_name(name).await? else {
-        ctx.state.forget_bridge(name)?;
-        return Ok(());
-    };
-    if !ctx.host.ports_of(br.index).await?.is_empty() {
-        return Ok(());
-    }
-    gone_ok(ctx.host.delete_link(br.index, name).await)?;
-    ctx.state.forget_bridge(name)?;
-    Ok(())
 }
 
 async fn restore_default(

@@ -8,7 +8,6 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::ParseError;
-use crate::DriverKind;
 
 /// `--vf N|auto`: a VF of the PF named as the host interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -212,16 +211,6 @@ impl HwOptions {
         }
         v
     }
-
-    /// Refuses options the chosen driver would silently ignore.
-    pub fn applies_to(&self, kind: DriverKind) -> Result<(), String> {
-        if self.ipoib_mode.is_some() && kind != DriverKind::Ipoib {
-            return Err(format!(
-                "--ipoib-mode needs an InfiniBand host interface (the {kind} driver was chosen)"
-            ));
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -269,7 +258,5 @@ mod tests {
             ..Default::default()
         };
         assert!(o.check().is_ok());
-        assert!(o.applies_to(DriverKind::Macvlan).is_err());
-        assert!(o.applies_to(DriverKind::Ipoib).is_ok());
     }
 }

@@ -19,21 +19,20 @@ pub mod ovsdb;
 mod ports;
 pub mod portsec;
 pub mod remote;
+mod steps;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use pipework_base::driver::UndoContext;
-use pipework_base::driver::{AttachContext, Driver, DriverKind, Plugged};
+use pipework_base::driver::{AttachContext, Driver, DriverKind, MacHandling, Plan, Plugged};
 use pipework_base::error::{Context, Error, Result};
-use pipework_base::journal::{Journal, Step};
+use pipework_base::journal::{DriverData, Journal, Step};
 use pipework_base::settings::Settings;
 use pipework_base::state::AttachmentRecord;
 use pipework_model::{AddressMode, AttachRequest, StaticAddress, VlanSet};
 use pipework_ovsdb_schemas::keys;
 use pipework_ovsdb_schemas::rows::{ExternalIds, PortVlan};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{Mutex, MutexGuard};
 
@@ -41,6 +40,7 @@ use crate::veth;
 use ovsdb::{Ovsdb, OvsdbError};
 use ports::{AddError, AddPort};
 pub use remote::Remote;
+use steps::{read_step, OvsStep};
 
 /// How long a port may take to get its OpenFlow number and come up.
 const FORWARDING_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,26 +59,10 @@ pub struct Ovs {
     db: Mutex<Option<Ovsdb>>,
 }
 
-/// Driver-specific journal steps.
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "undo", rename_all = "snake_case")]
-enum Undo {
-    /// The Port and Interface rows named `port` stamped with `cookie`, and
-    /// the bridge if pipework created it and it is left empty. Recorded
-    /// before the transaction is sent: if the reply is lost, the undo still
-    /// finds the rows by name and cookie (or finds none).
-    Port {
-        ovsdb: String,
-        bridge: String,
-        port: String,
-        cookie: String,
-    },
-    /// The port-security flows carrying `cookie`.
-    Flows {
-        rundir: PathBuf,
-        bridge: String,
-        cookie: String,
-    },
+/// What `validate` found for `create`.
+struct OvsPlan {
+    remote: Remote,
+    vlan: PortVlan,
 }
 
 fn remote_of(settings: &Settings) -> Result<Remote> {
@@ -237,8 +221,19 @@ impl Driver for Ovs {
         DriverKind::Ovs
     }
 
-    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<()> {
-        port_vlan(ctx.request)?;
+    /// `--trunk`, `--native-vlan`, `--port-security`... are this driver's.
+    fn refuse_options(&self, req: &AttachRequest, chosen: DriverKind, host: &str) -> Result<()> {
+        if req.options.ovs.any() {
+            return Err(Error::usage(format!(
+                "{} apply only to Open vSwitch bridges, and {host} is handled by the {chosen} driver",
+                req.options.ovs.flags().join(", "),
+            )));
+        }
+        Ok(())
+    }
+
+    async fn validate(&self, ctx: &AttachContext<'_>) -> Result<Plan> {
+        let vlan = port_vlan(ctx.request)?;
         let remote = remote_of(ctx.settings)?;
         let o = &ctx.request.options.ovs;
         let name = ctx.host_ifname;
@@ -282,12 +277,16 @@ impl Driver for Ovs {
                 ctx.settings.ovs_rundir.display()
             )));
         }
-        Ok(())
+        Ok(Plan::new(OvsPlan { remote, vlan }))
     }
 
-    async fn create(&self, ctx: &AttachContext<'_>, journal: &mut Journal) -> Result<Plugged> {
-        let remote = remote_of(ctx.settings)?;
-        let vlan = port_vlan(ctx.request)?;
+    async fn create(
+        &self,
+        ctx: &AttachContext<'_>,
+        plan: Plan,
+        journal: &mut Journal,
+    ) -> Result<Plugged> {
+        let OvsPlan { remote, vlan } = plan.take()?;
         let bridge = ctx.host_ifname;
         // Shared: other attaches add ports meanwhile; the detach that deletes
         // an empty bridge pipework created takes it exclusively.
@@ -299,16 +298,15 @@ impl Driver for Ovs {
         let port = pair.host.name.clone();
         let cookie = new_cookie();
         let ids = Self::external_ids(ctx, &port, &vlan, cookie);
-        journal.record(Step::Driver {
-            driver: DriverKind::Ovs,
-            data: serde_json::to_value(Undo::Port {
+        journal.record_driver(
+            DriverKind::Ovs,
+            &OvsStep::Port {
                 ovsdb: remote.to_string(),
                 bridge: bridge.to_string(),
                 port: port.clone(),
                 cookie: cookie_text(cookie),
-            })
-            .expect("serialisable"),
-        });
+            },
+        )?;
         let add = AddPort {
             bridge,
             port: &port,
@@ -356,8 +354,7 @@ impl Driver for Ovs {
         };
         Ok(Plugged {
             guest_ifindex: pair.guest_index,
-            needs_mac: false,
-            own_mac: false,
+            mac: MacHandling::SetAtCreation,
             host_peer: Some(port),
             bridge: Some(bridge.to_string()),
             vlan: vlan_id,
@@ -389,17 +386,16 @@ impl Driver for Ovs {
             .get("ovs_cookie")
             .and_then(Value::as_str)
             .and_then(parse_cookie)
-            .expect("create() recorded the cookie");
+            .ok_or_else(|| Error::failed("the OVS port's cookie went missing"))?;
         let rundir = ctx.settings.ovs_rundir.clone();
-        journal.record(Step::Driver {
-            driver: DriverKind::Ovs,
-            data: serde_json::to_value(Undo::Flows {
+        journal.record_driver(
+            DriverKind::Ovs,
+            &OvsStep::Flows {
                 rundir: rundir.clone(),
                 bridge: bridge.to_string(),
                 cookie: cookie_text(cookie),
-            })
-            .expect("serialisable"),
-        });
+            },
+        )?;
         let addrs: Vec<std::net::IpAddr> = ctx
             .request
             .address
@@ -456,12 +452,18 @@ impl Driver for Ovs {
                 "the attachment record lacks its OVS port details",
             ));
         };
-        let generation = rec
-            .journal
-            .steps()
-            .iter()
-            .filter(|s| matches!(s, Step::Driver { driver: DriverKind::Ovs, data } if data["undo"] == "flows"))
-            .count() as u64;
+        let mut generation = 0u64;
+        for s in rec.journal.steps() {
+            if let Step::Driver {
+                driver: DriverKind::Ovs,
+                data,
+            } = s
+            {
+                if matches!(read_step(data)?, OvsStep::Flows { .. }) {
+                    generation += 1;
+                }
+            }
+        }
         if generation > GENERATION_BITS {
             return Err(Error::usage(format!(
                 "{} has had too many addresses added; detach and attach it again",
@@ -469,15 +471,14 @@ impl Driver for Ovs {
             )));
         }
         let cookie = (base & !GENERATION_BITS) | generation;
-        journal.record(Step::Driver {
-            driver: DriverKind::Ovs,
-            data: serde_json::to_value(Undo::Flows {
+        journal.record_driver(
+            DriverKind::Ovs,
+            &OvsStep::Flows {
                 rundir: settings.ovs_rundir.clone(),
                 bridge: bridge.to_string(),
                 cookie: cookie_text(cookie),
-            })
-            .expect("serialisable"),
-        });
+            },
+        )?;
         let addrs: Vec<std::net::IpAddr> = added.iter().map(|a| a.address.addr()).collect();
         let flows = portsec::address_flows(cookie, ofport as u32, rec.mac, &addrs);
         let sock = settings.ovs_rundir.join(format!("{bridge}.mgmt"));
@@ -491,11 +492,9 @@ impl Driver for Ovs {
             .step("add port-security flows for the new addresses")
     }
 
-    async fn undo(&self, data: &Value, ctx: &UndoContext<'_>) -> Result<()> {
-        let undo: Undo = serde_json::from_value(data.clone())
-            .map_err(|e| Error::failed(format!("unreadable OVS journal step: {e}")))?;
-        match undo {
-            Undo::Port {
+    async fn undo(&self, data: &DriverData, ctx: &UndoContext<'_>) -> Result<()> {
+        match read_step(data)? {
+            OvsStep::Port {
                 ovsdb,
                 bridge,
                 port,
@@ -511,7 +510,7 @@ impl Driver for Ovs {
                 }
                 self.release(ctx.state, &remote, &bridge).await
             }
-            Undo::Flows {
+            OvsStep::Flows {
                 rundir,
                 bridge,
                 cookie,

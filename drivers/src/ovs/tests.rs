@@ -58,3 +58,42 @@ fn cookies_round_trip() {
     assert_eq!(parse_cookie(&cookie_text(c)), Some(c));
     assert_eq!(cookie_text(COOKIE_PREFIX | 1), "0x7077000000000001");
 }
+
+/// Records written before the steps were typed (copied from records): the
+/// `undo` tag is read, `op` is written.
+#[test]
+fn old_records_still_read() {
+    let read = |record: &str| {
+        let Step::Driver { data, .. } = serde_json::from_str(record).unwrap() else {
+            panic!("not a driver step")
+        };
+        read_step(&data).unwrap()
+    };
+    let port = read(
+        r#"{"op":"driver","driver":"ovs","data":{"undo":"port","ovsdb":"unix:/run/openvswitch/db.sock","bridge":"ovsbr0","port":"veth1pl4242","cookie":"0x7077a1b2c3d4e500"}}"#,
+    );
+    assert_eq!(
+        port,
+        OvsStep::Port {
+            ovsdb: "unix:/run/openvswitch/db.sock".into(),
+            bridge: "ovsbr0".into(),
+            port: "veth1pl4242".into(),
+            cookie: "0x7077a1b2c3d4e500".into(),
+        }
+    );
+    let flows = read(
+        r#"{"op":"driver","driver":"ovs","data":{"undo":"flows","rundir":"/run/openvswitch","bridge":"ovsbr0","cookie":"0x7077a1b2c3d4e501"}}"#,
+    );
+    assert!(matches!(&flows, OvsStep::Flows { cookie, .. } if cookie == "0x7077a1b2c3d4e501"));
+    let now = serde_json::to_string(&Step::driver(DriverKind::Ovs, &flows).unwrap()).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&now).unwrap();
+    assert_eq!(v["data"]["op"], "flows", "{now}");
+    assert!(v["data"].get("undo").is_none(), "{now}");
+    assert_eq!(read(&now), flows);
+    let bad = r#"{"op":"driver","driver":"ovs","data":{"undo":"ports"}}"#;
+    let Step::Driver { data, .. } = serde_json::from_str(bad).unwrap() else {
+        panic!("not a driver step")
+    };
+    let e = read_step(&data).unwrap_err().to_string();
+    assert!(e.contains("unreadable ovs journal step"), "{e}");
+}
