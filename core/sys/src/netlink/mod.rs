@@ -142,16 +142,23 @@ fn open_socket() -> io::Result<Socket> {
     sock.set_ext_ack(true)?;
     // Strict checking makes the kernel honour dump filters (e.g. by master).
     sock.set_netlink_get_strict_chk(true)?;
+    // Acks without the request echoed back: smaller replies. Kernels before
+    // 4.3 lack the option; acks then just carry the request, so a failure
+    // here costs bytes, not correctness, and is not an error.
     let one: libc::c_int = 1;
-    // SAFETY: setsockopt with a valid int option on our own socket.
-    unsafe {
+    // SAFETY: setsockopt with a valid int option on our own socket; the
+    // pointer and length describe `one`, which outlives the call.
+    let r = unsafe {
         libc::setsockopt(
             std::os::fd::AsRawFd::as_raw_fd(&sock),
             libc::SOL_NETLINK,
             NETLINK_CAP_ACK,
             &one as *const _ as *const libc::c_void,
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
+        )
+    };
+    if r != 0 {
+        tracing::debug!("NETLINK_CAP_ACK: {}", io::Error::last_os_error());
     }
     Ok(sock)
 }
