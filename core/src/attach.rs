@@ -267,6 +267,18 @@ impl Job<'_> {
         if plugged.mac == MacHandling::SetByOrchestrator {
             change = change.mac(ctx.mac);
         }
+        // A link made for this attach gets `arp_notify` in the same request,
+        // so announcing its IPv4 addresses later costs one request.
+        let notify_on = self.announcer.is_some()
+            && self
+                .req
+                .address
+                .statics()
+                .iter()
+                .any(|a| a.address.addr().is_ipv4());
+        if notify_on {
+            change = pipework_sys::announce::fresh_link_notify(change);
+        }
         self.guest_nl
             .change_link(change)
             .await
@@ -323,7 +335,8 @@ impl Job<'_> {
         self.extra_routes(plugged.guest_ifindex, journal).await?;
 
         driver.after_up(ctx, &mut plugged, journal).await?;
-        self.announce(plugged.guest_ifindex, mac, statics).await?;
+        self.announce(plugged.guest_ifindex, mac, statics, notify_on)
+            .await?;
 
         fault::point("before-commit")?;
         if !self.guest.is_alive() {
@@ -426,10 +439,16 @@ impl Job<'_> {
         Ok(())
     }
 
-    async fn announce(&self, ifindex: u32, mac: MacAddr, statics: &[StaticAddress]) -> Result<()> {
+    async fn announce(
+        &self,
+        ifindex: u32,
+        mac: MacAddr,
+        statics: &[StaticAddress],
+        notify_on: bool,
+    ) -> Result<()> {
         if let Some(a) = self.announcer {
             let addrs: Vec<IpAddr> = statics.iter().map(|a| a.address.addr()).collect();
-            if let Err(e) = a.send(self.guest_nl, ifindex, mac, &addrs).await {
+            if let Err(e) = a.send(self.guest_nl, ifindex, mac, &addrs, notify_on).await {
                 // Neighbours learn the address on first use anyway.
                 warn!("gratuitous ARP / unsolicited NA not sent: {e}");
             }
@@ -525,7 +544,7 @@ impl Job<'_> {
                 d.extend(self.req, &rec, statics, self.settings, &mut journal)
                     .await?;
             }
-            self.announce(link.index, rec.mac, statics).await?;
+            self.announce(link.index, rec.mac, statics, false).await?;
             fault::point("before-commit")?;
             rec.addresses.extend(statics.iter().map(|a| a.address));
             rec.gateways

@@ -152,10 +152,11 @@ fn guest_sysctl(ns: &str, key: &str) -> String {
         .to_string()
 }
 
-/// A second attach to the same interface adds addresses to a link that is
-/// already up: the neighbours learn those too, and the guest's `arp_notify`
-/// setting (used for the IPv4 announcement) is left as it was, off by
-/// default, on when the guest had it on.
+/// A link pipework makes gets `arp_notify` on (its IPv4 announcement is
+/// then one request). A second attach to the same interface adds addresses
+/// to a link that is already up: the neighbours learn those too, and the
+/// guest's `arp_notify` setting, which the guest may have changed since, is
+/// left as it was.
 #[test]
 fn an_added_address_is_announced_and_arp_notify_is_left_as_it_was() {
     let mut s = Sandbox::new("announceext");
@@ -165,7 +166,17 @@ fn an_added_address_is_announced_and_arp_notify_is_left_as_it_was() {
         .ok();
     s.pipework(&["brne", &a, "10.43.0.2/24", "02:00:00:43:00:02"])
         .ok();
-    assert_eq!(guest_sysctl(&a, "net.ipv4.conf.eth1.arp_notify"), "0");
+    // A link pipework makes gets arp_notify with its first announcement.
+    assert_eq!(guest_sysctl(&a, "net.ipv4.conf.eth1.arp_notify"), "1");
+    // The guest turns it off: an extend must leave it off.
+    must(std::process::Command::new("ip").args([
+        "netns",
+        "exec",
+        &a,
+        "sysctl",
+        "-qw",
+        "net.ipv4.conf.eth1.arp_notify=0",
+    ]));
     stale_entry(&watcher, "10.43.0.3");
     stale_entry(&watcher, "fd00:43::3");
     s.pipework(&["brne", "--no-dad", &a, "10.43.0.3/24,fd00:43::3/64"])

@@ -71,16 +71,32 @@ impl Announcer {
     /// Announces `addrs`, the addresses of link `ifindex` (whose MAC is
     /// `mac`), through `nl`, a netlink socket in the link's namespace. Tries
     /// every address; returns the first failure.
+    ///
+    /// `notify_on`: the caller turned `arp_notify` on for this link (a link
+    /// pipework made in this attach, see [`fresh_link_notify`]), so one
+    /// request, the MAC set again, is the whole IPv4 announcement.
     pub async fn send(
         &self,
         nl: &Netlink,
         ifindex: u32,
         mac: MacAddr,
         addrs: &[IpAddr],
+        notify_on: bool,
     ) -> io::Result<()> {
         let mut first_err = None;
         if addrs.iter().any(IpAddr::is_ipv4) {
-            if let Err(e) = kernel_garp(nl, ifindex).await {
+            let r = if notify_on {
+                nl.change_link(
+                    LinkChange::new(ifindex)
+                        .mac(mac)
+                        .describe(format!("announce the IPv4 addresses of link #{ifindex}")),
+                )
+                .await
+                .map_err(io::Error::other)
+            } else {
+                kernel_garp(nl, ifindex).await
+            };
+            if let Err(e) = r {
                 first_err.get_or_insert(e);
             }
         }
@@ -99,6 +115,14 @@ impl Announcer {
             Some(e) => Err(e),
         }
     }
+}
+
+/// Turns `arp_notify` on as part of `change`, the request that names and
+/// brings up a link pipework has just made: its later announcement is then
+/// one request (the MAC set again), and the guest keeps announcing itself on
+/// its own link-ups and MAC changes, which is what `arp_notify` is for.
+pub fn fresh_link_notify(change: LinkChange) -> LinkChange {
+    change.arp_notify()
 }
 
 /// Makes the kernel send a gratuitous ARP for every IPv4 address of
