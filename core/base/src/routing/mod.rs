@@ -5,13 +5,16 @@
 //! print them as `ip` does. `tc` runs the real `tc` binary inside the
 //! guest's namespace, since its grammar is a language.
 //!
-//! `parse` reads the route grammar, `show` selects and prints routes,
+//! `parse` reads the route changes, `query` the show/flush/get commands,
+//! `words` what both share, `show` selects and prints routes,
 //! `rule` is the rule grammar and printer, `names` the words both share.
 
 mod names;
 mod parse;
+mod query;
 mod rule;
 mod show;
+mod words;
 
 use std::net::IpAddr;
 
