@@ -168,7 +168,7 @@ fn modify(
                 "high" => 1,
                 _ => u8::try_from(u32_of("pref", v)?).map_err(|_| err(v, "is out of range"))?,
             });
-        } else if UNSUPPORTED.iter().any(|k| *k == w) {
+        } else if UNSUPPORTED.contains(&w) {
             return Err(err(w, "is not supported by pipework's route command"));
         } else {
             let mut word = w;
@@ -205,15 +205,13 @@ fn modify(
     if let Some(ip) = d.addr {
         let net =
             IpNet::new(ip, d.len).map_err(|_| ParseError::new("prefix", &word, "is invalid"))?;
-        if net.addr() != net.network() {
-            if f == Family::V4 {
-                return Err(ParseError::new(
-                    "prefix",
-                    &word,
-                    "Invalid prefix for given prefix length",
-                ));
-            }
-            // IPv6: the kernel keeps the network part, as `ip -6 route` shows.
+        // IPv6: the kernel keeps the network part, as `ip -6 route` shows.
+        if net.addr() != net.network() && f == Family::V4 {
+            return Err(ParseError::new(
+                "prefix",
+                &word,
+                "Invalid prefix for given prefix length",
+            ));
         }
         r.dst = Some(net.network());
     }
@@ -237,7 +235,7 @@ fn modify(
         r.scope = match (f, r.kind) {
             (Family::V6, _) => 0,
             (_, 2 | 10) => 254,
-            (_, 3 | 4 | 5) => 253,
+            (_, 3..=5) => 253,
             (_, 0 | 1) if del => 255,
             (_, 0 | 1) if r.gateway.is_none() && nexthops.is_empty() => 253,
             _ => r.scope,

@@ -88,7 +88,7 @@ pub(super) fn filter(
             let (root, within) = prefix_selector(it, v, family)?;
             f.from_root = root;
             f.from_within = within;
-        } else if UNSUPPORTED.iter().any(|k| *k == w) || w == "mark" || matches(w, "realms") {
+        } else if UNSUPPORTED.contains(&w) || w == "mark" || matches(w, "realms") {
             return Err(err(w, "is not supported by pipework's route command"));
         } else {
             once(&mut seen, "to", "")?;
