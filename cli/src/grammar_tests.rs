@@ -202,7 +202,7 @@ fn every_malformed_part_is_named() {
         ("route web1", "missing the route arguments"),
         ("route web1 frob", "route command"),
         ("route web1 add 10.0.0.0/8 via nowhere", "gateway"),
-        ("rule web1 add from 10.0.0.0/8", "table"),
+        ("rule web1 add from 10.0.0.0/8 table", "table"),
         (
             "-i eth1 route web1 add default via 10.0.0.1",
             "route takes no",
