@@ -58,15 +58,17 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
         }
         Command::Route { guest, cmd } => {
             let (g, nl) = guest_netlink(&guest).await?;
-            routing::run_route(&nl, cmd)
+            let text = routing::run_route(&nl, cmd)
                 .await
                 .map_err(|e| e.context(format!("guest {}", g.name())))?;
+            out!("{text}");
         }
         Command::Rule { guest, cmd } => {
             let (g, nl) = guest_netlink(&guest).await?;
-            routing::run_rule(&nl, cmd)
+            let text = routing::run_rule(&nl, cmd)
                 .await
                 .map_err(|e| e.context(format!("guest {}", g.name())))?;
+            out!("{text}");
         }
         Command::Tc { guest, args } => {
             let g = resolve(&guest).await?;

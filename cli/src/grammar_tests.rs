@@ -200,9 +200,9 @@ fn every_malformed_part_is_named() {
         ("br1 web1 0/0 --timeout x", "timeout"),
         ("route", "missing the guest"),
         ("route web1", "missing the route arguments"),
-        ("route web1 show", "route command"),
+        ("route web1 frob", "route command"),
         ("route web1 add 10.0.0.0/8 via nowhere", "gateway"),
-        ("rule web1 add from 10.0.0.0/8", "table"),
+        ("rule web1 add from 10.0.0.0/8 table", "table"),
         (
             "-i eth1 route web1 add default via 10.0.0.1",
             "route takes no",

@@ -99,10 +99,12 @@ VF OPTIONS (with --vf; set through the PF, restored by detach)
   --ipoib-mode datagram|connected   IPoIB mode (InfiniBand parents only)
 
 OTHER COMMANDS
-  pipework route <guest> add|del|replace|change <prefix>|default [via GW] [dev IF]
-                 [metric N] [table N] [src IP] [scope S] [proto P] [onlink] [mtu N]
-  pipework rule  <guest> add|del [from P] [to P] [table N] [priority N]
-                 [fwmark N[/M]] [iif IF] [oif IF] [blackhole|unreachable|prohibit]
+  pipework route <guest> <ip route arguments>   add|del|change|replace|append|
+                 prepend|test <prefix>|default [via GW] [dev IF] [metric N] [table N]
+                 [src IP] [scope S] [proto P] [onlink] [mtu N] [nexthop via GW dev IF
+                 weight N ...], or show|list|flush [selectors], or get <address>
+  pipework rule  <guest> <ip rule arguments>    add|del|show [not] [from P] [to P]
+                 [table N] [priority N] [fwmark N[/M]] [iif IF] [oif IF] [TYPE]
   pipework tc    <guest> <tc arguments>      runs the tc binary inside the guest
   pipework --wait [-i IF] [--timeout SECS] [--link-only]
                  run inside a guest: wait until IF is up, has carrier and its

@@ -49,7 +49,7 @@ fn bad_input_exits_2_and_creates_nothing() {
         vec!["brx", &g, "udhcpc", "--dns"],
         vec!["route", &g, "frobnicate"],
         vec!["route", &g, "add", "10.0.0.0/8", "via", "nowhere"],
-        vec!["rule", &g, "add", "from", "10.0.0.0/8"],
+        vec!["rule", &g, "add", "from", "10.0.0.0/8", "frob"],
         vec!["detach"],
         vec!["detach", &g],
         vec!["--wait", "--bogus"],

@@ -12,6 +12,7 @@ mod link;
 #[cfg(test)]
 mod link_bytes;
 mod route;
+pub mod route_msg;
 mod rule;
 mod vf;
 
@@ -19,7 +20,7 @@ pub use addr::Address;
 pub use error::NlError;
 pub use link::{Link, LinkChange, NewLink};
 pub use route::{RouteSpec, RouteTable};
-pub use rule::RuleSpec;
+pub use rule::{RuleEntry, RuleSpec};
 pub use vf::{VfConfig, VfSetting};
 
 use std::io;
