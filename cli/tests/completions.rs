@@ -13,8 +13,9 @@ fn help() -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// `-x` and `--long-name` words of the help text (`[--x`, `a|--x` too;
-/// not `udhcpc[-f]` or `dhcp:-f`, which are arguments of a DHCP mode).
+/// `-x` and `--long-name` words of the help text (`[--x`, `a|--x` too).
+/// Not `-f`: the help names it only as part of a DHCP mode (`udhcpc[-f]`,
+/// `dhcp:-f`, "-f (and dhcpcd always) keeps it running"), not an option.
 fn options(help: &str) -> BTreeSet<String> {
     let mut set = BTreeSet::new();
     for word in help.split_whitespace() {
@@ -26,7 +27,10 @@ fn options(help: &str) -> BTreeSet<String> {
                 .collect();
             let rest = name.trim_start_matches('-');
             let dashes = name.len() - rest.len();
-            if (dashes == 1 || dashes == 2) && rest.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            if (dashes == 1 || dashes == 2)
+                && rest.starts_with(|c: char| c.is_ascii_alphabetic())
+                && name != "-f"
+            {
                 set.insert(name);
             }
         }
