@@ -8,7 +8,10 @@ use std::collections::BTreeSet;
 use std::process::Command;
 
 fn help() -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_pipework")).arg("--help").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pipework"))
+        .arg("--help")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "pipework --help failed");
     String::from_utf8(out.stdout).unwrap()
 }
@@ -57,10 +60,20 @@ fn check(file: &str) {
     let help = help();
     let opts = options(&help);
     let cmds = commands(&help);
-    assert!(opts.len() > 30 && opts.contains("--state-dir") && opts.contains("-i"), "{opts:?}");
+    assert!(
+        opts.len() > 30 && opts.contains("--state-dir") && opts.contains("-i"),
+        "{opts:?}"
+    );
     assert!(cmds.contains("route") && cmds.contains("demo"), "{cmds:?}");
-    let missing: Vec<_> = opts.iter().chain(&cmds).filter(|o| !words.contains(o.as_str())).collect();
-    assert!(missing.is_empty(), "{path} lacks {missing:?} (named by pipework --help)");
+    let missing: Vec<_> = opts
+        .iter()
+        .chain(&cmds)
+        .filter(|o| !words.contains(o.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{path} lacks {missing:?} (named by pipework --help)"
+    );
 }
 
 #[test]
