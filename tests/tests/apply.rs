@@ -2,9 +2,11 @@
 
 use pipework_tests::*;
 
+/// The file goes inside the sandbox's state directory, which the sandbox
+/// removes when the test ends: nothing is left in /tmp.
 fn write(s: &Sandbox, name: &str, text: &str) -> String {
     std::fs::create_dir_all(&s.state_dir).unwrap();
-    let p = s.state_dir.with_file_name(format!("{}-{name}", s.prefix));
+    let p = s.state_dir.join(format!("test-{name}"));
     std::fs::write(&p, text).unwrap();
     p.display().to_string()
 }
