@@ -11,6 +11,8 @@ fn bad_input_exits_2_and_creates_nothing() {
     s.ip_host(&["link", "add", "brx", "type", "bridge"]);
     let host_before = s.host_links();
     let guest_before = (links(&g), routes(&g));
+    let via_dotdot = format!("../netns/{g}");
+    let long_unix = format!("unix:/{}", "s".repeat(5000));
     let cases: Vec<Vec<&str>> = vec![
         vec![],
         vec!["brx"],
@@ -55,6 +57,25 @@ fn bad_input_exits_2_and_creates_nothing() {
         vec!["--wait", "--bogus"],
         vec!["--state-dir=", "brx", &g, "10.0.0.5/24"],
         vec!["--state-dir", "", "brx", &g, "10.0.0.5/24"],
+        // Addresses no interface can have, and an ambiguous spelling.
+        vec!["brx", &g, "255.255.255.255/32"],
+        vec!["brx", &g, "240.0.0.1/24"],
+        vec!["brx", &g, "0.1.2.3/8"],
+        vec!["brx", &g, "10.0.0.5/24@255.255.255.255"],
+        vec!["brx", &g, "10.0.0.5/24@240.0.0.1"],
+        vec!["brx", &g, "010.062.000.002/24"],
+        vec!["brx", &g, "10.0.0.5/024"],
+        // Names the kernel refuses, refused before it is asked.
+        vec!["brx", "-i", "all", &g, "10.0.0.5/24"],
+        vec!["brx", "-i", "default", &g, "10.0.0.5/24"],
+        vec!["brx", "-l", "all", &g, "10.0.0.5/24"],
+        vec!["route", &g, "add", "10.0.0.0/8", "dev", "a-name-of-16-chr"],
+        vec!["--ovsdb", "tcp:[::1:6640", "brx", &g, "10.0.0.5/24"],
+        vec!["--ovsdb", &long_unix, "brx", &g, "10.0.0.5/24"],
+        vec!["--version", "x"],
+        // The host's own namespace is no guest; a bare name stays in /run/netns.
+        vec!["brx", "/proc/self/ns/net", "10.0.0.5/24"],
+        vec!["brx", &via_dotdot, "10.0.0.5/24"],
     ];
     for args in cases {
         let r = s.pipework(&args);
