@@ -2,6 +2,7 @@
 //! (a bad line changes nothing), then makes it hold.
 
 use crate::out::{errln, outln};
+use std::io::Read;
 use std::path::Path;
 
 use pipework_core::error::{Error, Result};
@@ -16,8 +17,7 @@ pub async fn run(
     drivers: &Drivers,
     settings: &Settings,
 ) -> Result<u8> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| Error::usage(format!("cannot read {}: {e}", file.display())))?;
+    let text = read_bounded(file)?;
     let abs = std::path::absolute(file)
         .map_err(|e| Error::usage(format!("cannot resolve {}: {e}", file.display())))?;
     let origin = abs.display().to_string();
@@ -51,4 +51,32 @@ pub async fn run(
         );
     }
     Ok(if failed.is_empty() { 0 } else { 1 })
+}
+
+/// The largest file `apply` reads: some 200,000 attachment lines, far past
+/// any real host, and a bound for `apply /dev/zero` or a wrong file.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// The file as text, read through a reader that stops one byte past the
+/// limit: a device or a pipe that never ends is refused, not read forever.
+fn read_bounded(file: &Path) -> Result<String> {
+    let cannot = |e: std::io::Error| Error::usage(format!("cannot read {}: {e}", file.display()));
+    let mut bytes = Vec::new();
+    std::fs::File::open(file)
+        .and_then(|f| f.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(Error::usage(format!(
+            "{} is larger than {} MiB: not an apply file",
+            file.display(),
+            MAX_FILE_BYTES >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        Error::usage(format!(
+            "{} is not UTF-8 text (byte {})",
+            file.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })
 }

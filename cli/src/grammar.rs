@@ -144,9 +144,63 @@ pub fn parse(args: &[String]) -> Result<Invocation, UsageError> {
     Ok(Invocation { global, command })
 }
 
+/// `--ovsdb`: what the driver's parser takes, and neither a `tcp:` host
+/// that is not a name or an address nor a `unix:` path too long for a
+/// socket address.
 fn ovsdb_addr(s: &str) -> Result<String, UsageError> {
     s.parse::<pipework_drivers::ovs::Remote>().map_err(usage)?;
+    let bad = |why: &str| usage(format!("bad OVSDB address '{}': {why}", short(s)));
+    if let Some(p) = s.strip_prefix("unix:") {
+        // sun_path holds 108 bytes with the final NUL.
+        if p.len() > 107 {
+            return Err(bad("the socket path is longer than 107 bytes"));
+        }
+    } else if let Some((host, _)) = s.strip_prefix("tcp:").and_then(|r| r.rsplit_once(':')) {
+        let ok = match host.strip_prefix('[') {
+            Some(h) => h
+                .strip_suffix(']')
+                .is_some_and(|h| h.parse::<std::net::Ipv6Addr>().is_ok()),
+            None => {
+                host.parse::<std::net::Ipv4Addr>().is_ok()
+                    || (host.len() <= 253
+                        && host.split('.').all(|l| {
+                            !l.is_empty()
+                                && l.len() <= 63
+                                && !l.starts_with('-')
+                                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                        }))
+            }
+        };
+        if !ok {
+            return Err(bad(
+                "the host is not a host name, an IPv4 address or an [IPv6] address in brackets",
+            ));
+        }
+    }
     Ok(s.to_string())
+}
+
+/// A value cut for a message: the first 40 characters and a count.
+fn short(s: &str) -> String {
+    match s.char_indices().nth(40) {
+        Some((i, _)) => format!("{}... ({} bytes)", &s[..i], s.len()),
+        None => s.to_string(),
+    }
+}
+
+/// The interface names in route/rule arguments (`dev`, `oif`, `iif`),
+/// checked here: the names the kernel would refuse are refused before the
+/// guest is touched.
+fn check_route_ifnames(args: &[String]) -> Result<(), UsageError> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if matches!(a.as_str(), "dev" | "oif" | "iif") {
+            if let Some(name) = it.next() {
+                name.parse::<IfName>()?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn value(flag: &str, v: Option<String>) -> Result<String, UsageError> {
@@ -161,6 +215,12 @@ fn parse_command(args: &[String]) -> Result<Command, UsageError> {
         return Err(usage("nothing to do: try 'pipework --help'"));
     };
     match first.as_str() {
+        "-V" | "--version" if args.len() > 1 => {
+            return Err(usage(format!(
+                "{first} takes no arguments (got '{}')",
+                args[1]
+            )))
+        }
         "-h" | "--help" => return Ok(Command::Help),
         "-V" | "--version" => return Ok(Command::Version),
         "--wait" => return parse_wait(&args[1..]),
@@ -305,6 +365,9 @@ fn parse_legacy(args: &[String]) -> Result<Command, UsageError> {
             return Err(usage(format!(
                 "missing the {hostif} arguments: pipework {hostif} <guest> <arguments>"
             )));
+        }
+        if hostif != "tc" {
+            check_route_ifnames(rest)?;
         }
         return Ok(match hostif.as_str() {
             "route" => Command::Route {

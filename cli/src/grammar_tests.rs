@@ -162,6 +162,12 @@ fn ovs_options() {
     );
     let inv = p("--ovsdb tcp:127.0.0.1:6640 ovs0 web1 0/0 @10").unwrap();
     assert_eq!(inv.global.ovsdb.as_deref(), Some("tcp:127.0.0.1:6640"));
+    for ok in ["tcp:[::1]:6640", "tcp:ovsdb.example.com:6640", "tcp:db-1:1"] {
+        assert!(p(&format!("gc --ovsdb {ok}")).is_ok(), "{ok}");
+    }
+    let long = format!("gc --ovsdb unix:/{}", "x".repeat(5000));
+    let e = p(&long).unwrap_err().0;
+    assert!(e.contains("longer than 107") && e.len() < 200, "{e}");
     let inv = p("gc --ovsdb=unix:/tmp/db.sock").unwrap();
     assert_eq!(inv.global.ovsdb.as_deref(), Some("unix:/tmp/db.sock"));
     assert!(!attach("br1 web1 0/0").options.ovs.any());
@@ -223,6 +229,20 @@ fn every_malformed_part_is_named() {
         ("ovs0 web1 0/0 @10 --native-vlan 20", "access port"),
         ("ovs0 web1 0/0 --datapath-type Net", "datapath type"),
         ("--ovsdb /run/db.sock ovs0 web1 0/0", "OVSDB address"),
+        ("--ovsdb tcp:[::1:6640 gc", "OVSDB address"),
+        ("--ovsdb tcp:::1:6640 gc", "OVSDB address"),
+        ("--ovsdb tcp:a_b:6640 gc", "OVSDB address"),
+        ("--version x", "takes no arguments"),
+        (
+            "route web1 add 10.0.0.0/8 dev a23456789012345x",
+            "longer than 15",
+        ),
+        ("rule web1 add iif all table 5", "reserved"),
+        ("br1 -i all web1 10.0.0.2/24", "reserved"),
+        ("br1 -l default web1 10.0.0.2/24", "reserved"),
+        ("br1 ../web1 10.0.0.2/24", "no '/'"),
+        ("br1 web1 010.062.000.002/24", "leading zero"),
+        ("br1 web1 10.0.0.2/24@255.255.255.255", "broadcast"),
         ("--ovsdb tcp:host ovs0 web1 0/0", "OVSDB address"),
         ("--ovsdb=ssl:h:1 gc", "OVSDB address"),
         ("ovs0 web1 0/0 --ovsdb", "needs a value"),

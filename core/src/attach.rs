@@ -194,13 +194,6 @@ impl Job<'_> {
             (None, Some(stale)) => self.forget_stale(stale).await?,
             (None, None) => {}
         }
-        if let Some(l) = &self.req.host_ifname {
-            if self.host.link_by_name(l.as_str()).await?.is_some() {
-                return Err(Error::usage(format!(
-                    "host interface name {l} (-l) is already taken"
-                )));
-            }
-        }
         let temp_name = hostname::temp_guest_name();
         let mac = self.req.mac.resolve();
         let ctx = AttachContext {
@@ -224,6 +217,10 @@ impl Job<'_> {
             }
         })?;
         fault::point("validated")?;
+        let aside = match &self.req.host_ifname {
+            Some(l) => crate::local_name::set_aside(self.host, l, host_ifname).await?,
+            None => None,
+        };
 
         let (pending, sink) = Pending::start(self.state, &self.guest.info, ifname.as_str());
         let mut journal = Journal::with_sink(sink);
@@ -234,6 +231,9 @@ impl Job<'_> {
             },
             Err(e) => Err(self.rollback(e, &journal).await),
         };
+        if let Some(a) = aside {
+            a.settle(self.host, res.is_ok()).await;
+        }
         pending.clear();
         res
     }

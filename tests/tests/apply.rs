@@ -2,11 +2,27 @@
 
 use pipework_tests::*;
 
-/// The file goes inside the sandbox's state directory, which the sandbox
-/// removes when the test ends: nothing is left in /tmp.
-fn write(s: &Sandbox, name: &str, text: &str) -> String {
-    std::fs::create_dir_all(&s.state_dir).unwrap();
-    let p = s.state_dir.join(format!("test-{name}"));
+/// The test's apply files: in a directory of its own under the target
+/// directory (not /tmp), removed when the test ends, passed or not.
+struct Files(std::path::PathBuf);
+
+impl Files {
+    fn new(s: &Sandbox) -> Files {
+        let d =
+            std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-apply", s.prefix));
+        std::fs::create_dir_all(&d).unwrap();
+        Files(d)
+    }
+}
+
+impl Drop for Files {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn write(f: &Files, name: &str, text: &str) -> String {
+    let p = f.0.join(name);
     std::fs::write(&p, text).unwrap();
     p.display().to_string()
 }
@@ -14,12 +30,13 @@ fn write(s: &Sandbox, name: &str, text: &str) -> String {
 #[test]
 fn applying_twice_changes_nothing_and_prune_follows_the_file() {
     let mut s = Sandbox::new("apply");
+    let files = Files::new(&s);
     s.fake_nic("nic6");
     let baseline = s.host_link_names();
     let a = s.guest("a");
     let b = s.guest("b");
     let file = write(
-        &s,
+        &files,
         "net.conf",
         &format!(
             "# two guests on a bridge, one on macvlan\n\
@@ -94,6 +111,7 @@ fn applying_twice_changes_nothing_and_prune_follows_the_file() {
 #[test]
 fn a_bad_file_changes_nothing() {
     let mut s = Sandbox::new("applybad");
+    let files = Files::new(&s);
     let before = s.host_links();
     let a = s.guest("a");
     for (text, needle) in [
@@ -110,7 +128,7 @@ fn a_bad_file_changes_nothing() {
             "not an attachment",
         ),
     ] {
-        let file = write(&s, "bad.conf", &text);
+        let file = write(&files, "bad.conf", &text);
         let r = s.pipework(&["apply", &file]);
         assert_eq!(r.code, 2, "{text}: {}", r.stderr);
         assert!(r.stderr.contains(needle), "{text}: {}", r.stderr);
@@ -118,12 +136,27 @@ fn a_bad_file_changes_nothing() {
     }
     let r = s.pipework(&["apply", "/nonexistent/pipework.conf"]);
     assert_eq!(r.code, 2);
+    // A file without end is read up to the limit, then refused.
+    let t = std::time::Instant::now();
+    let r = s.pipework(&["apply", "/dev/zero"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.contains("larger than 16 MiB"), "{}", r.stderr);
+    eprintln!("apply /dev/zero refused in {:?}", t.elapsed());
+    let big = write(
+        &files,
+        "big.conf",
+        &"# padding\n".repeat((16 << 20) / 10 + 1),
+    );
+    let r = s.pipework(&["apply", &big]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("larger than 16 MiB"), "{}", r.stderr);
     assert_eq!(s.host_links(), before);
     assert!(link(&a, "eth1").is_none());
 
     // A guest that does not exist fails its line only.
     let file = write(
-        &s,
+        &files,
         "partly.conf",
         &format!(
             "brx netns:{}-missing 10.87.0.9/24\nbrx netns:{a} 10.87.0.2/24\n",

@@ -229,3 +229,64 @@ fn host_side_names_honour_dash_l_and_stay_short() {
     assert!(e["flags"].as_array().unwrap().iter().any(|f| f == "UP"));
     assert!(addresses(&a, "eth1").iter().all(|x| x.starts_with("fe80")));
 }
+
+/// `-l NAME` of an existing link, as the original: a down veth is replaced
+/// (and stderr says so), an up one refused; unlike the original, a failed
+/// attach gives the old veth back, and only a veth is replaced.
+#[test]
+fn dash_l_replaces_a_down_veth_and_refuses_an_up_one() {
+    let mut s = Sandbox::new("dashl");
+    let a = s.guest("a");
+    let b = s.guest("b");
+    s.ip_host(&["link", "add", "brl", "type", "bridge"]);
+    s.ip_host(&["link", "set", "brl", "up"]);
+    s.ip_host(&[
+        "link", "add", "old0", "type", "veth", "peer", "name", "old0p",
+    ]);
+    let old = link(&s.host, "old0").unwrap()["ifindex"].clone();
+    let names = s.host_link_names();
+
+    // A failed attach: the old veth is back under its name, nothing new.
+    let r = s.pipework_env(
+        &["brl", "-l", "old0", &a, "10.95.0.2/24"],
+        &[("PIPEWORK_FAULT", "link-up")],
+    );
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(link(&s.host, "old0").unwrap()["ifindex"], old);
+    assert_eq!(s.host_link_names(), names);
+    assert!(link(&a, "eth1").is_none());
+
+    // Down: replaced, and said.
+    let r = s.pipework(&["brl", "-l", "old0", &a, "10.95.0.2/24"]).ok();
+    assert_eq!(r.stderr.matches("replaced").count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("replaced the down veth old0"),
+        "{}",
+        r.stderr
+    );
+    let new = link(&s.host, "old0").unwrap();
+    assert_ne!(new["ifindex"], old);
+    assert_eq!(new["master"], "brl");
+    assert!(link(&s.host, "old0p").is_none(), "the old pair is gone");
+    assert!(addresses(&a, "eth1").contains(&"10.95.0.2/24".to_string()));
+
+    // Up (the one just made): refused, nothing changed.
+    let before = s.host_links();
+    let r = s.pipework(&["brl", "-l", "old0", &b, "10.95.0.3/24"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("is up"), "{}", r.stderr);
+    // A down link that is not a veth: refused.
+    s.ip_host(&["link", "add", "brdown", "type", "bridge"]);
+    let before_br = s.host_links();
+    let r = s.pipework(&["brl", "-l", "brdown", &b, "10.95.0.3/24"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("only a down veth"), "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert_eq!(s.host_links(), before_br);
+    assert_eq!(before.len() + 1, before_br.len());
+    assert!(link(&b, "eth1").is_none());
+    assert!(s
+        .host_link_names()
+        .iter()
+        .all(|n| !n.as_str().unwrap_or_default().starts_with("pwold")));
+}

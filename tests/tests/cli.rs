@@ -11,6 +11,8 @@ fn bad_input_exits_2_and_creates_nothing() {
     s.ip_host(&["link", "add", "brx", "type", "bridge"]);
     let host_before = s.host_links();
     let guest_before = (links(&g), routes(&g));
+    let via_dotdot = format!("../netns/{g}");
+    let long_unix = format!("unix:/{}", "s".repeat(5000));
     let cases: Vec<Vec<&str>> = vec![
         vec![],
         vec!["brx"],
@@ -55,6 +57,25 @@ fn bad_input_exits_2_and_creates_nothing() {
         vec!["--wait", "--bogus"],
         vec!["--state-dir=", "brx", &g, "10.0.0.5/24"],
         vec!["--state-dir", "", "brx", &g, "10.0.0.5/24"],
+        // Addresses no interface can have, and an ambiguous spelling.
+        vec!["brx", &g, "255.255.255.255/32"],
+        vec!["brx", &g, "240.0.0.1/24"],
+        vec!["brx", &g, "0.1.2.3/8"],
+        vec!["brx", &g, "10.0.0.5/24@255.255.255.255"],
+        vec!["brx", &g, "10.0.0.5/24@240.0.0.1"],
+        vec!["brx", &g, "010.062.000.002/24"],
+        vec!["brx", &g, "10.0.0.5/024"],
+        // Names the kernel refuses, refused before it is asked.
+        vec!["brx", "-i", "all", &g, "10.0.0.5/24"],
+        vec!["brx", "-i", "default", &g, "10.0.0.5/24"],
+        vec!["brx", "-l", "all", &g, "10.0.0.5/24"],
+        vec!["route", &g, "add", "10.0.0.0/8", "dev", "a-name-of-16-chr"],
+        vec!["--ovsdb", "tcp:[::1:6640", "brx", &g, "10.0.0.5/24"],
+        vec!["--ovsdb", &long_unix, "brx", &g, "10.0.0.5/24"],
+        vec!["--version", "x"],
+        // The host's own namespace is no guest; a bare name stays in /run/netns.
+        vec!["brx", "/proc/self/ns/net", "10.0.0.5/24"],
+        vec!["brx", &via_dotdot, "10.0.0.5/24"],
     ];
     for args in cases {
         let r = s.pipework(&args);
@@ -167,6 +188,188 @@ fn u_string_mac_like_the_original() {
         .to_string();
     let first = u8::from_str_radix(&mac[..2], 16).unwrap();
     assert_eq!(first & 0x03, 0x02, "random MAC is local unicast: {mac}");
+}
+
+/// `U:<string>` gives the MAC the original gives for every string: its own
+/// shell line, run by bash over a few hundred generated strings (spaces,
+/// tabs, newlines, globs, unicode, backslashes, leading `-n`/`-e`/`-E`), in
+/// an empty directory so that no glob matches a file, against
+/// [`MacAddr::from_u_string`]; and a few through the binary.
+#[test]
+fn u_string_mac_is_the_original_shell_line_for_every_string() {
+    use pipework_core::model::MacAddr;
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("u-strings-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let strings = u_strings(400);
+    // The original's lines 54-58, verbatim but for the loop.
+    let script = r#"for MACADDR in "$@"; do
+  case "$MACADDR" in
+    U:*)
+      macunique="${MACADDR#*:}"
+      MACADDR=$(echo $macunique|md5sum|sed 's/^\(..\)\(..\)\(..\)\(..\)\(..\).*$/02:\1:\2:\3:\4:\5/')
+     ;;
+  esac
+  printf '%s\n' "$MACADDR"
+done"#;
+    let out = must(
+        std::process::Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .arg("bash")
+            .args(strings.iter().map(|s| format!("U:{s}")))
+            .current_dir(&dir)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("LC_ALL", "C.UTF-8"),
+    );
+    let theirs: Vec<&str> = out.lines().collect();
+    assert_eq!(theirs.len(), strings.len(), "{out}");
+    for (s, want) in strings.iter().zip(&theirs) {
+        assert_eq!(MacAddr::from_u_string(s).to_string(), *want, "U:{s:?}");
+    }
+    assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+    std::fs::remove_dir(&dir).unwrap();
+
+    // End to end: the interface gets it.
+    let mut s = Sandbox::new("ustrings");
+    let escaped = MacAddr::from_u_string("-e a\\tb *").to_string();
+    for (i, (u, mac)) in [
+        ("U:x  y", "02:ee:e9:f5:09:dc"),
+        ("U:", "02:68:b3:29:da:98"),
+        ("U:-e a\\tb *", escaped.as_str()),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let g = s.guest(&format!("g{i}"));
+        s.pipework(&["bru", &g, &format!("10.90.1.{}/24", i + 2), u])
+            .ok();
+        assert_eq!(link(&g, "eth1").unwrap()["address"], mac, "{u:?}");
+    }
+}
+
+/// `n` strings from a fixed seed: words of letters, digits, glob and echo
+/// characters, unicode, separated by runs of spaces, tabs and newlines,
+/// often led by echo's options. No `/`: a glob with one could match outside
+/// the empty directory.
+fn u_strings(n: usize) -> Vec<String> {
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |m: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % m as u64) as usize
+    };
+    const PIECES: &[&str] = &[
+        "a",
+        "b",
+        "x",
+        "n",
+        "e",
+        "E",
+        "c",
+        "u",
+        "U",
+        "0",
+        "1",
+        "7",
+        "9",
+        "f",
+        "F",
+        "-",
+        "--",
+        "*",
+        "?",
+        "[",
+        "]",
+        "[ab]",
+        "[!a]",
+        "{a,b}",
+        "~",
+        "$HOME",
+        "'",
+        "\"",
+        "\\",
+        "\\\\",
+        "\\t",
+        "\\n",
+        "\\c",
+        "\\0",
+        "\\0101",
+        "\\07777",
+        "\\x4",
+        "\\x41",
+        "\\xg",
+        "\\u",
+        "\\u00e9",
+        "\\u20ac",
+        "\\ud800",
+        "\\U0001F980",
+        "\\U110000",
+        "\\Uffffffff",
+        "\\e",
+        "\\q",
+        "\\1",
+        "\\?",
+        "é",
+        "日本",
+        "🦀",
+        "\u{a0}",
+        "\r",
+        "\u{1}",
+        "\u{7f}",
+        "#",
+        ".",
+        "..",
+        ".*",
+        "@",
+        ":",
+        "=",
+        "!",
+        "&",
+        ";",
+        "|",
+        "<",
+        ">",
+        "(",
+        ")",
+        "%",
+    ];
+    const SPACES: &[&str] = &[" ", "  ", "\t", " \t ", "\n", "\t\n  "];
+    const OPTIONS: &[&str] = &[
+        "-n", "-e", "-E", "-ne", "-en", "-eE", "-Ee", "-nnn", "-", "--", "-x", "-n-",
+    ];
+    let mut out: Vec<String> = [
+        "x  y", "", " ", "\t", "-n", "-e", "-n -e", "-e \\c", "-e a\\cb", "a/b", "../x", "-E \\t",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    while out.len() < n {
+        let mut s = String::new();
+        if next(3) == 0 {
+            s.push_str(SPACES[next(SPACES.len())]);
+        }
+        for _ in 0..next(3) {
+            s.push_str(OPTIONS[next(OPTIONS.len())]);
+            s.push_str(SPACES[next(SPACES.len())]);
+        }
+        for w in 0..1 + next(4) {
+            if w > 0 {
+                s.push_str(SPACES[next(SPACES.len())]);
+            }
+            for _ in 0..1 + next(4) {
+                s.push_str(PIECES[next(PIECES.len())]);
+            }
+        }
+        if next(4) == 0 {
+            s.push_str(SPACES[next(SPACES.len())]);
+        }
+        out.push(s);
+    }
+    out
 }
 
 #[test]

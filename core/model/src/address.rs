@@ -268,6 +268,9 @@ fn parse_static(s: &str, family: Option<Family>) -> Result<StaticAddress, ParseE
             &format!("needs a prefix length (maybe you meant {addr}{hint}?)"),
         ));
     }
+    if let Some(why) = leading_zero(addr) {
+        return Err(ParseError::new("address", addr, why));
+    }
     let address: IpNet = addr.parse().map_err(|_| {
         ParseError::new(
             "address",
@@ -293,6 +296,9 @@ fn parse_static(s: &str, family: Option<Family>) -> Result<StaticAddress, ParseE
             "must be a unicast, non-loopback address",
         ));
     }
+    if let Some(why) = reserved_v4(&ip) {
+        return Err(ParseError::new("address", addr, why));
+    }
     if let IpNet::V4(n) = address {
         if n.prefix_len() < 31 && (n.addr() == n.network() || n.addr() == n.broadcast()) {
             return Err(ParseError::new(
@@ -305,6 +311,9 @@ fn parse_static(s: &str, family: Option<Family>) -> Result<StaticAddress, ParseE
     let gateway = match gw {
         None => None,
         Some(g) => {
+            if let Some(why) = leading_zero(g) {
+                return Err(ParseError::new("gateway", g, why));
+            }
             let gip: IpAddr = g
                 .parse()
                 .map_err(|_| ParseError::new("gateway", g, "is not an IP address"))?;
@@ -317,6 +326,9 @@ fn parse_static(s: &str, family: Option<Family>) -> Result<StaticAddress, ParseE
             }
             if gip.is_unspecified() || gip.is_multicast() || gip.is_loopback() {
                 return Err(ParseError::new("gateway", g, "must be a unicast address"));
+            }
+            if let Some(why) = reserved_v4(&gip) {
+                return Err(ParseError::new("gateway", g, why));
             }
             if gip == ip {
                 return Err(ParseError::new(
@@ -338,6 +350,47 @@ fn parse_static(s: &str, family: Option<Family>) -> Result<StaticAddress, ParseE
         }
     };
     Ok(StaticAddress { address, gateway })
+}
+
+/// IPv4 addresses no interface can have (the kernel takes some of them,
+/// and the original took all, with exit 0): the limited broadcast address,
+/// the reserved 240.0.0.0/4 and "this network" 0.0.0.0/8.
+fn reserved_v4(ip: &IpAddr) -> Option<&'static str> {
+    let IpAddr::V4(v4) = ip else {
+        return None;
+    };
+    if v4.is_broadcast() {
+        Some("is the limited broadcast address")
+    } else if v4.octets()[0] >= 240 {
+        Some("is in the reserved range 240.0.0.0/4")
+    } else if v4.octets()[0] == 0 {
+        Some("is in 0.0.0.0/8 (\"this network\"), not an interface address")
+    } else {
+        None
+    }
+}
+
+/// A leading zero in an IPv4 octet or in a prefix length (`010.1.2.3`,
+/// `/024`): iproute2 reads some of them as octal (`/024` is /20 to `ip`),
+/// other tools as decimal, so it is refused rather than guessed.
+fn leading_zero(s: &str) -> Option<&'static str> {
+    let (ip, prefix) = match s.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (s, None),
+    };
+    let zero = |n: &str| n.len() > 1 && n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit());
+    let octets: Vec<&str> = ip.split('.').collect();
+    if octets.len() == 4 && octets.iter().any(|o| zero(o)) {
+        return Some(
+            "has an octet with a leading zero, which some tools read as octal: write it without",
+        );
+    }
+    if prefix.is_some_and(zero) {
+        return Some(
+            "has a prefix length with a leading zero, which ip reads as octal: write it without",
+        );
+    }
+    None
 }
 
 #[cfg(test)]
@@ -419,9 +472,24 @@ mod tests {
             ("dhcp,10.0.0.5/24", None),
             ("udhcpc", Some(Family::V6)),
             ("dhcp6", Some(Family::V4)),
+            ("255.255.255.255/32", None),
+            ("240.0.0.1/24", None),
+            ("254.1.2.3/8", None),
+            ("0.1.2.3/8", None),
+            ("10.0.0.5/24@255.255.255.255", None),
+            ("10.0.0.5/24@240.0.0.1", None),
+            ("10.0.0.5/8@0.0.0.1", None),
+            ("010.062.000.002/24", None),
+            ("10.62.0.2/24@10.62.0.01", None),
         ] {
             assert!(AddressMode::parse(s, fam).is_err(), "{s}");
         }
+        let e = AddressMode::parse("010.062.000.002/24", None).unwrap_err();
+        assert!(e.to_string().contains("leading zero"), "{e}");
+        assert!(AddressMode::parse("10.0.0.5/024", None).is_err());
+        assert!(AddressMode::parse("fd00::5/064", None).is_err());
+        assert!(AddressMode::parse("10.0.0.5/0", None).is_ok());
+        assert!(AddressMode::parse("10.100.0.5/24@10.100.0.1", None).is_ok());
         let e = AddressMode::parse("10.0.0.5", None).unwrap_err();
         assert!(e.to_string().contains("10.0.0.5/24"), "{e}");
     }

@@ -37,6 +37,11 @@ impl IfName {
         if s == "." || s == ".." {
             return Err("is reserved");
         }
+        // The kernel refuses these: they name the per-family defaults in
+        // /proc/sys/net/*/conf/.
+        if s == "all" || s == "default" {
+            return Err("is reserved by the kernel (net.*.conf.all and .default)");
+        }
         if s.chars()
             .any(|c| c == '/' || c == ':' || c.is_whitespace() || c.is_control())
         {
@@ -94,7 +99,7 @@ mod tests {
         assert!("eth1".parse::<IfName>().is_ok());
         assert!("a23456789012345".parse::<IfName>().is_ok());
         assert!("a234567890123456".parse::<IfName>().is_err());
-        for bad in ["", ".", "..", "a/b", "a b", "a:b", "a\tb"] {
+        for bad in ["", ".", "..", "a/b", "a b", "a:b", "a\tb", "all", "default"] {
             assert!(bad.parse::<IfName>().is_err(), "{bad:?}");
         }
     }

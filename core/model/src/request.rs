@@ -32,7 +32,7 @@ impl FromStr for HostSelector {
 }
 
 /// How the user named the guest. Resolution (to a namespace fd) happens later.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GuestRef {
     /// A bare name: a named netns, else a Docker/Podman container, else LXC.
@@ -75,8 +75,12 @@ impl FromStr for GuestRef {
         }
         if let Some(n) = s.strip_prefix("netns:") {
             let n = nonempty("netns:", n)?;
-            if n.contains('/') {
-                return Err(ParseError::new("guest", s, "a netns name has no '/'"));
+            if n.contains('/') || n == "." || n == ".." {
+                return Err(ParseError::new(
+                    "guest",
+                    s,
+                    "a netns name has no '/' and is not '.' or '..'",
+                ));
             }
             return Ok(GuestRef::Netns(n));
         }
@@ -99,6 +103,14 @@ impl FromStr for GuestRef {
         }
         if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(ParseError::new("guest", s, "contains whitespace"));
+        }
+        // A bare name is looked up under /run/netns: `../x` would leave it.
+        if s.contains('/') || s == "." || s == ".." {
+            return Err(ParseError::new(
+                "guest",
+                s,
+                "a name has no '/' and is not '.' or '..' (a path starts with '/' or './')",
+            ));
         }
         Ok(GuestRef::Auto(s.to_string()))
     }
@@ -323,6 +335,9 @@ mod tests {
         );
         assert!("netns:".parse::<GuestRef>().is_err());
         assert!("netns:a/b".parse::<GuestRef>().is_err());
+        for bad in ["netns:..", "netns:.", "..", ".", "../x", "a/../b", "x/"] {
+            assert!(bad.parse::<GuestRef>().is_err(), "{bad}");
+        }
         assert!("pid:x".parse::<GuestRef>().is_err());
     }
 

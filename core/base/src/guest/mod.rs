@@ -88,6 +88,13 @@ impl Guest {
             GuestRef::Lxc(n) => Guest::from_lxc(n, r.clone()),
             GuestRef::Auto(n) => Guest::auto(n, r.clone(), opts).await,
         }?;
+        // `/proc/self/ns/net`, `/proc/1/ns/net`, a process of the host: the
+        // guest end would land beside the host's own interfaces.
+        if Netns::current().is_ok_and(|h| h.id() == g.info.netns) {
+            return Err(Error::usage(format!(
+                "guest {r} is in pipework's own network namespace (the host's): a guest needs its own"
+            )));
+        }
         Ok(g)
     }
 

@@ -1,7 +1,7 @@
 //! `pipework apply <file>`: make a file's intents hold, and with `prune`
 //! detach what an earlier version of the file declared and this one does not.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
 
@@ -59,10 +59,12 @@ pub async fn apply(
         });
     }
     if prune {
+        let declared: HashSet<(&pipework_model::GuestRef, &str)> = intents
+            .iter()
+            .map(|i| (&i.guest, i.ifname.as_str()))
+            .collect();
         let declared = |r: &pipework_base::state::AttachmentRecord| {
-            intents
-                .iter()
-                .any(|i| r.guest.reference == i.guest && r.interface == i.ifname)
+            declared.contains(&(&r.guest.reference, r.interface.as_str()))
         };
         let select = |r: &pipework_base::state::AttachmentRecord| {
             r.labels.get(labels::FILE).map(String::as_str) == Some(file) && !declared(r)

@@ -22,7 +22,7 @@ pub mod container;
 pub mod ensure;
 pub mod file;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use pipework_model::{AttachRequest, GuestRef, HostRoute, MacAddr, MacSpec, MacvlanMode};
 
@@ -82,6 +82,9 @@ pub fn plan(
     let mut intents: Vec<Intent> = Vec::new();
     let mut errors = Vec::new();
     let mut texts: Vec<Vec<String>> = Vec::new();
+    // Where each guest interface's intent is: a lookup per declaration, not
+    // a scan of the intents so far (which made a file quadratic).
+    let mut index: HashMap<(GuestRef, String), usize> = HashMap::new();
     for d in decls {
         let mut req = match parse(&d.args) {
             Ok(r) => r,
@@ -108,10 +111,7 @@ pub fn plan(
         if let Some(h) = &d.host_route {
             text.push(format!("host-route={h:?}"));
         }
-        match intents
-            .iter()
-            .position(|i| i.guest == req.guest && i.ifname == ifname)
-        {
+        match index.get(&(req.guest.clone(), ifname.clone())).copied() {
             Some(n) => {
                 intents[n].requests.push(req);
                 intents[n].sources.push(d.source.clone());
@@ -125,6 +125,7 @@ pub fn plan(
                     req.mac =
                         MacSpec::Explicit(MacAddr::from_unique_string(&format!("{seed}/{ifname}")));
                 }
+                index.insert((req.guest.clone(), ifname.clone()), intents.len());
                 intents.push(Intent {
                     guest: req.guest.clone(),
                     ifname,
@@ -238,6 +239,31 @@ mod tests {
         assert_eq!(again, i, "the same declarations make the same plan");
         let (other, _) = plan(&decls[..1], parse, Some(&g), Some("web"));
         assert_ne!(other[0].digest, i[0].digest);
+    }
+
+    /// Many guests: each declaration finds its intent by lookup (the
+    /// timing is in `tests/benches/apply_parse.rs`).
+    #[test]
+    fn many_guests_group_in_declaration_order() {
+        let decls: Vec<Declared> = (0..20_000)
+            .map(|i| {
+                let g = i % 10_000;
+                d(
+                    &format!("f:{i}"),
+                    &format!("br1 g{g} 10.{}.{}.{}/8", g >> 8, g & 255, 2 + i / 10_000),
+                )
+            })
+            .collect();
+        let (intents, errs) = plan(&decls, parse, None, None);
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(intents.len(), 10_000);
+        for (g, i) in intents.iter().enumerate() {
+            assert_eq!(i.guest, GuestRef::Auto(format!("g{g}")));
+            assert_eq!(
+                i.sources,
+                vec![format!("f:{g}"), format!("f:{}", g + 10_000)]
+            );
+        }
     }
 
     #[test]
