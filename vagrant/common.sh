@@ -51,8 +51,12 @@ VAGRANT_PACKAGES="vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients 
 # libvirt probes it and, when its qemu user cannot open it, probes again on
 # every call (15-20 s each): give the device the group udev would give it.
 # What was started, and /dev/kvm's old mode, are put back by stop_libvirt.
-STARTED_LIBVIRTD="" STARTED_VIRTLOGD="" KVM_WAS=""
+STARTED_LIBVIRTD="" STARTED_VIRTLOGD="" KVM_WAS="" NFT_BEFORE=""
 start_libvirt() {
+    if command -v nft >/dev/null && [ -z "$NFT_BEFORE" ]; then
+        NFT_BEFORE="$(nft list tables 2>/dev/null | sort)"
+        [ -n "$NFT_BEFORE" ] || NFT_BEFORE=none
+    fi
     if [ -e /dev/kvm ] && [ "$(stat -c %G /dev/kvm)" != kvm ] && getent group kvm >/dev/null; then
         KVM_WAS="$(stat -c '%U:%G %a' /dev/kvm)"
         chgrp kvm /dev/kvm && chmod 660 /dev/kvm
@@ -111,33 +115,35 @@ libvirt_leftovers_clean() {
 }
 
 # libvirt 9 adds LIBVIRT_{INP,OUT,FWO,FWI,FWX,PRT} chains, jumped to from the
-# built-in ones, and keeps them after its last network is gone.
+# built-in ones, and keeps them after its last network is gone; iptables-nft
+# keeps the nft tables it made for them.
 firewall_clean() {
-    command -v iptables >/dev/null || return 0
-    local t c
-    for t in filter nat mangle; do
-        for c in $(iptables -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^LIBVIRT_/ {print $2}'); do
-            iptables -t "$t" -S 2>/dev/null | awk -v c="$c" '$1 == "-A" && $0 ~ ("-j " c "$") {sub(/^-A/, "-D"); print}' |
-                while read -r rule; do
-                    # shellcheck disable=SC2086
-                    iptables -t "$t" $rule 2>/dev/null || true
-                done
-            iptables -t "$t" -F "$c" 2>/dev/null || true
-            iptables -t "$t" -X "$c" 2>/dev/null || true
+    local cmd t c
+    for cmd in iptables ip6tables; do
+        command -v "$cmd" >/dev/null || continue
+        for t in filter nat mangle; do
+            for c in $("$cmd" -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^LIBVIRT_/ {print $2}'); do
+                "$cmd" -t "$t" -S 2>/dev/null |
+                    awk -v c="$c" '$1 == "-A" && $0 ~ ("-j " c "$") {sub(/^-A/, "-D"); print}' |
+                    while read -r rule; do
+                        # shellcheck disable=SC2086
+                        "$cmd" -t "$t" $rule 2>/dev/null || true
+                    done
+                "$cmd" -t "$t" -F "$c" 2>/dev/null || true
+                "$cmd" -t "$t" -X "$c" 2>/dev/null || true
+            done
         done
     done
-    command -v ip6tables >/dev/null || return 0
-    for t in filter nat mangle; do
-        for c in $(ip6tables -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^LIBVIRT_/ {print $2}'); do
-            ip6tables -t "$t" -S 2>/dev/null | awk -v c="$c" '$1 == "-A" && $0 ~ ("-j " c "$") {sub(/^-A/, "-D"); print}' |
-                while read -r rule; do
-                    # shellcheck disable=SC2086
-                    ip6tables -t "$t" $rule 2>/dev/null || true
-                done
-            ip6tables -t "$t" -F "$c" 2>/dev/null || true
-            ip6tables -t "$t" -X "$c" 2>/dev/null || true
+    # The nft tables that were not there before start_libvirt and hold no
+    # rule now.
+    if command -v nft >/dev/null && [ -n "$NFT_BEFORE" ]; then
+        nft list tables 2>/dev/null | sort | while read -r _ fam name; do
+            grep -qx "table $fam $name" <<<"$NFT_BEFORE" && continue
+            nft -a list table "$fam" "$name" 2>/dev/null |
+                grep '# handle' | grep -qv -e '^table' -e 'chain ' && continue
+            nft delete table "$fam" "$name" 2>/dev/null || true
         done
-    done
+    fi
 }
 
 # The box's build id: a digest of build-box itself, so that a changed recipe
