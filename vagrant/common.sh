@@ -9,6 +9,7 @@
 # qemu user of libvirt can read them).
 
 CACHE="${PIPEWORK_VAGRANT_CACHE:-/var/cache/pipework-vagrant}"
+VAGRANT_HOME_GIVEN="${VAGRANT_HOME:-}"
 export VAGRANT_HOME="${VAGRANT_HOME:-$CACHE/vagrant.d}"
 export VAGRANT_DEFAULT_PROVIDER=libvirt
 export VAGRANT_CHECKPOINT_DISABLE=1 VAGRANT_NO_COLOR=1
@@ -146,8 +147,10 @@ firewall_clean() {
     fi
 }
 
-# The box's build id: a digest of build-box itself, so that a changed recipe
-# rebuilds the box and an unchanged one is reused.
+# The box's build id: a digest of the recipe in build-box (the lines between
+# its "recipe" markers), so that a changed recipe rebuilds the box and an
+# unchanged one is reused.
 box_build_id() {
-    md5sum "$(dirname "${BASH_SOURCE[0]}")/build-box" | cut -c1-12
+    sed -n '/^# --- recipe/,/^# --- end of recipe/p' "$(dirname "${BASH_SOURCE[0]}")/build-box" |
+        md5sum | cut -c1-12
 }
