@@ -1,5 +1,5 @@
-//! Attach/detach latency on a Linux bridge: pipework against the best route
-//! iproute2 offers, in the same run.
+//! Attach/detach latency on a Linux bridge: pipework against iproute2 in three
+//! processes (not its fastest: see the README), in the same run.
 //!
 //! `cargo bench -p pipework-tests --bench attach` (as root). For each N in
 //! 1, 10, 100, 1000 (or `PIPEWORK_BENCH_SIZES=1,10`), N guest namespaces are
