@@ -6,8 +6,10 @@
 //! - the old link is first renamed out of the way (`pwold` and 8 hex
 //!   digits, still down), and deleted only once the attach has succeeded:
 //!   a failed attach renames it back, so it changes nothing, where the
-//!   original had already deleted it. (An attach killed in that window
-//!   leaves it under the `pwold…` name, down: `ip link del` it.)
+//!   original had already deleted it. The rename is journaled before it is
+//!   made, so an attach killed in that window has it renamed back by
+//!   whoever settles the attach (the next attach to the guest, `gc`, the
+//!   daemon's start).
 //! - only a veth is replaced. A down bridge, VLAN, physical NIC... of that
 //!   name is refused: deleting one because its name was given to `-l` is
 //!   not what anyone asks for.
@@ -17,6 +19,7 @@
 use tracing::warn;
 
 use pipework_base::error::{Context, Error, Result};
+use pipework_base::journal::{Journal, Step};
 use pipework_model::IfName;
 use pipework_sys::netlink::{Link, LinkChange, Netlink};
 
@@ -29,13 +32,23 @@ pub struct SetAside {
 
 /// Looks at the link `-l` names: none, or a down veth renamed aside
 /// (refuses anything else, with nothing changed).
-pub async fn set_aside(host: &Netlink, name: &IfName, host_if: &str) -> Result<Option<SetAside>> {
+pub async fn set_aside(
+    host: &Netlink,
+    name: &IfName,
+    host_if: &str,
+    journal: &mut Journal,
+) -> Result<Option<SetAside>> {
     let Some(link) = host.link_by_name(name.as_str()).await? else {
         return Ok(None);
     };
     refuse(&link, host_if)
         .map_err(|why| Error::usage(format!("host interface name {name} (-l) is taken: {why}")))?;
     let aside = format!("pwold{}", pipework_model::random::hex(8));
+    journal.record(Step::HostLinkSetAside {
+        ifindex: link.index,
+        name: link.name.clone(),
+        aside: aside.clone(),
+    });
     host.change_link(
         LinkChange::new(link.index)
             .name(&aside)

@@ -62,15 +62,29 @@ pub struct Pending {
 }
 
 impl Pending {
-    /// A journal sink appending this attach's state on every step. The file
-    /// is opened at the first step, so an attach refused before it changed
-    /// anything leaves none.
-    pub fn start(state: &StateDir, guest: &GuestInfo, ifname: &str) -> (Pending, Sink) {
+    /// A journal sink appending this attach's state on every step. The
+    /// file is written at once, with an empty journal, before the attach
+    /// changes anything: whatever kills the process from then on leaves a
+    /// file naming the guest, so the links it made under temporary names
+    /// are found (see [`settle_one`]). An attach that cannot write it
+    /// changes nothing.
+    pub fn start(state: &StateDir, guest: &GuestInfo, ifname: &str) -> Result<(Pending, Sink)> {
         let p = path(state, guest.netns, ifname);
         let target = p.clone();
         let guest = guest.clone();
         let ifname = ifname.to_string();
-        let file: Mutex<Option<File>> = Mutex::new(None);
+        let mut first = None;
+        let header = PendingAttach {
+            guest: guest.clone(),
+            interface: ifname.clone(),
+            journal: Journal::new(),
+        };
+        append(&target, &mut first, &header).map_err(|e| {
+            Error::failed(format!("cannot write {}", p.display()))
+                .with_source(e)
+                .context("step save the attach in progress")
+        })?;
+        let file: Mutex<Option<File>> = Mutex::new(first);
         let sink: Sink = Arc::new(move |steps: &[Step]| {
             let rec = PendingAttach {
                 guest: guest.clone(),
@@ -82,7 +96,7 @@ impl Pending {
                 warn!("cannot save the attach in progress: {e}");
             }
         });
-        (Pending { path: p }, sink)
+        Ok((Pending { path: p }, sink))
     }
 
     /// The attach committed or rolled back: nothing is pending any more.
@@ -115,16 +129,35 @@ fn append(p: &Path, f: &mut Option<File>, rec: &PendingAttach) -> std::io::Resul
     f.as_mut().expect("opened above").write_all(&line)
 }
 
-/// The last complete line of a pending file.
-fn read(p: &Path) -> Option<PendingAttach> {
-    let b = fs::read(p).ok()?;
-    let end = b.iter().rposition(|&c| c == b'\n')?;
-    let last = b[..end].split(|&c| c == b'\n').next_back()?;
-    match serde_json::from_slice(last) {
-        Ok(r) => Some(r),
+/// What a pending file holds: its last complete line, or why there is none.
+enum Read {
+    Missing,
+    /// Empty, or no complete line: the attach was killed between creating
+    /// the file and its first write, before it changed anything.
+    Unfinished,
+    Attach(PendingAttach),
+}
+
+fn read(p: &Path) -> Read {
+    let b = match fs::read(p) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Read::Missing,
         Err(e) => {
-            warn!("ignoring unreadable pending file {}: {e}", p.display());
-            None
+            warn!("cannot read the pending file {}: {e}", p.display());
+            return Read::Missing;
+        }
+    };
+    let Some(end) = b.iter().rposition(|&c| c == b'\n') else {
+        return Read::Unfinished;
+    };
+    let Some(last) = b[..end].split(|&c| c == b'\n').next_back() else {
+        return Read::Unfinished;
+    };
+    match serde_json::from_slice(last) {
+        Ok(r) => Read::Attach(r),
+        Err(e) => {
+            warn!("unreadable pending file {}: {e}", p.display());
+            Read::Unfinished
         }
     }
 }
@@ -138,9 +171,20 @@ pub async fn settle_one(
     ifname: &str,
 ) -> Result<Option<PendingAttach>> {
     let p = path(ctx.state, netns, ifname);
-    let Some(pending) = read(&p) else {
-        return Ok(None);
+    let pending = match read(&p) {
+        Read::Missing => return Ok(None),
+        Read::Unfinished => {
+            // Written before the attach's first change: nothing to undo.
+            warn!(
+                "removing {}: an attach stopped before it changed anything",
+                p.display()
+            );
+            remove(&p)?;
+            return Ok(None);
+        }
+        Read::Attach(a) => a,
     };
+    sweep_temp_links(ctx).await?;
     let committed = ctx
         .state
         .load(netns, ifname)?
@@ -177,24 +221,30 @@ fn remove(p: &Path) -> Result<()> {
     }
 }
 
-/// Settles the pending files of one guest (the caller holds its lock), and
-/// deletes the links an attach killed in the instant between creating one
-/// and recording it left under their temporary names: only an attach
-/// holding the guest's lock ever has such a link, so with the lock held any
-/// that exists is a leftover. Deleting a veth's guest end deletes its host
-/// end too.
-pub async fn settle_guest(ctx: &Replay<'_>, netns: NetnsId) -> Result<()> {
-    if let Some(g) = ctx.guest {
-        for l in g.links().await? {
-            if pipework_base::hostname::is_temp_guest_name(&l.name) {
-                warn!(link = %l.name, "deleting a link an interrupted attach left");
-                match g.delete_link(l.index, &l.name).await {
-                    Err(e) if !e.is_gone() => return Err(e).step("delete a leftover link"),
-                    _ => {}
-                }
+/// Deletes the links an attach killed in the instant between creating one
+/// and recording it left in the guest under their temporary names: only an
+/// attach holding the guest's lock ever has such a link, so with the lock
+/// held any that exists is a leftover. Deleting a veth's guest end deletes
+/// its host end too (and with it the port it was on a bridge).
+async fn sweep_temp_links(ctx: &Replay<'_>) -> Result<()> {
+    let Some(g) = ctx.guest else {
+        return Ok(());
+    };
+    for l in g.links().await? {
+        if pipework_base::hostname::is_temp_guest_name(&l.name) {
+            warn!(link = %l.name, "deleting a link an interrupted attach left");
+            match g.delete_link(l.index, &l.name).await {
+                Err(e) if !e.is_gone() => return Err(e).step("delete a leftover link"),
+                _ => {}
             }
         }
     }
+    Ok(())
+}
+
+/// Settles the pending files of one guest (the caller holds its lock).
+pub async fn settle_guest(ctx: &Replay<'_>, netns: NetnsId) -> Result<()> {
+    sweep_temp_links(ctx).await?;
     let prefix = format!("{netns}-");
     let Ok(rd) = fs::read_dir(dir(ctx.state)) else {
         return Ok(());
@@ -218,45 +268,121 @@ pub async fn settle_all(
     settings: &Settings,
 ) -> Result<Vec<PendingAttach>> {
     let state = StateDir::open(&settings.state_dir)?;
-    let rd = match fs::read_dir(dir(&state)) {
-        Ok(r) => r,
-        Err(_) => return Ok(Vec::new()),
-    };
-    let files: Vec<PathBuf> = rd
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().and_then(|x| x.to_str()) == Some("json"))
-        .collect();
+    let files = files(&state);
     if files.is_empty() {
         return Ok(Vec::new());
     }
     let host_ns = Netns::current().step("open host namespace")?;
     let host = Netlink::connect_here("host").step("open netlink")?;
-    let mut done = Vec::new();
-    for f in files {
-        let Some(first) = read(&f) else { continue };
-        let _lock = state.lock_guest(first.guest.netns).await?;
-        let guest_nl = match pipework_base::guest::reopen(&first.guest) {
-            Some(ns) => Netlink::connect_in(&ns, &first.guest.name).await.ok(),
-            None => None,
-        };
-        let ctx = Replay {
-            ctx: UndoContext {
-                host: &host,
-                guest: guest_nl.as_ref(),
-                host_ns: &host_ns,
-                state: &state,
-                settings,
-                mode: UndoMode::Rollback,
-            },
-            drivers,
-            addressing: &pipework_dhcp::undo::DhcpUndo,
-        };
-        match settle_one(&ctx, first.guest.netns, &first.interface).await {
-            Ok(Some(p)) => done.push(p),
-            Ok(None) => {}
-            Err(e) => warn!("{e}"),
-        }
+    let env = Env {
+        state: &state,
+        host: &host,
+        host_ns: &host_ns,
+        drivers,
+        settings,
+    };
+    Ok(env.settle(files, None).await)
+}
+
+/// In an attach (holding the lock of guest `own`): settles the pending
+/// files other guests' attaches left when they were killed. A file whose
+/// guest's lock is held is an attach still running and is left alone; so
+/// is this guest's own (settled before the attach looks at the host).
+pub async fn settle_others(
+    state: &StateDir,
+    host: &Netlink,
+    host_ns: &Netns,
+    drivers: &dyn DriverSet,
+    settings: &Settings,
+    own: NetnsId,
+) -> Vec<PendingAttach> {
+    let files = files(state);
+    if files.is_empty() {
+        return Vec::new();
     }
-    Ok(done)
+    let env = Env {
+        state,
+        host,
+        host_ns,
+        drivers,
+        settings,
+    };
+    env.settle(files, Some(own)).await
+}
+
+/// The pending files, with the guest and interface their names give.
+fn files(state: &StateDir) -> Vec<(PathBuf, NetnsId, String)> {
+    let Ok(rd) = fs::read_dir(dir(state)) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let (ns, ifname) = name.strip_suffix(".json")?.split_once('-')?;
+            Some((e.path(), NetnsId(ns.parse().ok()?), ifname.to_string()))
+        })
+        .collect()
+}
+
+struct Env<'a> {
+    state: &'a StateDir,
+    host: &'a Netlink,
+    host_ns: &'a Netns,
+    drivers: &'a dyn DriverSet,
+    settings: &'a Settings,
+}
+
+impl Env<'_> {
+    /// `skip`: the caller's own guest; with it, busy guests are skipped
+    /// instead of waited for.
+    async fn settle(
+        &self,
+        files: Vec<(PathBuf, NetnsId, String)>,
+        skip: Option<NetnsId>,
+    ) -> Vec<PendingAttach> {
+        let mut done = Vec::new();
+        for (f, netns, ifname) in files {
+            if skip == Some(netns) {
+                continue;
+            }
+            let lock = match skip {
+                None => self.state.lock_guest(netns).await.map(Some),
+                Some(_) => self.state.try_lock_guest(netns),
+            };
+            let _lock = match lock {
+                Ok(Some(l)) => l,
+                Ok(None) => continue,
+                Err(e) => {
+                    warn!("{e}");
+                    continue;
+                }
+            };
+            // Read under the lock: the attach may have finished meanwhile.
+            let guest_nl = match read(&f) {
+                Read::Attach(a) => match pipework_base::guest::reopen(&a.guest) {
+                    Some(ns) => Netlink::connect_in(&ns, &a.guest.name).await.ok(),
+                    None => None,
+                },
+                _ => None,
+            };
+            let ctx = Replay {
+                ctx: UndoContext {
+                    host: self.host,
+                    guest: guest_nl.as_ref(),
+                    host_ns: self.host_ns,
+                    state: self.state,
+                    settings: self.settings,
+                    mode: UndoMode::Rollback,
+                },
+                drivers: self.drivers,
+                addressing: &pipework_dhcp::undo::DhcpUndo,
+            };
+            match settle_one(&ctx, netns, &ifname).await {
+                Ok(Some(p)) => done.push(p),
+                Ok(None) => {}
+                Err(e) => warn!("{e}"),
+            }
+        }
+        done
+    }
 }

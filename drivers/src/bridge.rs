@@ -9,9 +9,10 @@ use pipework_base::driver::UndoContext;
 use pipework_base::driver::{AttachContext, Driver, DriverKind, MacHandling, Plan, Plugged};
 use pipework_base::error::{Context, Error, Result};
 use pipework_base::journal::{DriverData, Journal};
-use pipework_base::state::StateDir;
+use pipework_base::shared::{Shared, SharedKind};
+use pipework_base::state::LockGuard;
 use pipework_model::{MacAddr, VlanId};
-use pipework_sys::netlink::{Link, Netlink, NewLink};
+use pipework_sys::netlink::{Link, LinkChange, Netlink, NewLink};
 use serde::{Deserialize, Serialize};
 use tracing::warn;
 
@@ -34,7 +35,16 @@ enum BridgeStep {
     /// created it (this time or earlier) and it has no ports left. (Older
     /// records have it as a journal step of its own, `Step::BridgeUsed`,
     /// with the same fields; the journal hands those over here.)
-    BridgeUsed { name: String, created: bool },
+    ///
+    /// Recorded before the bridge is made, with `temp`: the name it is
+    /// created under before it is marked as ours and renamed (undo deletes
+    /// a link still carrying it).
+    BridgeUsed {
+        name: String,
+        created: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        temp: Option<String>,
+    },
     /// VLAN filtering was off and this attach turned it on. Undone on
     /// rollback only.
     VlanFilteringOn { bridge: String },
@@ -60,18 +70,11 @@ impl Driver for LinuxBridge {
         let BridgePlan { vid } = plan.take()?;
         let name = ctx.host_ifname;
         // Shared: other attaches may add ports meanwhile; a detach deciding to
-        // delete an empty bridge takes it exclusively.
-        let _lock = ctx.state.lock_bridge(name, false).await?;
-        let (bridge, created) = ensure_bridge(ctx.host, ctx.state, name, ctx.host_link)
+        // delete an empty bridge, or an attach creating it, takes it
+        // exclusively (and keeps it until our port is in).
+        let (bridge, _lock) = use_bridge(ctx, name, journal)
             .await
             .step("create bridge")?;
-        journal.record_driver(
-            DriverKind::LinuxBridge,
-            &BridgeStep::BridgeUsed {
-                name: name.to_string(),
-                created,
-            },
-        )?;
         pipework_base::fault::point("bridge-ready")?;
         if vid.is_some() && bridge_vlan::ensure_filtering(ctx, &bridge).await? {
             journal.record_driver(
@@ -98,7 +101,7 @@ impl Driver for LinuxBridge {
 
     async fn undo(&self, data: &DriverData, ctx: &UndoContext<'_>) -> Result<()> {
         match data.decode(DriverKind::LinuxBridge)? {
-            BridgeStep::BridgeUsed { name, created } => release_bridge(ctx, &name, created)
+            BridgeStep::BridgeUsed { name, temp, .. } => release_bridge(ctx, &name, temp)
                 .await
                 .step("undo: release bridge"),
             BridgeStep::VlanFilteringOn { bridge } => bridge_vlan::undo(&bridge, ctx).await,
@@ -150,56 +153,139 @@ const BR_STATE_FORWARDING: u8 = 3;
 const PORT_FORWARDING_WAIT: Duration = Duration::from_secs(2);
 
 /// Undoes [`BridgeStep::BridgeUsed`]: deletes the bridge once its last
-/// port is gone, if pipework created it.
-async fn release_bridge(ctx: &UndoContext<'_>, name: &str, created: bool) -> Result<()> {
-    let _lock = ctx.state.lock_bridge(name, true).await?;
-    if !created && !ctx.state.bridge_is_owned(name) {
-        return Ok(());
+/// port is gone, if pipework created it (its marker names this very link),
+/// and a bridge still under its temporary name (an attach killed while
+/// making it).
+async fn release_bridge(ctx: &UndoContext<'_>, name: &str, temp: Option<String>) -> Result<()> {
+    let shared = ctx.state.shared(SharedKind::Bridge, name);
+    let _lock = shared.lock(true).await?;
+    if let Some(t) = temp {
+        if let Some(l) = ctx.host.link_by_name(&t).await? {
+            delete_gone_ok(ctx.host, l.index, &t).await?;
+        }
     }
-    let Some(br) = ctx.host.link_by_name(name).await? else {
-        ctx.state.forget_bridge(name)?;
-        return Ok(());
-    };
-    if !ctx.host.ports_of(br.index).await?.is_empty() {
-        return Ok(());
-    }
-    match ctx.host.delete_link(br.index, name).await {
-        Err(e) if !e.is_gone() => return Err(e.into()),
-        _ => {}
-    }
-    ctx.state.forget_bridge(name)?;
-    Ok(())
+    release_if_empty(ctx.host, &shared).await.map(|_| ())
 }
 
-/// The bridge, created if missing. Returns whether this call created it.
-async fn ensure_bridge(
-    host: &Netlink,
-    state: &StateDir,
-    name: &str,
-    known: Option<&Link>,
-) -> Result<(Link, bool)> {
-    if let Some(l) = known {
-        return Ok((l.clone(), false));
+/// With the bridge's exclusive lock held: deletes the bridge if pipework
+/// made it and it has no port left, and drops a marker that no longer
+/// names a bridge of ours. Returns whether it deleted one. `gc` calls it
+/// for every marker.
+pub async fn release_if_empty(host: &Netlink, shared: &Shared<'_>) -> Result<bool> {
+    let Some(_) = shared.created() else {
+        return Ok(false);
+    };
+    let name = shared.name();
+    let Some(br) = host.link_by_name(name).await? else {
+        shared.forget()?;
+        return Ok(false);
+    };
+    if !shared.owns(br.index) || !br.is_kind("bridge") {
+        // Somebody else's bridge under the name now: the marker is stale.
+        shared.forget()?;
+        return Ok(false);
     }
+    if !host.ports_of(br.index).await?.is_empty() {
+        return Ok(false);
+    }
+    delete_gone_ok(host, br.index, name).await?;
+    shared.forget()?;
+    Ok(true)
+}
+
+async fn delete_gone_ok(host: &Netlink, index: u32, name: &str) -> Result<()> {
+    match host.delete_link(index, name).await {
+        Err(e) if !e.is_gone() => Err(e.into()),
+        _ => Ok(()),
+    }
+}
+
+/// The bridge our port goes on, with its lock held, and its use journaled.
+///
+/// A bridge pipework made may be deleted by a detach between the probe and
+/// this moment, so it is looked up again under the lock. A
+/// missing one is made under the exclusive lock, ownership written ahead:
+/// the journal step first (naming the temporary name), then the bridge
+/// under that name, then its marker (naming its index), then the rename to
+/// its name and up in one request. A kill at any point leaves either
+/// nothing, a temporary-named bridge the journal's undo deletes, or a
+/// marked bridge that undo and `gc` delete once empty.
+async fn use_bridge(
+    ctx: &AttachContext<'_>,
+    name: &str,
+    journal: &mut Journal,
+) -> Result<(Link, LockGuard)> {
+    let shared = ctx.state.shared(SharedKind::Bridge, name);
+    let lock = shared.lock(false).await?;
+    // Looked up again under the lock: what the probe saw may have been
+    // deleted since by the detach of the bridge's last other port.
+    if let Some(l) = ctx.host.link_by_name(name).await? {
+        record_use(journal, name, false, None)?;
+        return Ok((is_bridge(l)?, lock));
+    }
+    drop(lock);
+    let lock = shared.lock(true).await?;
+    if let Some(l) = ctx.host.link_by_name(name).await? {
+        record_use(journal, name, false, None)?;
+        return Ok((is_bridge(l)?, lock));
+    }
+    let temp = pipework_base::hostname::temp_guest_name();
+    record_use(journal, name, true, Some(temp.clone()))?;
     // A fixed MAC stops the bridge from taking on (and changing with) the
     // lowest port MAC as containers come and go.
-    let new = NewLink::bridge(name).mac(MacAddr::random_local()).up();
-    let created = match host.create_link(new).await {
-        Ok(()) => {
-            state.own_bridge(name)?;
-            true
+    ctx.host
+        .create_link(NewLink::bridge(&temp).mac(MacAddr::random_local()))
+        .await?;
+    let made = ctx
+        .host
+        .link_by_name(&temp)
+        .await?
+        .ok_or_else(|| Error::failed(format!("bridge {temp} vanished")))?;
+    pipework_base::fault::point("bridge-made")?;
+    shared.mark_created(made.index)?;
+    let rename = LinkChange::new(made.index)
+        .name(name)
+        .up()
+        .describe(format!("rename {temp} to {name} and set it up"));
+    match ctx.host.change_link(rename).await {
+        Ok(()) => {}
+        Err(e) if e.is(libc::EEXIST) => {
+            // Made meanwhile by something other than pipework: use that one.
+            delete_gone_ok(ctx.host, made.index, &temp).await?;
+            shared.forget()?;
+            let l = ctx
+                .host
+                .link_by_name(name)
+                .await?
+                .ok_or_else(|| Error::failed(format!("bridge {name} vanished")))?;
+            return Ok((is_bridge(l)?, lock));
         }
-        Err(e) if e.is(libc::EEXIST) => false,
         Err(e) => return Err(e.into()),
-    };
-    let l = host
+    }
+    let l = ctx
+        .host
         .link_by_name(name)
         .await?
         .ok_or_else(|| Error::failed(format!("bridge {name} vanished")))?;
+    Ok((l, lock))
+}
+
+fn record_use(journal: &mut Journal, name: &str, created: bool, temp: Option<String>) -> Result<()> {
+    journal.record_driver(
+        DriverKind::LinuxBridge,
+        &BridgeStep::BridgeUsed {
+            name: name.to_string(),
+            created,
+            temp,
+        },
+    )
+}
+
+fn is_bridge(l: Link) -> Result<Link> {
     if !l.is_kind("bridge") {
-        return Err(Error::usage(format!("{name} exists and is not a bridge")));
+        return Err(Error::usage(format!("{} exists and is not a bridge", l.name)));
     }
-    Ok((l, created))
+    Ok(l)
 }
 
 #[cfg(test)]
@@ -228,7 +314,8 @@ mod tests {
             data.decode::<BridgeStep>(driver).unwrap(),
             BridgeStep::BridgeUsed {
                 name: "br1".into(),
-                created: true
+                created: true,
+                temp: None
             }
         );
     }
@@ -240,6 +327,7 @@ mod tests {
             &BridgeStep::BridgeUsed {
                 name: "br1".into(),
                 created: false,
+                temp: None,
             },
         )
         .unwrap();

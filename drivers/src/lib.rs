@@ -22,6 +22,7 @@ pub mod macvlan;
 pub mod ovs;
 pub mod phys;
 pub mod shim;
+mod shared_gc;
 pub mod sriov;
 mod veth;
 mod vlan;
@@ -88,6 +89,8 @@ impl DriverSet for Drivers {
     }
 
     async fn gc(&self, settings: &Settings) -> Result<Vec<String>> {
-        self.ovs.gc(settings).await
+        let mut removed = self.ovs.gc(settings).await?;
+        removed.extend(shared_gc::gc(settings).await?);
+        Ok(removed)
     }
 }

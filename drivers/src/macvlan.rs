@@ -59,6 +59,13 @@ impl Driver for Macvlan {
 
     /// `--host-route` is this driver's.
     fn refuse_options(&self, req: &AttachRequest, chosen: DriverKind, host: &str) -> Result<()> {
+        if req.options.macvlan_mode != MacvlanMode::Bridge {
+            let mode = serde_json::to_value(req.options.macvlan_mode).unwrap_or_default();
+            return Err(Error::usage(format!(
+                "--macvlan-mode {} is for macvlan attachments; {host} is a {chosen} attachment",
+                mode.as_str().unwrap_or("?")
+            )));
+        }
         if req.options.host_route.is_some() {
             return Err(Error::usage(format!(
                 "--host-route is for macvlan attachments; {host} is a {chosen} attachment"
@@ -222,7 +229,8 @@ mod tests {
             ),
             MacvlanStep::VlanUsed(VlanUse {
                 name: "eth0.42".into(),
-                user: "4026532345-eth1".into()
+                user: "4026532345-eth1".into(),
+                temp: None
             })
         );
         let shim = ShimUse {

@@ -9,22 +9,21 @@
 //! route wins over a connected route the parent may have for the same
 //! subnet).
 //!
-//! Who uses a shim is kept as marker files, `<state>/shims/<shim>/<owner>`,
-//! changed only under the `shim-<parent>` lock: the undo that removes the
-//! last marker deletes the shim, whose address and routes go with it. The
+//! Who uses a shim is kept in the state directory (`pipework_base::shared`,
+//! one user per attachment), changed only under the shim's lock: the undo
+//! that removes the last user deletes the shim, whose address and routes go
+//! with it. The
 //! journal step is recorded before anything is changed, and its undo is
 //! idempotent, so a rollback or a crash at any point leaves nothing behind.
 
-use std::fs;
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 use ipnet::IpNet;
 use pipework_base::driver::UndoContext;
 use pipework_base::driver::{AttachContext, DriverKind, Plugged};
 use pipework_base::error::{Context, Error, Result};
 use pipework_base::journal::Journal;
-use pipework_base::state::StateDir;
+use pipework_base::shared::{Shared, SharedKind};
 use pipework_model::{HostRoute, MacAddr, MacvlanMode, MAX_IFNAME_LEN};
 use pipework_sys::netlink::{Link, Netlink, NewLink, RouteSpec};
 use serde::{Deserialize, Serialize};
@@ -113,10 +112,8 @@ pub async fn attach<S: Serialize>(
     };
     let shim = shim_name(&parent.name);
     let owner = format!("{}-{}", ctx.guest.info.netns, ctx.guest_ifname);
-    let _lock = ctx
-        .state
-        .lock_named(&format!("shim-{}", parent.name))
-        .await?;
+    let shared = ctx.state.shared(SharedKind::Shim, &shim);
+    let _lock = shared.lock(true).await?;
     let usage = ShimUse {
         shim: shim.clone(),
         parent: parent.name.clone(),
@@ -125,12 +122,7 @@ pub async fn attach<S: Serialize>(
     };
     let routes = usage.routes.clone();
     journal.record_driver(DriverKind::Macvlan, &step(usage))?;
-    let dir = users_dir(ctx.state, &shim);
-    fs::create_dir_all(&dir)
-        .and_then(|()| fs::write(dir.join(&owner), b""))
-        .map_err(|e| {
-            Error::failed(format!("cannot mark {} as used", dir.display())).with_source(e)
-        })?;
+    shared.add_user(&owner)?;
     let link = ensure_shim(ctx.host, &shim, parent).await?;
     let present: Vec<IpNet> = ctx
         .host
@@ -219,34 +211,18 @@ fn to_ip(v: u128, v4: bool) -> IpAddr {
     }
 }
 
-fn users_dir(state: &StateDir, shim: &str) -> PathBuf {
-    state.root().join("shims").join(shim)
-}
-
 /// Undoes one attachment's use of a shim: its routes, its marker, and the
 /// shim itself when nobody else uses it.
 pub async fn undo(u: &ShimUse, ctx: &UndoContext<'_>) -> Result<()> {
-    let _lock = ctx.state.lock_named(&format!("shim-{}", u.parent)).await?;
-    let dir = users_dir(ctx.state, &u.shim);
-    let _ = fs::remove_file(dir.join(&u.owner));
-    let Some(link) = ctx.host.link_by_name(&u.shim).await? else {
-        let _ = fs::remove_dir(&dir);
+    let shared = ctx.state.shared(SharedKind::Shim, &u.shim);
+    let _lock = shared.lock(true).await?;
+    shared.remove_user(&u.owner)?;
+    if release_if_unused(ctx.host, &shared).await? {
+        return Ok(());
+    }
+    let Some(link) = own_shim(ctx.host, &u.shim, &u.parent).await? else {
         return Ok(());
     };
-    let parent = ctx.host.link_by_name(&u.parent).await?;
-    if !link.is_kind("macvlan") || parent.is_none_or(|p| link.parent != Some(p.index)) {
-        // Someone else's link under our name: not ours to touch.
-        return Ok(());
-    }
-    let others = fs::read_dir(&dir).map(|r| r.count()).unwrap_or(0);
-    if others == 0 {
-        match ctx.host.delete_link(link.index, &u.shim).await {
-            Err(e) if !e.is_gone() => return Err(e).step("undo: delete the shim"),
-            _ => {}
-        }
-        let _ = fs::remove_dir(&dir);
-        return Ok(());
-    }
     for ip in &u.routes {
         match ctx
             .host
@@ -260,6 +236,43 @@ pub async fn undo(u: &ShimUse, ctx: &UndoContext<'_>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The shim, if the link of that name is one (a macvlan of `parent`);
+/// someone else's link under our name is not ours to touch.
+async fn own_shim(host: &Netlink, shim: &str, parent: &str) -> Result<Option<Link>> {
+    let Some(link) = host.link_by_name(shim).await? else {
+        return Ok(None);
+    };
+    let parent = host.link_by_name(parent).await?;
+    if !link.is_kind("macvlan") || parent.is_none_or(|p| link.parent != Some(p.index)) {
+        return Ok(None);
+    }
+    Ok(Some(link))
+}
+
+/// With the shim's lock held: deletes the shim once no attachment uses it
+/// (users whose attachment is gone do not count) and drops its account.
+/// Returns whether it did. `gc` calls it for every account.
+pub async fn release_if_unused(host: &Netlink, shared: &Shared<'_>) -> Result<bool> {
+    for u in shared.stale_users() {
+        shared.remove_user(&u)?;
+    }
+    if !shared.users().is_empty() {
+        return Ok(false);
+    }
+    let name = shared.name();
+    if let Some(link) = host.link_by_name(name).await? {
+        // Only a macvlan under our prefix: the parent is not recorded here.
+        if link.is_kind("macvlan") && name.starts_with("pwh") {
+            match host.delete_link(link.index, name).await {
+                Err(e) if !e.is_gone() => return Err(e).step("undo: delete the shim"),
+                _ => {}
+            }
+        }
+    }
+    shared.forget()?;
+    Ok(true)
 }
 
 #[cfg(test)]

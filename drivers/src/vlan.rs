@@ -3,22 +3,19 @@
 //!
 //! The kernel cannot say who uses a sub-interface: the macvlans stacked on it
 //! live in guest namespaces, invisible from the host. So pipework keeps the
-//! account in its state directory, under a lock per sub-interface:
-//! `vlans/<name>/created` when pipework made it, and one
-//! `vlans/<name>/users/<netns>-<ifname>` per attachment on it. The last user
-//! to leave deletes a sub-interface pipework created; one that was there
-//! before is never deleted.
-
-use std::path::PathBuf;
+//! account in its state directory (`pipework_base::shared`: who made it,
+//! one user per attachment on it, a lock). The last user to leave deletes a
+//! sub-interface pipework created; one that was there before is never
+//! deleted.
 
 use pipework_base::driver::UndoContext;
 use pipework_base::driver::{AttachContext, DriverKind};
 use pipework_base::error::{Context, Error, Result};
 use pipework_base::journal::Journal;
 use pipework_base::ops;
-use pipework_base::state::{write_atomic, StateDir};
+use pipework_base::shared::{user_key, Shared, SharedKind};
 use pipework_model::{VlanId, MAX_IFNAME_LEN};
-use pipework_sys::netlink::{Link, NewLink};
+use pipework_sys::netlink::{Link, LinkChange, NewLink};
 use serde::{Deserialize, Serialize};
 
 /// One use of a shared sub-interface, a step of the journal of the driver
@@ -27,6 +24,10 @@ use serde::{Deserialize, Serialize};
 pub struct VlanUse {
     pub name: String,
     pub user: String,
+    /// The name a sub-interface is made under before it is marked as ours
+    /// and renamed; undo deletes a link still carrying it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temp: Option<String>,
 }
 
 /// `<parent>.<vid>`, the name `ip link add ... type vlan` users expect.
@@ -38,14 +39,6 @@ pub fn sub_name(parent: &str, vid: VlanId) -> Result<String> {
         )));
     }
     Ok(name)
-}
-
-fn dir(state: &StateDir, name: &str) -> PathBuf {
-    state.root().join("vlans").join(name)
-}
-
-fn lock_name(name: &str) -> String {
-    format!("vlan-{name}")
 }
 
 /// Checks that an existing link is the sub-interface we would make.
@@ -62,7 +55,7 @@ pub fn check_existing(l: &Link, parent: &Link, vid: VlanId) -> Result<()> {
 
 /// The sub-interface for VLAN `vid` on `parent`, created (up, with the
 /// parent's MTU) if missing, and counted as used by this attachment. The use
-/// is recorded as `driver`'s step `step(use)`.
+/// is recorded as `driver`'s step `step(use)`, before anything changes.
 pub async fn acquire<S: Serialize>(
     ctx: &AttachContext<'_>,
     driver: DriverKind,
@@ -72,46 +65,60 @@ pub async fn acquire<S: Serialize>(
     journal: &mut Journal,
 ) -> Result<Link> {
     let name = sub_name(&parent.name, vid)?;
-    let _lock = ctx.state.lock_named(&lock_name(&name)).await?;
-    let user = format!("{}-{}", ctx.guest.info.netns, ctx.guest_ifname);
-    let d = dir(ctx.state, &name);
-    std::fs::create_dir_all(d.join("users"))
-        .map_err(|e| Error::failed(format!("cannot create {}", d.display())).with_source(e))?;
-    // Recorded first: a failure from here on releases the use (and deletes
-    // the sub-interface if we made it and nobody else uses it).
+    let shared = ctx.state.shared(SharedKind::Vlan, &name);
+    let _lock = shared.lock(true).await?;
+    let user = user_key(ctx.guest.info.netns, ctx.guest_ifname.as_str());
+    let existing = ctx.host.link_by_name(&name).await?;
+    let temp = existing
+        .is_none()
+        .then(pipework_base::hostname::temp_guest_name);
+    // Recorded first: a failure (or a kill) from here on releases the use
+    // (and deletes the sub-interface if we made it and nobody else uses it).
     journal.record_driver(
         driver,
         &step(VlanUse {
             name: name.clone(),
             user: user.clone(),
+            temp: temp.clone(),
         }),
     )?;
-    write_atomic(&d.join("users").join(&user), b"")?;
-    let link = match ctx.host.link_by_name(&name).await? {
-        Some(l) => {
+    shared.add_user(&user)?;
+    let link = match (existing, temp) {
+        (Some(l), _) => {
             check_existing(&l, parent, vid)?;
             ops::ensure_host_link_up(ctx.host, &l, journal)
                 .await
                 .step("set the 802.1Q sub-interface up")?;
             l
         }
-        None => {
+        (None, temp) => {
+            let temp = temp.expect("a temporary name when missing");
             ops::ensure_host_link_up(ctx.host, parent, journal)
                 .await
                 .step("set parent up")?;
-            let new = NewLink::vlan(&name, parent.index, vid.get())
-                .mtu(parent.mtu)
-                .up();
-            // Marked before it exists: a crash in between leaves a marker
-            // for a link that is not there, which release ignores.
-            write_atomic(&d.join("created"), b"")?;
-            match ctx.host.create_link(new).await {
-                Ok(()) => {}
-                Err(e) => {
-                    let _ = std::fs::remove_file(d.join("created"));
-                    return Err(e).step("create the 802.1Q sub-interface");
-                }
-            }
+            // Made under the temporary name, marked as ours by its index,
+            // then renamed and set up in one request: ownership is on disk
+            // before the name is.
+            let new = NewLink::vlan(&temp, parent.index, vid.get()).mtu(parent.mtu);
+            ctx.host
+                .create_link(new)
+                .await
+                .step("create the 802.1Q sub-interface")?;
+            let made = ctx
+                .host
+                .link_by_name(&temp)
+                .await?
+                .ok_or_else(|| Error::failed(format!("{temp} vanished after creation")))?;
+            shared.mark_created(made.index)?;
+            ctx.host
+                .change_link(
+                    LinkChange::new(made.index)
+                        .name(&name)
+                        .up()
+                        .describe(format!("rename {temp} to {name} and set it up")),
+                )
+                .await
+                .step("create the 802.1Q sub-interface")?;
             ctx.host
                 .link_by_name(&name)
                 .await?
@@ -124,32 +131,50 @@ pub async fn acquire<S: Serialize>(
 /// Undoes one [`acquire`]: drops the use, and deletes the sub-interface if
 /// pipework created it and no attachment uses it any more.
 pub async fn release(u: &VlanUse, ctx: &UndoContext<'_>) -> Result<()> {
-    let _lock = ctx.state.lock_named(&lock_name(&u.name)).await?;
-    let d = dir(ctx.state, &u.name);
-    match std::fs::remove_file(d.join("users").join(&u.user)) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(Error::failed(format!("cannot drop a use of {}", u.name)).with_source(e))
-        }
-    }
-    let others = std::fs::read_dir(d.join("users"))
-        .map(|rd| rd.count())
-        .unwrap_or(0);
-    if others > 0 {
-        return Ok(());
-    }
-    if d.join("created").exists() {
-        if let Some(l) = ctx.host.link_by_name(&u.name).await? {
+    let shared = ctx.state.shared(SharedKind::Vlan, &u.name);
+    let _lock = shared.lock(true).await?;
+    if let Some(t) = &u.temp {
+        if let Some(l) = ctx.host.link_by_name(t).await? {
             if l.is_kind("vlan") {
-                match ctx.host.delete_link(l.index, &u.name).await {
-                    Ok(()) => {}
-                    Err(e) if e.is_gone() => {}
-                    Err(e) => return Err(e).step("undo: delete the 802.1Q sub-interface"),
-                }
+                delete(ctx, l.index, t).await?;
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&d);
-    Ok(())
+    shared.remove_user(&u.user)?;
+    release_if_unused(ctx.host, &shared).await.map(|_| ())
+}
+
+/// With the sub-interface's lock held: deletes it if pipework made it and
+/// nobody uses it (users whose attachment is gone do not count), and drops
+/// its account then. Returns whether it deleted it. `gc` calls it for every
+/// account.
+pub async fn release_if_unused(
+    host: &pipework_sys::netlink::Netlink,
+    shared: &Shared<'_>,
+) -> Result<bool> {
+    for u in shared.stale_users() {
+        shared.remove_user(&u)?;
+    }
+    if !shared.users().is_empty() {
+        return Ok(false);
+    }
+    let mut deleted = false;
+    if let Some(l) = host.link_by_name(shared.name()).await? {
+        if l.is_kind("vlan") && shared.created().is_some() && shared.owns(l.index) {
+            match host.delete_link(l.index, shared.name()).await {
+                Ok(()) => deleted = true,
+                Err(e) if e.is_gone() => {}
+                Err(e) => return Err(e).step("undo: delete the 802.1Q sub-interface"),
+            }
+        }
+    }
+    shared.forget()?;
+    Ok(deleted)
+}
+
+async fn delete(ctx: &UndoContext<'_>, index: u32, name: &str) -> Result<()> {
+    match ctx.host.delete_link(index, name).await {
+        Err(e) if !e.is_gone() => Err(e).step("undo: delete the 802.1Q sub-interface"),
+        _ => Ok(()),
+    }
 }

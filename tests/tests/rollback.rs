@@ -6,6 +6,7 @@ use pipework_tests::*;
 /// The fault points of the core, in attach order.
 const POINTS: &[&str] = &[
     "validated",
+    "bridge-made",
     "bridge-ready",
     "link-created",
     "link-configured",

@@ -13,6 +13,7 @@ use crate::error::Result;
 /// The points, in the order an attach passes them.
 pub const POINTS: &[&str] = &[
     "validated",
+    "bridge-made",
     "bridge-ready",
     "ovs-bridge-read",
     "ovs-port-added",

@@ -54,6 +54,15 @@ pub enum Step {
         guest_ifindex: u32,
         was_up: bool,
     },
+    /// `-l NAME` found a down veth of that name and is renaming it
+    /// `aside` (recorded before the rename). Undo: if the link is still
+    /// there under `aside`, give it its name back; once the attach has
+    /// committed the old link is deleted and there is nothing to undo.
+    HostLinkSetAside {
+        ifindex: u32,
+        name: String,
+        aside: String,
+    },
     /// The alias (`IFLA_IFALIAS`) of a host link was set, to keep its name
     /// while it lives in a guest under another. Undo: put `previous` back
     /// (none clears it), if the alias is still ours.

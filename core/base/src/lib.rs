@@ -24,6 +24,7 @@ pub mod ops;
 pub mod probe;
 pub mod routing;
 pub mod settings;
+pub mod shared;
 pub mod slaac;
 pub mod state;
 pub mod undo;

@@ -111,15 +111,9 @@ impl StateDir {
         &self.root
     }
 
-    async fn lock(&self, file: String, exclusive: bool) -> Result<LockGuard> {
+    pub(crate) async fn lock_file(&self, file: String, exclusive: bool) -> Result<LockGuard> {
         let path = self.root.join("locks").join(&file);
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io_err(format!("cannot open lock {}", path.display())))?;
+        let f = open_lock(&path)?;
         // Uncontended is the common case: take it here without a thread.
         let try_arg = if exclusive {
             FlockArg::LockExclusiveNonblock
@@ -150,19 +144,33 @@ impl StateDir {
         .map_err(|e| Error::failed("lock task failed").with_source(e))?
     }
 
+    /// The guest's lock if nobody holds it, without waiting.
+    pub fn try_lock_guest(&self, id: NetnsId) -> Result<Option<LockGuard>> {
+        let path = self.root.join("locks").join(format!("guest-{id}"));
+        let f = open_lock(&path)?;
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => Ok(Some(LockGuard { _lock: lock })),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
+            Err((_, e)) => Err(Error::failed(format!("cannot lock {}", path.display()))
+                .with_source(std::io::Error::from(e))),
+        }
+    }
+
     /// Serialises every change to one guest.
     pub async fn lock_guest(&self, id: NetnsId) -> Result<LockGuard> {
-        self.lock(format!("guest-{id}"), true).await
+        self.lock_file(format!("guest-{id}"), true).await
     }
 
     /// Shared while adding a port, exclusive while deciding to delete.
     pub async fn lock_bridge(&self, name: &str, exclusive: bool) -> Result<LockGuard> {
-        self.lock(format!("bridge-{name}"), exclusive).await
+        self.shared(crate::shared::SharedKind::Bridge, name)
+            .lock(exclusive)
+            .await
     }
 
     /// A lock for anything else that needs one (a PF's VF pool, ...).
     pub async fn lock_named(&self, name: &str) -> Result<LockGuard> {
-        self.lock(name.replace('/', "_"), true).await
+        self.lock_file(name.replace('/', "_"), true).await
     }
 
     fn guest_dir(&self, id: NetnsId) -> PathBuf {
@@ -225,24 +233,16 @@ impl StateDir {
         });
         Ok(out)
     }
+}
 
-    /// Marks a bridge as created by pipework.
-    pub fn own_bridge(&self, name: &str) -> Result<()> {
-        write_atomic(&self.root.join("bridges").join(name), b"")
-    }
-
-    pub fn bridge_is_owned(&self, name: &str) -> bool {
-        self.root.join("bridges").join(name).exists()
-    }
-
-    pub fn forget_bridge(&self, name: &str) -> Result<()> {
-        match fs::remove_file(self.root.join("bridges").join(name)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(io_err(format!("cannot forget bridge {name}"))(e))
-            }
-            _ => Ok(()),
-        }
-    }
+fn open_lock(path: &Path) -> Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_err(format!("cannot open lock {}", path.display())))
 }
 
 fn read_record(p: &Path) -> Result<Option<AttachmentRecord>> {

@@ -82,6 +82,23 @@ pub async fn undo(step: &Step, r: &Replay<'_>) -> Result<()> {
             Some((driver, data)) => undo_driver(r, driver, &data).await,
             None => Err(Error::failed(format!("unreadable journal step {step:?}"))),
         },
+        Step::HostLinkSetAside {
+            ifindex,
+            name,
+            aside,
+        } => match ctx.host.link_by_index(*ifindex).await? {
+            Some(l) if l.name == *aside => gone_ok(
+                ctx.host
+                    .change_link(
+                        LinkChange::new(*ifindex)
+                            .name(name)
+                            .describe(format!("rename {aside} back to {name}")),
+                    )
+                    .await,
+            )
+            .step("undo: give the -l link its name back"),
+            _ => Ok(()),
+        },
         Step::HostLinkUp { name, ifindex } => {
             if ctx.mode != UndoMode::Rollback {
                 return Ok(());

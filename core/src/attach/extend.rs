@@ -2,6 +2,65 @@
 //! (and what they need) on the same link.
 
 use super::*;
+use pipework_model::{HwOptions, MacvlanMode};
+
+/// A second attach adds addresses (and their gateways and routes) and
+/// nothing else: every option that would shape the link or its host side
+/// differently from the first attach is refused (exit 2) with the option
+/// named, instead of being dropped while the command reports success.
+/// Giving the same value again is fine.
+pub(super) fn refuse_changes(
+    req: &AttachRequest,
+    rec: &AttachmentRecord,
+    kind: DriverKind,
+) -> Result<()> {
+    let ifname = &rec.interface;
+    let refuse = |what: String| {
+        Err(Error::usage(format!(
+            "{what}: {ifname} exists from an earlier attach, which a second attach cannot change (detach it first)"
+        )))
+    };
+    if kind != rec.driver {
+        return refuse(format!("the {kind} driver (the interface is a {} attachment)", rec.driver));
+    }
+    if let Some(t) = &req.tag {
+        let same = match rec.details.get("pkey").and_then(|p| p.as_str()) {
+            Some(p) => t.as_pkey().is_ok_and(|k| k.to_string() == p),
+            None => t.as_vlan().is_ok_and(|v| rec.vlan == Some(v.get())),
+        };
+        if !same {
+            return refuse(format!("@{t}"));
+        }
+    }
+    if let Some(l) = &req.host_ifname {
+        if rec.host_peer.as_deref() != Some(l.as_str()) {
+            return refuse(format!("-l {l}"));
+        }
+    }
+    let mode = req.options.macvlan_mode;
+    if mode != MacvlanMode::Bridge {
+        let want = serde_json::to_value(mode).unwrap_or_default();
+        if rec.details.get("macvlan_mode") != Some(&want) {
+            return refuse(format!("--macvlan-mode {}", want.as_str().unwrap_or("?")));
+        }
+    }
+    if req.options.hw != HwOptions::default() {
+        return refuse("--vf/--spoofchk/--trust/--vf-* and --ipoib-mode options".into());
+    }
+    if req.direct_phys {
+        return refuse("--direct-phys".into());
+    }
+    if req.options.host_route.is_some() {
+        return refuse("--host-route".into());
+    }
+    if req.options.slaac {
+        return refuse("--slaac".into());
+    }
+    if req.options.dns {
+        return refuse("--dns".into());
+    }
+    Ok(())
+}
 
 impl Job<'_> {
     /// A second attach to an interface we already made: add the new addresses
@@ -42,7 +101,7 @@ impl Job<'_> {
                 )));
             }
         }
-        let (pending, sink) = Pending::start(self.state, &self.guest.info, &rec.interface);
+        let (pending, sink) = Pending::start(self.state, &self.guest.info, &rec.interface)?;
         let mut journal = Journal::with_sink(sink);
         let res = async {
             let nodad = self.req.options.skip_dad;

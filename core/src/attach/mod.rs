@@ -106,6 +106,17 @@ pub async fn attach_to(
             addressing: &pipework_dhcp::undo::DhcpUndo,
         };
         crate::pending::settle_guest(&undo, guest.info.netns).await?;
+        // And what attaches to other guests left when they were killed (one
+        // directory read when there is none).
+        crate::pending::settle_others(
+            &state,
+            &host,
+            &host_ns,
+            drivers,
+            settings,
+            guest.info.netns,
+        )
+        .await;
         let facts = probe::gather(&host, &req.host, drivers, settings)
             .await
             .step("probe host interface")?;
@@ -186,6 +197,7 @@ impl Job<'_> {
             (Some(link), Some(rec))
                 if rec.ifindex == link.index && rec.host_interface == host_ifname =>
             {
+                extend::refuse_changes(self.req, &rec, kind)?;
                 return self.extend(rec, &link).await;
             }
             (Some(_), _) => {
@@ -219,13 +231,24 @@ impl Job<'_> {
             }
         })?;
         fault::point("validated")?;
+        // Written before the first change, so that whatever kills us from
+        // here on leaves a file naming the guest for the next attach, `gc`
+        // or the daemon to settle.
+        let (pending, sink) = Pending::start(self.state, &self.guest.info, ifname.as_str())?;
+        let mut journal = Journal::with_sink(sink);
         let aside = match &self.req.host_ifname {
-            Some(l) => crate::local_name::set_aside(self.host, l, host_ifname).await?,
+            Some(l) => {
+                match crate::local_name::set_aside(self.host, l, host_ifname, &mut journal).await {
+                    Ok(a) => a,
+                    Err(e) => {
+                        let e = self.rollback(e, &journal).await;
+                        pending.clear();
+                        return Err(e);
+                    }
+                }
+            }
             None => None,
         };
-
-        let (pending, sink) = Pending::start(self.state, &self.guest.info, ifname.as_str());
-        let mut journal = Journal::with_sink(sink);
         let res = match self.build(driver, kind, &ctx, plan, &mut journal).await {
             Ok(rec) => match self.state.save(&rec) {
                 Ok(()) => Ok(rec),
