@@ -51,3 +51,23 @@ pub async fn gc(drivers: &dyn DriverSet, settings: &Settings) -> Result<Collecte
         unfinished,
     })
 }
+
+/// What the daemon collects when it starts: attaches killed half-way and
+/// the shared objects and OVS rows nobody uses any more. Nothing here
+/// depends on telling whether a guest is alive (a daemon may run in another
+/// mount namespace than the guests' `/run/netns`), only on locks, pending
+/// files and what the kernel and OVSDB hold.
+pub async fn leftovers(drivers: &dyn DriverSet, settings: &Settings) -> Result<Vec<String>> {
+    let mut out: Vec<String> = crate::pending::settle_all(drivers, settings)
+        .await?
+        .into_iter()
+        .map(|p| {
+            format!(
+                "the unfinished attach of {} on {}",
+                p.interface, p.guest.name
+            )
+        })
+        .collect();
+    out.extend(drivers.gc(settings).await?);
+    Ok(out)
+}

@@ -72,9 +72,7 @@ impl Driver for LinuxBridge {
         // Shared: other attaches may add ports meanwhile; a detach deciding to
         // delete an empty bridge, or an attach creating it, takes it
         // exclusively (and keeps it until our port is in).
-        let (bridge, _lock) = use_bridge(ctx, name, journal)
-            .await
-            .step("create bridge")?;
+        let (bridge, _lock) = use_bridge(ctx, name, journal).await.step("create bridge")?;
         pipework_base::fault::point("bridge-ready")?;
         if vid.is_some() && bridge_vlan::ensure_filtering(ctx, &bridge).await? {
             journal.record_driver(
@@ -270,7 +268,12 @@ async fn use_bridge(
     Ok((l, lock))
 }
 
-fn record_use(journal: &mut Journal, name: &str, created: bool, temp: Option<String>) -> Result<()> {
+fn record_use(
+    journal: &mut Journal,
+    name: &str,
+    created: bool,
+    temp: Option<String>,
+) -> Result<()> {
     journal.record_driver(
         DriverKind::LinuxBridge,
         &BridgeStep::BridgeUsed {
@@ -283,7 +286,10 @@ fn record_use(journal: &mut Journal, name: &str, created: bool, temp: Option<Str
 
 fn is_bridge(l: Link) -> Result<Link> {
     if !l.is_kind("bridge") {
-        return Err(Error::usage(format!("{} exists and is not a bridge", l.name)));
+        return Err(Error::usage(format!(
+            "{} exists and is not a bridge",
+            l.name
+        )));
     }
     Ok(l)
 }

@@ -230,8 +230,7 @@ impl Shared<'_> {
 
     /// Removes the (now empty) account directory of a shim or VLAN.
     pub fn tidy(&self) {
-        if self.kind != SharedKind::Bridge && self.users().is_empty() && self.created().is_none()
-        {
+        if self.kind != SharedKind::Bridge && self.users().is_empty() && self.created().is_none() {
             let _ = fs::remove_dir_all(self.base());
         }
     }

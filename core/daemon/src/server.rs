@@ -101,6 +101,21 @@ pub async fn run(
         }
     }
     info!(socket = %sock.display(), "pipework daemon running");
+    // What killed commands left, collected in the background: an attach
+    // that started this daemon must not wait for it.
+    {
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            match pipework_core::gc::leftovers(ctx.drivers.as_ref(), &ctx.settings).await {
+                Ok(done) => {
+                    for d in done {
+                        info!("collected {d}");
+                    }
+                }
+                Err(e) => warn!("cannot collect leftovers: {e}"),
+            }
+        });
+    }
 
     let mut term = signal(SignalKind::terminate()).step("install signal handlers")?;
     let mut int = signal(SignalKind::interrupt()).step("install signal handlers")?;

@@ -21,7 +21,10 @@ pub(super) fn refuse_changes(
         )))
     };
     if kind != rec.driver {
-        return refuse(format!("the {kind} driver (the interface is a {} attachment)", rec.driver));
+        return refuse(format!(
+            "the {kind} driver (the interface is a {} attachment)",
+            rec.driver
+        ));
     }
     if let Some(t) = &req.tag {
         let same = match rec.details.get("pkey").and_then(|p| p.as_str()) {
