@@ -68,11 +68,15 @@ async fn detach_live(
     state: &StateDir,
 ) -> Result<Vec<AttachmentRecord>> {
     let _lock = state.lock_guest(guest.info.netns).await?;
-    let recs: Vec<AttachmentRecord> = state
+    let mut recs: Vec<AttachmentRecord> = state
         .guest_records(guest.info.netns)?
         .into_iter()
         .filter(|r| ifname.is_none_or(|i| i.as_str() == r.interface))
         .collect();
+    // Newest first: a later attachment may have recorded what an earlier one
+    // set up (the default route it replaced), which must still be there when
+    // it is put back.
+    newest_first(&mut recs);
     if recs.is_empty() {
         return Err(Error::usage(match ifname {
             Some(i) => format!("pipework has no attachment {i} on this guest"),
@@ -95,6 +99,11 @@ async fn detach_live(
         Some(e) => Err(e),
         None => Ok(done),
     }
+}
+
+/// Sorts records into reverse order of creation.
+pub(crate) fn newest_first(recs: &mut [AttachmentRecord]) {
+    recs.sort_by_key(|r| std::cmp::Reverse((r.created_at, r.created_at_nanos, r.ifindex)));
 }
 
 /// The host end of every undo: state, host namespace, host netlink.
@@ -217,7 +226,10 @@ pub async fn detach_matching(
     let hs = HostSide::open(StateDir::open(&settings.state_dir)?)?;
     let mut done = Vec::new();
     let mut errors = Vec::new();
-    for rec in hs.state.all()?.into_iter().filter(|r| select(r)) {
+    let mut recs: Vec<AttachmentRecord> =
+        hs.state.all()?.into_iter().filter(|r| select(r)).collect();
+    newest_first(&mut recs);
+    for rec in recs {
         let _lock = hs.state.lock_guest(rec.guest.netns).await?;
         let guest_nl = match reopen(&rec.guest) {
             Some(ns) => Some(

@@ -84,6 +84,12 @@ impl StateDir {
         }
     }
 
+    /// A bridge's lock (of a Linux or an OVS bridge): shared while adding
+    /// a port, exclusive while creating it or deciding to delete it.
+    pub async fn lock_bridge(&self, name: &str, exclusive: bool) -> Result<LockGuard> {
+        self.shared(SharedKind::Bridge, name).lock(exclusive).await
+    }
+
     /// The names of every object of `kind` the state has an account of.
     pub fn shared_names(&self, kind: SharedKind) -> Vec<String> {
         let Ok(rd) = fs::read_dir(self.root().join(kind.dir())) else {

@@ -55,6 +55,10 @@ pub struct AttachmentRecord {
     pub gateways: Vec<IpAddr>,
     /// Seconds since the Unix epoch.
     pub created_at: u64,
+    /// And the nanoseconds within that second: a guest's attachments are
+    /// detached newest first, and scripts make several in one second.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub created_at_nanos: u32,
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub details: serde_json::Map<String, serde_json::Value>,
     /// The request's labels (who made this attachment and why).
@@ -159,13 +163,6 @@ impl StateDir {
     /// Serialises every change to one guest.
     pub async fn lock_guest(&self, id: NetnsId) -> Result<LockGuard> {
         self.lock_file(format!("guest-{id}"), true).await
-    }
-
-    /// Shared while adding a port, exclusive while deciding to delete.
-    pub async fn lock_bridge(&self, name: &str, exclusive: bool) -> Result<LockGuard> {
-        self.shared(crate::shared::SharedKind::Bridge, name)
-            .lock(exclusive)
-            .await
     }
 
     /// A lock for anything else that needs one (a PF's VF pool, ...).
@@ -304,6 +301,18 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     res.map_err(io_err(format!("cannot write {}", path.display())))
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Seconds and nanoseconds since the epoch, for records.
+pub fn now() -> (u64, u32) {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| (d.as_secs(), d.subsec_nanos()))
+        .unwrap_or((0, 0))
 }
 
 /// Seconds since the epoch, for records.

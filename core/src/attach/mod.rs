@@ -18,7 +18,7 @@ use pipework_base::guest::{Guest, ResolveOptions};
 use pipework_base::journal::{Journal, UndoMode};
 use pipework_base::probe::{self, ProbeFlags};
 use pipework_base::settings::Settings;
-use pipework_base::state::{now_secs, AttachmentRecord, StateDir, RECORD_VERSION};
+use pipework_base::state::{AttachmentRecord, StateDir, RECORD_VERSION};
 use pipework_base::undo::Replay;
 use pipework_dhcp::resolv::ResolvTarget;
 use pipework_model::{AttachRequest, Family, IfName, MacAddr, StaticAddress};
@@ -483,6 +483,7 @@ impl Job<'_> {
         journal: &Journal,
     ) -> AttachmentRecord {
         let statics = self.req.address.statics();
+        let (created_at, created_at_nanos) = pipework_base::state::now();
         AttachmentRecord {
             version: RECORD_VERSION,
             guest: self.guest.info.clone(),
@@ -497,7 +498,8 @@ impl Job<'_> {
             vlan: p.vlan,
             addresses: statics.iter().map(|a| a.address).collect(),
             gateways: statics.iter().filter_map(|a| a.gateway).collect(),
-            created_at: now_secs(),
+            created_at,
+            created_at_nanos,
             details: p.details.clone(),
             labels: self.req.labels.clone(),
             journal: journal.clone(),
