@@ -290,3 +290,23 @@ fn dash_l_replaces_a_down_veth_and_refuses_an_up_one() {
         .iter()
         .all(|n| !n.as_str().unwrap_or_default().starts_with("pwold")));
 }
+
+/// A whole-guest detach undoes the newest attachment first: eth2 replaced
+/// the default route eth1 made and recorded it, so eth2 must give it back
+/// while eth1 still has it to give.
+#[test]
+fn a_whole_guest_detach_goes_newest_first() {
+    if !pipework_tests::is_root() {
+        return;
+    }
+    let mut s = Sandbox::new("detachorder");
+    let g = s.guest("g");
+    let before = pipework_tests::routes(&g);
+    s.pipework(&["brord", &g, "-i", "eth1", "10.91.0.2/24@10.91.0.1"])
+        .ok();
+    s.pipework(&["brord", &g, "-i", "eth2", "10.92.0.2/24@10.92.0.1"])
+        .ok();
+    let r = s.pipework(&["detach", &g]).ok();
+    assert_eq!(r.stderr, "", "a whole-guest detach warned: {}", r.stderr);
+    assert_eq!(pipework_tests::routes(&g), before);
+}
