@@ -110,6 +110,53 @@ fn no_server_times_out_with_exit_1_and_nothing_left() {
     assert!(link(&g, "eth1").is_none());
 }
 
+/// SIGINT or SIGTERM while the attach waits for a lease that does not
+/// come stops it well before its timeout, undone, saying so.
+#[test]
+fn a_signal_stops_the_wait_for_a_lease_and_undoes_the_attach() {
+    let mut s = Sandbox::new("dhcpsignal");
+    s.ip_host(&["link", "add", "brd9", "type", "bridge"]);
+    s.ip_host(&["link", "set", "brd9", "up"]);
+    let g = s.guest("g");
+    let host_before = s.host_link_names();
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", &s.host])
+            .arg(pipework_bin())
+            .args(["brd9", &g, "dhcp", "--timeout", "30"])
+            .env("PIPEWORK_STATE_DIR", &s.state_dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn pipework");
+        // Until the guest has its link: the attach is then waiting for a lease.
+        assert!(pipework_tests::ovs::eventually(
+            Duration::from_secs(10),
+            || link(&g, "eth1").is_some()
+        ));
+        std::thread::sleep(Duration::from_millis(300));
+        let t = Instant::now();
+        pipework_tests::kill(child.id() as i32, sig);
+        let o = child.wait_with_output().expect("pipework");
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        // Not a latency bound: the attach would otherwise wait its 30 s.
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "signal {sig}: {:?}",
+            t.elapsed()
+        );
+        assert_eq!(o.status.code(), Some(1), "signal {sig}: {stderr}");
+        assert!(stderr.contains("interrupted by signal"), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        assert_eq!(s.host_link_names(), host_before);
+        assert!(
+            link(&g, "eth1").is_none(),
+            "signal {sig}: the guest link stayed"
+        );
+        assert!(!s.state_dir.join("leases").read_dir().unwrap().any(|_| true));
+    }
+}
+
 #[test]
 fn dns_goes_to_the_guest_only_when_asked() {
     let mut s = Sandbox::new("dhcpdns");

@@ -4,6 +4,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -20,19 +21,75 @@ pub const ON_DEMAND_IDLE: Duration = Duration::from_secs(60);
 
 /// Sends one request (with `fds`) and waits for the answer, starting the
 /// daemon first if none answers.
+///
+/// The wait (a DHCP lease may take the whole attach timeout) gives way to
+/// SIGINT, SIGTERM and SIGHUP within a tenth of a second: the connection
+/// is shut down, the daemon sees the client gone and drops what it was
+/// doing for it, and the attach rolls back saying it was interrupted.
 pub async fn call(settings: &Settings, req: Request, fds: Vec<OwnedFd>) -> Result<Value> {
     let settings = settings.clone();
-    tokio::task::spawn_blocking(move || call_blocking(&settings, &req, &fds))
-        .await
-        .map_err(|e| Error::failed("daemon request task failed").with_source(e))?
+    let conn = Arc::new(Mutex::new(Conn::default()));
+    let shared = conn.clone();
+    let mut task =
+        tokio::task::spawn_blocking(move || call_blocking(&settings, &req, &fds, &shared));
+    loop {
+        tokio::select! {
+            r = &mut task => {
+                return r.map_err(|e| Error::failed("daemon request task failed").with_source(e))?
+            }
+            _ = tokio::time::sleep(INTERRUPT_POLL) => {
+                if let Err(e) = pipework_base::interrupt::check() {
+                    conn.lock().unwrap_or_else(|e| e.into_inner()).cancel();
+                    // Returns at once now: its read sees the shutdown.
+                    let _ = task.await;
+                    return Err(e.append_message(" while waiting for the pipework daemon"));
+                }
+            }
+        }
+    }
 }
 
-fn call_blocking(settings: &Settings, req: &Request, fds: &[OwnedFd]) -> Result<Value> {
+const INTERRUPT_POLL: Duration = Duration::from_millis(100);
+
+/// The connection a request is on, for a signal to cut.
+#[derive(Default)]
+struct Conn {
+    stream: Option<UnixStream>,
+    cancelled: bool,
+}
+
+impl Conn {
+    fn cancel(&mut self) {
+        self.cancelled = true;
+        if let Some(s) = self.stream.take() {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    /// Keeps a handle on `s` for [`Conn::cancel`]; false if cancelled already.
+    fn keep(&mut self, s: &UnixStream) -> bool {
+        if self.cancelled {
+            return false;
+        }
+        self.stream = s.try_clone().ok();
+        true
+    }
+}
+
+fn call_blocking(
+    settings: &Settings,
+    req: &Request,
+    fds: &[OwnedFd],
+    conn: &Mutex<Conn>,
+) -> Result<Value> {
     let raw: Vec<i32> = fds.iter().map(|f| f.as_raw_fd()).collect();
     let mut last = None;
     // Twice: an on-demand daemon may exit for idleness just as we connect.
     for _ in 0..2 {
         let s = connect_or_start(settings)?;
+        if !conn.lock().unwrap_or_else(|e| e.into_inner()).keep(&s) {
+            return Err(Error::failed("interrupted"));
+        }
         let r = proto::send_request(&s, req, &raw).and_then(|()| proto::read_response(&s));
         match r {
             Ok(resp) if resp.ok => return Ok(resp.result),
