@@ -209,6 +209,62 @@ fn dns_goes_to_the_guest_only_when_asked() {
     drop(srv);
 }
 
+/// A guest whose root (a directory of its own, `chroot`) has no
+/// resolv.conf gets one with `--dns` and has none again after the detach;
+/// a root without /etc fails naming the file it could not write.
+#[test]
+fn dns_into_a_root_without_the_file_leaves_none_behind() {
+    let mut s = Sandbox::new("dhcpdnsroot");
+    let srv = DhcpServer::start(
+        &mut s,
+        "brd10",
+        &ServerConfig {
+            extra: &["--dhcp-option=option:dns-server,10.65.0.1"],
+            ..ServerConfig::v4("10.65.0")
+        },
+    );
+    let root = std::env::temp_dir().join(format!("{}-root", s.prefix));
+    std::fs::create_dir_all(root.join("bin")).unwrap();
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+    let spawn = || {
+        std::process::Command::new("unshare")
+            .args(["--net", "chroot"])
+            .arg(&root)
+            .args(["/bin/busybox", "sleep", "600"])
+            .spawn()
+            .expect("unshare")
+    };
+    // No /etc at all: the error names the file.
+    let mut bare = spawn();
+    std::thread::sleep(Duration::from_millis(200));
+    let r = s.pipework(&["brd10", &bare.id().to_string(), "dhcp", "--dns"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("/etc/resolv.conf in the root of process"),
+        "{}",
+        r.stderr
+    );
+    let _ = bare.kill();
+    let _ = bare.wait();
+    // An /etc without resolv.conf.
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    let mut guest = spawn();
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = guest.id().to_string();
+    s.pipework(&["brd10", &pid, "dhcp", "--dns"]).ok();
+    let content = std::fs::read_to_string(root.join("etc/resolv.conf")).unwrap();
+    assert!(content.contains("nameserver 10.65.0.1"), "{content}");
+    s.pipework(&["detach", &pid]).ok();
+    assert!(
+        !root.join("etc/resolv.conf").exists(),
+        "detach left a resolv.conf"
+    );
+    let _ = guest.kill();
+    let _ = guest.wait();
+    let _ = std::fs::remove_dir_all(&root);
+    drop(srv);
+}
+
 #[test]
 fn renewal_at_t1_keeps_the_address() {
     let mut s = Sandbox::new("dhcprenew");

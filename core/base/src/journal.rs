@@ -175,6 +175,17 @@ pub enum ResolvTarget {
     NetnsEtc { name: String },
 }
 
+impl std::fmt::Display for ResolvTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ResolvTarget::ProcRoot { pid } => {
+                write!(f, "/etc/resolv.conf in the root of process {pid}")
+            }
+            ResolvTarget::NetnsEtc { name } => write!(f, "/etc/netns/{name}/resolv.conf"),
+        }
+    }
+}
+
 /// Why the journal is being replayed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum UndoMode {

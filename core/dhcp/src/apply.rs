@@ -59,13 +59,18 @@ pub async fn apply(
     routes(nl, ifindex, lease, journal).await?;
     if let Some(target) = &spec.resolv {
         if !lease.dns.is_empty() {
-            let previous = resolv::read(target).step("read the guest's resolv.conf")?;
-            resolv::write(target, &resolv::render(lease, &spec.ifname))
-                .step("write the guest's resolv.conf")?;
+            let previous = resolv::read(target)
+                .map_err(|e| Error::failed(format!("cannot read {target}")).with_source(e))
+                .step("read the guest's resolv.conf")?;
+            // Journaled first: a kill during the write still has what was
+            // there put back.
             journal.record(Step::GuestResolvConfWritten {
                 target: target.clone(),
                 previous,
             });
+            resolv::write(target, &resolv::render(lease, &spec.ifname))
+                .map_err(|e| Error::failed(format!("cannot write {target}")).with_source(e))
+                .step("write the guest's resolv.conf")?;
         }
     }
     debug!(ifname = %spec.ifname, "applied lease {}", lease.summary());

@@ -106,6 +106,28 @@ fn open_in_root(pid: u32, flags: libc::c_int) -> io::Result<File> {
     Ok(File::from(fd))
 }
 
+/// Unlinks `etc/resolv.conf` below the root of process `pid`, unless it is
+/// the host's own file.
+fn remove_in_root(pid: u32) -> io::Result<()> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    use nix::unistd::{unlinkat, UnlinkatFlags};
+    let root = File::open(format!("/proc/{pid}/root"))?;
+    let how = OpenHow::new()
+        .flags(OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let etc = openat2(&root, c"etc", how).map_err(io::Error::from)?;
+    let file = openat2(
+        &etc,
+        c"resolv.conf",
+        OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW)
+            .resolve(ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_SYMLINKS),
+    )
+    .map_err(io::Error::from)?;
+    not_the_hosts(&File::from(file))?;
+    unlinkat(&etc, c"resolv.conf", UnlinkatFlags::NoRemoveDir).map_err(io::Error::from)
+}
+
 /// Refuses a file that is the host's own `resolv.conf`.
 fn not_the_hosts(f: &File) -> io::Result<()> {
     let m = f.metadata()?;
@@ -186,12 +208,19 @@ pub fn restore(target: &ResolvTarget, previous: Option<&str>) -> io::Result<()> 
             }
             Ok(())
         }
-        (None, ResolvTarget::ProcRoot { .. }) => {
-            // Leave an empty file rather than unlink inside a container
-            // whose mounts we do not know.
-            match write(target, "") {
+        (None, ResolvTarget::ProcRoot { pid }) => {
+            // There was none: remove the one we made, below the container's
+            // root (its own `/etc`, symlinks resolved inside it). A mount
+            // point cannot be unlinked (somebody bound a file there since):
+            // it is emptied instead.
+            match remove_in_root(*pid) {
+                Ok(()) => Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-                r => r,
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => match write(target, "") {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                    r => r,
+                },
+                Err(e) => Err(e),
             }
         }
     }

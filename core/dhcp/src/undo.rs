@@ -17,6 +17,10 @@ impl AddressingUndo for DhcpUndo {
         match step {
             Step::GuestResolvConfWritten { target, previous } => {
                 crate::resolv::restore(target, previous.as_deref())
+                    .map_err(|e| {
+                        pipework_base::error::Error::failed(format!("cannot restore {target}"))
+                            .with_source(e)
+                    })
                     .step("undo: restore the guest's resolv.conf")
             }
             Step::DhcpLease { key } => crate::daemon::client::release(ctx.settings, key)
