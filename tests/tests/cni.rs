@@ -136,6 +136,31 @@ fn add_check_del_on_a_bridge() {
     );
 
     c.run("CHECK", &with_prev(&conf, &r)).ok();
+    // A route of prevResult removed behind the plugin's back: CHECK notices.
+    ip(&g, &["route", "del", "10.9.0.0/16"]);
+    let bad = c.run("CHECK", &with_prev(&conf, &r));
+    assert_eq!(bad.json()["code"], 101, "{}", bad.stdout);
+    assert!(
+        bad.json()["msg"]
+            .as_str()
+            .unwrap()
+            .contains("10.9.0.0/16 via 10.5.0.254"),
+        "{}",
+        bad.stdout
+    );
+    ip(&g, &["route", "add", "10.9.0.0/16", "via", "10.5.0.254"]);
+    // A MAC changed: said plainly.
+    let mac = link(&g, "net1").unwrap()["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    ip(&g, &["link", "set", "net1", "address", "02:00:00:00:aa:bb"]);
+    let bad = c.run("CHECK", &with_prev(&conf, &r));
+    let msg = bad.json()["msg"].as_str().unwrap().to_string();
+    assert!(msg.contains("has MAC 02:00:00:00:aa:bb, expected"), "{msg}");
+    assert!(!msg.contains("Some("), "{msg}");
+    ip(&g, &["link", "set", "net1", "address", &mac]);
+    c.run("CHECK", &with_prev(&conf, &r)).ok();
     // Remove the address behind the plugin's back: CHECK notices.
     ip(&g, &["addr", "del", "10.5.0.2/24", "dev", "net1"]);
     let bad = c.run("CHECK", &with_prev(&conf, &r));

@@ -1,9 +1,12 @@
 //! CHECK: compares the kernel with the result ADD returned.
 
+use std::net::IpAddr;
+
 use ipnet::IpNet;
 use pipework_core::guest::{Guest, ResolveOptions};
+use pipework_core::model::Family;
 use pipework_core::model::GuestRef;
-use pipework_core::netlink::Netlink;
+use pipework_core::netlink::{Netlink, RT_TABLE_MAIN};
 use pipework_core::state::StateDir;
 
 use crate::config::{code, CniError, CniResult};
@@ -66,9 +69,12 @@ pub(crate) async fn check(inv: &Invocation<'_>) -> Result<(), CniError> {
     if let Some(i) = idx {
         if let Some(m) = &prev.interfaces[i].mac {
             if link.mac.map(|x| x.to_string()).as_deref() != Some(m.to_lowercase().as_str()) {
+                let have = link
+                    .mac
+                    .map_or_else(|| "none".to_string(), |x| x.to_string());
                 return Err(failed(format!(
-                    "{} has MAC {:?}, expected {m}",
-                    env.ifname, link.mac
+                    "{} has MAC {have}, expected {m}",
+                    env.ifname
                 )));
             }
         }
@@ -93,6 +99,7 @@ pub(crate) async fn check(inv: &Invocation<'_>) -> Result<(), CniError> {
             return Err(failed(format!("{} lacks address {want}", env.ifname)));
         }
     }
+    check_routes(&nl, &prev, &failed).await?;
     if let Some(peer) = &rec.host_peer {
         let host =
             Netlink::connect_here("host").map_err(|e| CniError::new(code::IO, e.to_string()))?;
@@ -119,5 +126,51 @@ pub(crate) async fn check(inv: &Invocation<'_>) -> Result<(), CniError> {
         }
     }
     inv.delegate("CHECK")?;
+    Ok(())
+}
+
+/// Every route `prevResult` lists is in the container's main table (the
+/// default route as `0.0.0.0/0` or `::/0`), through the gateway it names.
+async fn check_routes(
+    nl: &Netlink,
+    prev: &CniResult,
+    failed: &impl Fn(String) -> CniError,
+) -> Result<(), CniError> {
+    for r in &prev.routes {
+        let dst: IpNet = r
+            .dst
+            .parse()
+            .map_err(|_| failed(format!("bad route destination '{}' in prevResult", r.dst)))?;
+        let dst = dst.trunc();
+        let gw: Option<IpAddr> = match &r.gw {
+            Some(g) => Some(
+                g.parse()
+                    .map_err(|_| failed(format!("bad route gateway '{g}' in prevResult")))?,
+            ),
+            None => None,
+        };
+        let family = if dst.addr().is_ipv4() {
+            Family::V4
+        } else {
+            Family::V6
+        };
+        let have = nl
+            .routes(family, RT_TABLE_MAIN)
+            .await
+            .map_err(|e| from_core(e.into()))?;
+        let found = have.iter().any(|x| {
+            let same_dst = match x.destination {
+                Some(d) => d.trunc() == dst,
+                None => dst.prefix_len() == 0,
+            };
+            same_dst && (gw.is_none() || x.gateway == gw)
+        });
+        if !found {
+            return Err(failed(match gw {
+                Some(g) => format!("the container lacks the route to {dst} via {g}"),
+                None => format!("the container lacks the route to {dst}"),
+            }));
+        }
+    }
     Ok(())
 }

@@ -19,7 +19,7 @@ mod vf;
 pub use addr::Address;
 pub use error::NlError;
 pub use link::{Link, LinkChange, NewLink};
-pub use route::{RouteSpec, RouteTable};
+pub use route::{RouteSpec, RouteTable, RT_TABLE_MAIN};
 pub use rule::{RuleEntry, RuleSpec};
 pub use vf::{VfConfig, VfSetting};
 
