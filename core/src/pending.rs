@@ -20,10 +20,8 @@
 //! file knows its writer is dead. Settling happens before any new attach to
 //! the same interface, in `gc`, and when the daemon starts.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -35,7 +33,7 @@ use pipework_base::error::{Context, Error, Result};
 use pipework_base::guest::GuestInfo;
 use pipework_base::journal::{Journal, Sink, Step, UndoMode};
 use pipework_base::settings::Settings;
-use pipework_base::state::StateDir;
+use pipework_base::state::{OpenHow, StateDir};
 use pipework_base::undo::Replay;
 use pipework_sys::netlink::Netlink;
 use pipework_sys::netns::{Netns, NetnsId};
@@ -48,17 +46,17 @@ pub struct PendingAttach {
     pub journal: Journal,
 }
 
-fn dir(state: &StateDir) -> PathBuf {
-    state.root().join("pending")
-}
+const DIR: &str = "pending";
 
-fn path(state: &StateDir, netns: NetnsId, ifname: &str) -> PathBuf {
-    dir(state).join(format!("{netns}-{ifname}.json"))
+/// `pending/<netns>-<ifname>.json`, relative to the state root.
+fn path(netns: NetnsId, ifname: &str) -> String {
+    format!("{DIR}/{netns}-{ifname}.json")
 }
 
 /// The pending file of one attach.
 pub struct Pending {
-    path: PathBuf,
+    state: StateDir,
+    path: String,
 }
 
 impl Pending {
@@ -66,8 +64,9 @@ impl Pending {
     /// is opened at the first step, so an attach refused before it changed
     /// anything leaves none.
     pub fn start(state: &StateDir, guest: &GuestInfo, ifname: &str) -> (Pending, Sink) {
-        let p = path(state, guest.netns, ifname);
+        let p = path(guest.netns, ifname);
         let target = p.clone();
+        let st = state.clone();
         let guest = guest.clone();
         let ifname = ifname.to_string();
         let file: Mutex<Option<File>> = Mutex::new(None);
@@ -78,46 +77,54 @@ impl Pending {
                 journal: Journal::from_steps(steps.to_vec()),
             };
             let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = append(&target, &mut f, &rec) {
+            if let Err(e) = append(&st, &target, &mut f, &rec) {
                 warn!("cannot save the attach in progress: {e}");
             }
         });
-        (Pending { path: p }, sink)
+        (
+            Pending {
+                state: state.clone(),
+                path: p,
+            },
+            sink,
+        )
     }
 
     /// The attach committed or rolled back: nothing is pending any more.
     pub fn clear(&self) {
-        let _ = fs::remove_file(&self.path);
+        if let Err(e) = self.state.remove_file(&self.path) {
+            warn!("{e}");
+        }
     }
 }
 
 /// Appends one line. No fsync: this guards against the process dying, and
 /// what the file describes does not outlive a machine crash either.
-fn append(p: &Path, f: &mut Option<File>, rec: &PendingAttach) -> std::io::Result<()> {
-    if f.is_none() {
-        if let Some(d) = p.parent() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(d)?;
-        }
-        *f = Some(
-            OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(p)?,
-        );
-    }
-    let mut line = serde_json::to_vec(rec).map_err(std::io::Error::other)?;
+fn append(state: &StateDir, p: &str, f: &mut Option<File>, rec: &PendingAttach) -> Result<()> {
+    let file = match f {
+        Some(file) => file,
+        None => f.insert(
+            state
+                .open_file(p, OpenHow::Truncate)?
+                .ok_or_else(|| Error::failed(format!("cannot create {p}")))?,
+        ),
+    };
+    let mut line = serde_json::to_vec(rec).map_err(|e| Error::failed("encode").with_source(e))?;
     line.push(b'\n');
-    f.as_mut().expect("opened above").write_all(&line)
+    file.write_all(&line)
+        .map_err(|e| Error::failed(format!("cannot write {p}")).with_source(e))
 }
 
 /// The last complete line of a pending file.
-fn read(p: &Path) -> Option<PendingAttach> {
-    let b = fs::read(p).ok()?;
+fn read(state: &StateDir, p: &str) -> Result<Option<PendingAttach>> {
+    let Some(b) = state.read_file(p)? else {
+        return Ok(None);
+    };
+    Ok(parse(state, p, &b))
+}
+
+fn parse(state: &StateDir, p: &str, b: &[u8]) -> Option<PendingAttach> {
+    let p = state.root().join(p);
     let end = b.iter().rposition(|&c| c == b'\n')?;
     let last = b[..end].split(|&c| c == b'\n').next_back()?;
     match serde_json::from_slice(last) {
@@ -137,8 +144,8 @@ pub async fn settle_one(
     netns: NetnsId,
     ifname: &str,
 ) -> Result<Option<PendingAttach>> {
-    let p = path(ctx.state, netns, ifname);
-    let Some(pending) = read(&p) else {
+    let p = path(netns, ifname);
+    let Some(pending) = read(ctx.state, &p)? else {
         return Ok(None);
     };
     let committed = ctx
@@ -146,7 +153,7 @@ pub async fn settle_one(
         .load(netns, ifname)?
         .is_some_and(|r| r.journal.steps().ends_with(pending.journal.steps()));
     if committed {
-        remove(&p)?;
+        ctx.state.remove_file(&p)?;
         return Ok(None);
     }
     {
@@ -164,17 +171,8 @@ pub async fn settle_one(
             )));
         }
     }
-    remove(&p)?;
+    ctx.state.remove_file(&p)?;
     Ok(Some(pending))
-}
-
-fn remove(p: &Path) -> Result<()> {
-    match fs::remove_file(p) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(Error::failed(format!("cannot remove {}", p.display())).with_source(e))
-        }
-        _ => Ok(()),
-    }
 }
 
 /// Settles the pending files of one guest (the caller holds its lock), and
@@ -196,11 +194,7 @@ pub async fn settle_guest(ctx: &Replay<'_>, netns: NetnsId) -> Result<()> {
         }
     }
     let prefix = format!("{netns}-");
-    let Ok(rd) = fs::read_dir(dir(ctx.state)) else {
-        return Ok(());
-    };
-    for ent in rd.flatten() {
-        let name = ent.file_name().to_string_lossy().into_owned();
+    for name in ctx.state.list(DIR)? {
         if let Some(ifname) = name
             .strip_prefix(&prefix)
             .and_then(|n| n.strip_suffix(".json"))
@@ -218,14 +212,11 @@ pub async fn settle_all(
     settings: &Settings,
 ) -> Result<Vec<PendingAttach>> {
     let state = StateDir::open(&settings.state_dir)?;
-    let rd = match fs::read_dir(dir(&state)) {
-        Ok(r) => r,
-        Err(_) => return Ok(Vec::new()),
-    };
-    let files: Vec<PathBuf> = rd
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().and_then(|x| x.to_str()) == Some("json"))
+    let files: Vec<String> = state
+        .list(DIR)?
+        .into_iter()
+        .filter(|n| n.ends_with(".json"))
+        .map(|n| format!("{DIR}/{n}"))
         .collect();
     if files.is_empty() {
         return Ok(Vec::new());
@@ -234,7 +225,9 @@ pub async fn settle_all(
     let host = Netlink::connect_here("host").step("open netlink")?;
     let mut done = Vec::new();
     for f in files {
-        let Some(first) = read(&f) else { continue };
+        let Some(first) = read(&state, &f)? else {
+            continue;
+        };
         let _lock = state.lock_guest(first.guest.netns).await?;
         let guest_nl = match pipework_base::guest::reopen(&first.guest) {
             Some(ns) => Netlink::connect_in(&ns, &first.guest.name).await.ok(),

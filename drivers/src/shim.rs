@@ -15,16 +15,13 @@
 //! journal step is recorded before anything is changed, and its undo is
 //! idempotent, so a rollback or a crash at any point leaves nothing behind.
 
-use std::fs;
 use std::net::IpAddr;
-use std::path::PathBuf;
 
 use ipnet::IpNet;
 use pipework_base::driver::UndoContext;
 use pipework_base::driver::{AttachContext, DriverKind, Plugged};
 use pipework_base::error::{Context, Error, Result};
 use pipework_base::journal::Journal;
-use pipework_base::state::StateDir;
 use pipework_model::{HostRoute, MacAddr, MacvlanMode, MAX_IFNAME_LEN};
 use pipework_sys::netlink::{Link, Netlink, NewLink, RouteSpec};
 use serde::{Deserialize, Serialize};
@@ -125,12 +122,10 @@ pub async fn attach<S: Serialize>(
     };
     let routes = usage.routes.clone();
     journal.record_driver(DriverKind::Macvlan, &step(usage))?;
-    let dir = users_dir(ctx.state, &shim);
-    fs::create_dir_all(&dir)
-        .and_then(|()| fs::write(dir.join(&owner), b""))
-        .map_err(|e| {
-            Error::failed(format!("cannot mark {} as used", dir.display())).with_source(e)
-        })?;
+    let dir = users_dir(&shim);
+    ctx.state
+        .write_file(&format!("{dir}/{owner}"), b"")
+        .map_err(|e| e.context(format!("cannot mark {shim} as used")))?;
     let link = ensure_shim(ctx.host, &shim, parent).await?;
     let present: Vec<IpNet> = ctx
         .host
@@ -219,18 +214,19 @@ fn to_ip(v: u128, v4: bool) -> IpAddr {
     }
 }
 
-fn users_dir(state: &StateDir, shim: &str) -> PathBuf {
-    state.root().join("shims").join(shim)
+/// `shims/<shim>`, relative to the state root.
+fn users_dir(shim: &str) -> String {
+    format!("shims/{shim}")
 }
 
 /// Undoes one attachment's use of a shim: its routes, its marker, and the
 /// shim itself when nobody else uses it.
 pub async fn undo(u: &ShimUse, ctx: &UndoContext<'_>) -> Result<()> {
     let _lock = ctx.state.lock_named(&format!("shim-{}", u.parent)).await?;
-    let dir = users_dir(ctx.state, &u.shim);
-    let _ = fs::remove_file(dir.join(&u.owner));
+    let dir = users_dir(&u.shim);
+    ctx.state.remove_file(&format!("{dir}/{}", u.owner))?;
     let Some(link) = ctx.host.link_by_name(&u.shim).await? else {
-        let _ = fs::remove_dir(&dir);
+        let _ = ctx.state.remove_dir(&dir);
         return Ok(());
     };
     let parent = ctx.host.link_by_name(&u.parent).await?;
@@ -238,13 +234,13 @@ pub async fn undo(u: &ShimUse, ctx: &UndoContext<'_>) -> Result<()> {
         // Someone else's link under our name: not ours to touch.
         return Ok(());
     }
-    let others = fs::read_dir(&dir).map(|r| r.count()).unwrap_or(0);
+    let others = ctx.state.list(&dir)?.len();
     if others == 0 {
         match ctx.host.delete_link(link.index, &u.shim).await {
             Err(e) if !e.is_gone() => return Err(e).step("undo: delete the shim"),
             _ => {}
         }
-        let _ = fs::remove_dir(&dir);
+        let _ = ctx.state.remove_dir(&dir);
         return Ok(());
     }
     for ip in &u.routes {

@@ -9,14 +9,11 @@
 //! to leave deletes a sub-interface pipework created; one that was there
 //! before is never deleted.
 
-use std::path::PathBuf;
-
 use pipework_base::driver::UndoContext;
 use pipework_base::driver::{AttachContext, DriverKind};
 use pipework_base::error::{Context, Error, Result};
 use pipework_base::journal::Journal;
 use pipework_base::ops;
-use pipework_base::state::{write_atomic, StateDir};
 use pipework_model::{VlanId, MAX_IFNAME_LEN};
 use pipework_sys::netlink::{Link, NewLink};
 use serde::{Deserialize, Serialize};
@@ -40,8 +37,9 @@ pub fn sub_name(parent: &str, vid: VlanId) -> Result<String> {
     Ok(name)
 }
 
-fn dir(state: &StateDir, name: &str) -> PathBuf {
-    state.root().join("vlans").join(name)
+/// `vlans/<name>`, relative to the state root.
+fn dir(name: &str) -> String {
+    format!("vlans/{name}")
 }
 
 fn lock_name(name: &str) -> String {
@@ -74,9 +72,8 @@ pub async fn acquire<S: Serialize>(
     let name = sub_name(&parent.name, vid)?;
     let _lock = ctx.state.lock_named(&lock_name(&name)).await?;
     let user = format!("{}-{}", ctx.guest.info.netns, ctx.guest_ifname);
-    let d = dir(ctx.state, &name);
-    std::fs::create_dir_all(d.join("users"))
-        .map_err(|e| Error::failed(format!("cannot create {}", d.display())).with_source(e))?;
+    let d = dir(&name);
+    ctx.state.dir(&format!("{d}/users"), true)?;
     // Recorded first: a failure from here on releases the use (and deletes
     // the sub-interface if we made it and nobody else uses it).
     journal.record_driver(
@@ -86,7 +83,7 @@ pub async fn acquire<S: Serialize>(
             user: user.clone(),
         }),
     )?;
-    write_atomic(&d.join("users").join(&user), b"")?;
+    ctx.state.write_file(&format!("{d}/users/{user}"), b"")?;
     let link = match ctx.host.link_by_name(&name).await? {
         Some(l) => {
             check_existing(&l, parent, vid)?;
@@ -104,11 +101,11 @@ pub async fn acquire<S: Serialize>(
                 .up();
             // Marked before it exists: a crash in between leaves a marker
             // for a link that is not there, which release ignores.
-            write_atomic(&d.join("created"), b"")?;
+            ctx.state.write_file(&format!("{d}/created"), b"")?;
             match ctx.host.create_link(new).await {
                 Ok(()) => {}
                 Err(e) => {
-                    let _ = std::fs::remove_file(d.join("created"));
+                    let _ = ctx.state.remove_file(&format!("{d}/created"));
                     return Err(e).step("create the 802.1Q sub-interface");
                 }
             }
@@ -125,21 +122,15 @@ pub async fn acquire<S: Serialize>(
 /// pipework created it and no attachment uses it any more.
 pub async fn release(u: &VlanUse, ctx: &UndoContext<'_>) -> Result<()> {
     let _lock = ctx.state.lock_named(&lock_name(&u.name)).await?;
-    let d = dir(ctx.state, &u.name);
-    match std::fs::remove_file(d.join("users").join(&u.user)) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => {
-            return Err(Error::failed(format!("cannot drop a use of {}", u.name)).with_source(e))
-        }
-    }
-    let others = std::fs::read_dir(d.join("users"))
-        .map(|rd| rd.count())
-        .unwrap_or(0);
+    let d = dir(&u.name);
+    ctx.state
+        .remove_file(&format!("{d}/users/{}", u.user))
+        .map_err(|e| e.context(format!("cannot drop a use of {}", u.name)))?;
+    let others = ctx.state.list(&format!("{d}/users"))?.len();
     if others > 0 {
         return Ok(());
     }
-    if d.join("created").exists() {
+    if ctx.state.read_file(&format!("{d}/created"))?.is_some() {
         if let Some(l) = ctx.host.link_by_name(&u.name).await? {
             if l.is_kind("vlan") {
                 match ctx.host.delete_link(l.index, &u.name).await {
@@ -150,6 +141,6 @@ pub async fn release(u: &VlanUse, ctx: &UndoContext<'_>) -> Result<()> {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&d);
+    let _ = ctx.state.remove_tree(&d);
     Ok(())
 }

@@ -26,6 +26,7 @@ pub mod routing;
 pub mod settings;
 pub mod slaac;
 pub mod state;
+pub mod statefs;
 pub mod undo;
 pub mod wait;
 
