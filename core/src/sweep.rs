@@ -30,10 +30,10 @@ const TEMP_DIRS: &[&str] = &[
 ];
 
 fn alive(pid: i32) -> bool {
-    // EPERM: it exists, we may not signal it.
+    // Signal 0 only asks whether it exists; EPERM: it does, not ours.
     !matches!(
-        pipework_sys::process::kill(pid, 0),
-        Err(e) if e.raw_os_error() == Some(libc::ESRCH)
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
     )
 }
 

@@ -83,6 +83,20 @@ fn io_err(what: String) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::failed(what).with_source(e)
 }
 
+/// The directories of the state root, verified whenever it is opened.
+const KNOWN_DIRS: &[&str] = &[
+    "attachments",
+    "bridges",
+    "locks",
+    "pending",
+    "leases",
+    "compat",
+    "vlans",
+    "shims",
+];
+/// Those [`StateDir::open`] creates.
+const CREATED_DIRS: &[&str] = &["attachments", "bridges", "locks"];
+
 /// `a/b/c` -> (`a/b`, `c`).
 fn split(rel: &str) -> (&str, &str) {
     match rel.rsplit_once('/') {
@@ -96,8 +110,8 @@ impl StateDir {
     pub fn open(root: &Path) -> Result<StateDir> {
         let dir = Dir::open_root(root, true)?
             .ok_or_else(|| Error::failed(format!("cannot create {}", root.display())))?;
-        for sub in ["attachments", "bridges", "locks"] {
-            dir.sub(sub, true)?;
+        for sub in KNOWN_DIRS {
+            dir.sub(sub, CREATED_DIRS.contains(sub))?;
         }
         Ok(StateDir {
             root: root.to_path_buf(),
@@ -139,14 +153,7 @@ impl StateDir {
         let Some(root) = self.root_dir(false)? else {
             return Ok(());
         };
-        for sub in [
-            "attachments",
-            "bridges",
-            "locks",
-            "pending",
-            "leases",
-            "compat",
-        ] {
+        for sub in KNOWN_DIRS {
             root.sub(sub, false)?;
         }
         Ok(())
