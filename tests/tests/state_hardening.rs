@@ -516,3 +516,52 @@ fn a_daemon_in_a_private_mount_namespace_keeps_live_guests_leases() {
     let _ = daemon.kill();
     let _ = daemon.wait();
 }
+
+#[test]
+fn gc_removing_lock_files_never_races_attach_and_detach() {
+    let mut s = Sandbox::new("stlockrace");
+    let g = s.guest("g");
+    s.ip_host(&["link", "add", "brl", "type", "bridge"]);
+    s.ip_host(&["link", "set", "brl", "up"]);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let rounds = 60;
+    let gcs = std::thread::scope(|scope| {
+        let gc = scope.spawn(|| {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let r = s.pipework(&["gc"]);
+                assert_eq!(r.code, 0, "gc: {r:?}");
+                n += 1;
+            }
+            n
+        });
+        // Stops the gc loop however this thread ends (a failed assertion).
+        struct Stop<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        let stopper = Stop(&stop);
+        for i in 0..rounds {
+            let r = s.pipework(&["brl", &g, "10.75.0.2/24"]);
+            assert_eq!(r.code, 0, "attach {i}: {r:?}");
+            assert!(addresses(&g, "eth1").contains(&"10.75.0.2/24".to_string()));
+            let r = s.pipework(&["detach", &g]);
+            assert_eq!(r.code, 0, "detach {i}: {r:?}");
+            assert!(link(&g, "eth1").is_none(), "detach {i} left eth1");
+        }
+        drop(stopper);
+        gc.join().unwrap()
+    });
+    assert!(gcs > 0);
+    // Only the host's bridge and loopback are left, and no lock file of a
+    // guest that has nothing recorded once gc has run.
+    assert_eq!(
+        s.host_link_names(),
+        vec![serde_json::json!("lo"), serde_json::json!("brl")]
+    );
+    s.pipework(&["gc"]).ok();
+    let locks = must(Command::new("ls").arg(s.state_dir.join("locks")));
+    assert!(!locks.contains("guest-"), "{locks}");
+}
