@@ -9,6 +9,12 @@
 //! Records are written to a temporary file and renamed into place, so a reader
 //! (or a crash) never sees half a record. Changes to one guest happen under its
 //! lock, so two runs never write the same record.
+//!
+//! Every file and directory is reached through [`crate::statefs`]: the
+//! directories must be ours alone, nothing is followed if it is a link, and
+//! what is created is 0700/0600. Other crates use the relative-path methods
+//! here (`write_file`, `read_file`, `open_file`, `list`, ...) and never build
+//! absolute state paths to open themselves.
 
 use std::fs::File;
 use std::net::IpAddr;
@@ -227,7 +233,6 @@ impl StateDir {
         let dir = self
             .dir("locks", true)?
             .ok_or_else(|| Error::failed(format!("cannot create {}/locks", self.root.display())))?;
-        let dir = std::sync::Arc::new(dir);
         loop {
             let path = dir.path().join(&file);
             let f = dir

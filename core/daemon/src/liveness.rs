@@ -18,10 +18,12 @@
 //! 3. an fd of it held by another process (`/proc/<pid>/fd/*` reads
 //!    `net:[<inode>]`), asked only when 1 and 2 found nothing.
 //!
-//! Our own process is left out (its fd is the one we hold). When `/proc`
-//! cannot be read at all, the namespace counts as alive: a lease kept too
-//! long expires on its own, a lease released under a live guest takes its
-//! address away. Checking only PID 1's mount table (the initial mount
+//! Our own process is left out (its fd is the one we hold), and so are
+//! processes whose namespaces we may not read. When `/proc` cannot be read
+//! at all, or the daemon runs outside the initial PID namespace (its `/proc`
+//! shows only some processes), the namespace counts as alive: a lease kept
+//! too long expires on its own, a lease released under a live guest takes
+//! its address away. Checking only PID 1's mount table (the initial mount
 //! namespace) would miss namespaces mounted in another mount namespace
 //! (a container engine's); checking only processes would miss every `ip
 //! netns add` guest, which has none.
@@ -128,9 +130,19 @@ fn find_ref(id: NetnsId, with_fds: bool) -> Option<Option<Found>> {
     Some(None)
 }
 
+/// The inode of the initial PID namespace (`PROC_PID_INIT_INO`, fixed by
+/// the kernel).
+const INITIAL_PID_NS: u64 = 0xEFFF_FFFC;
+
 /// False only when nothing but us refers to the namespace any more (see the
-/// module's doc); true when that cannot be told.
+/// module's doc); true when that cannot be told, which includes a daemon
+/// outside the initial PID namespace: its `/proc` does not show every
+/// process.
 pub fn netns_alive(id: NetnsId) -> bool {
+    let pid_ns = fs::metadata("/proc/self/ns/pid").ok().map(|m| m.ino());
+    if pid_ns != Some(INITIAL_PID_NS) {
+        return true;
+    }
     match find_ref(id, true) {
         None => true,
         Some(found) => found.is_some(),
