@@ -463,3 +463,89 @@ pub fn now_secs() -> u64 {
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A private state root in the temporary directory, removed on drop.
+    struct Tmp(PathBuf);
+
+    impl Tmp {
+        fn new(tag: &str) -> Tmp {
+            let p = std::env::temp_dir()
+                .join(format!("pipework-state-test-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            Tmp(p)
+        }
+    }
+
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Whether someone holds `locks/<name>` (a non-blocking try fails).
+    fn held(root: &Path, name: &str) -> bool {
+        let f = File::open(root.join("locks").join(name)).unwrap();
+        Flock::lock(f, FlockArg::LockExclusiveNonblock).is_err()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lock_file_removed_while_someone_waits_for_it_is_taken_anew() {
+        let t = Tmp::new("lockrace");
+        let state = StateDir::open(&t.0).unwrap();
+        let name = "guest-42";
+        // gc's part: hold the file, without waiting.
+        let path = t.0.join("locks").join(name);
+        std::fs::File::create(&path).unwrap();
+        let gc = Flock::lock(File::open(&path).unwrap(), FlockArg::LockExclusiveNonblock).unwrap();
+        // An attach opens the same file and waits for it.
+        let s2 = state.clone();
+        let waiter = tokio::spawn(async move { s2.lock_guest(NetnsId(42)).await });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!waiter.is_finished());
+        // gc finds it unused, removes it and lets go.
+        std::fs::remove_file(&path).unwrap();
+        drop(gc);
+        let guard = waiter.await.unwrap().unwrap();
+        // The attach holds the file that is in locks/ now, so the next one
+        // to come waits for it (it would not, had it kept the removed one).
+        assert!(path.exists());
+        assert!(held(&t.0, name));
+        drop(guard);
+        assert!(!held(&t.0, name));
+    }
+
+    #[test]
+    fn unused_lock_files_are_removed_held_ones_kept() {
+        let t = Tmp::new("lockgc");
+        let state = StateDir::open(&t.0).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let guard = rt.block_on(state.lock_guest(NetnsId(7))).unwrap();
+        assert!(!state.remove_lock_if("guest-7", || true).unwrap());
+        drop(guard);
+        assert!(!state.remove_lock_if("guest-7", || false).unwrap());
+        assert!(state.remove_lock_if("guest-7", || true).unwrap());
+        assert!(!t.0.join("locks/guest-7").exists());
+    }
+
+    #[test]
+    fn links_and_open_directories_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = Tmp::new("refuse");
+        let state = StateDir::open(&t.0).unwrap();
+        std::os::unix::fs::symlink("/etc", t.0.join("attachments/9")).unwrap();
+        let e = state.guest_records(NetnsId(9)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage);
+        assert!(e.to_string().contains("attachments/9"), "{e}");
+        std::fs::remove_file(t.0.join("attachments/9")).unwrap();
+        std::fs::set_permissions(&t.0, std::fs::Permissions::from_mode(0o757)).unwrap();
+        let e = StateDir::open(&t.0).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage);
+        assert!(e.to_string().contains("mode 757"), "{e}");
+    }
+}
