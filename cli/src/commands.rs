@@ -106,7 +106,7 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
             let leases =
                 match pipework_core::dhcp::daemon::client::leases_if_running(settings).await {
                     Some(l) => l,
-                    None => LeaseStore::new(&settings.state_dir).all(),
+                    None => LeaseStore::new(&settings.state_dir).all()?,
                 };
             if json {
                 print_json(&inspect::list_json(&items, &leases));
@@ -123,6 +123,7 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
                     "driver_objects": done.driver_objects,
                     "clients": done.clients,
                     "unfinished": done.unfinished,
+                    "files": done.files,
                 }));
             } else {
                 for p in &done.unfinished {
@@ -140,6 +141,9 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
                 }
                 for c in &done.clients {
                     outln!("ended {c}");
+                }
+                for f in &done.files {
+                    outln!("removed {f} (state file nothing needs)");
                 }
             }
         }

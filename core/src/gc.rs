@@ -21,6 +21,9 @@ pub struct Collected {
     pub clients: Vec<String>,
     /// Attaches killed half-way, rolled back (see [`crate::pending`]).
     pub unfinished: Vec<crate::pending::PendingAttach>,
+    /// Files of the state directory nothing needs any more (temporary files
+    /// of killed writers, lock files of guests gone), relative to it.
+    pub files: Vec<String>,
 }
 
 /// Cleans up after guests that are gone: their host-side leftovers (veths
@@ -44,7 +47,11 @@ pub async fn gc(drivers: &dyn DriverSet, settings: &Settings) -> Result<Collecte
     // Clients whose record is gone (an attach killed half-way) or that
     // outlived it.
     let clients = pipework_dhcp::compat::gc(settings);
+    let mut files = crate::sweep::temp_files(&hs.state)?;
+    files.extend(crate::sweep::guest_locks(&hs.state)?);
+    files.extend(crate::sweep::shared_locks(&hs.state)?);
     Ok(Collected {
+        files,
         records: collected,
         driver_objects,
         clients,

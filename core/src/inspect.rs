@@ -54,6 +54,7 @@ pub async fn inspect(guest_ref: &GuestRef, settings: &Settings) -> Result<Value>
 /// [`inspect`] for a guest already resolved.
 pub async fn inspect_guest(guest: &Guest, settings: &Settings) -> Result<Value> {
     let state = StateDir::open_read(&settings.state_dir);
+    state.check()?;
     let recs = state.guest_records(guest.info.netns)?;
     let nl = Netlink::connect_in(&guest.netns, guest.name())
         .await
@@ -87,6 +88,7 @@ pub async fn inspect_guest(guest: &Guest, settings: &Settings) -> Result<Value> 
 /// Every record, for `list`, with whether its guest still exists.
 pub fn list(settings: &Settings) -> Result<Vec<(AttachmentRecord, bool)>> {
     let state = StateDir::open_read(&settings.state_dir);
+    state.check()?;
     Ok(state
         .all()?
         .into_iter()

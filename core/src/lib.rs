@@ -34,6 +34,7 @@ pub mod inspect;
 pub mod local_name;
 pub mod pending;
 pub mod ping;
+pub mod sweep;
 
 pub use pipework_base::{
     docker, driver, error, fault, guest, hostname, interrupt, journal, ops, probe, routing,

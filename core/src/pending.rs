@@ -17,13 +17,16 @@
 //! was saved (the process died between saving and removing the file) it is
 //! simply dropped, otherwise its journal is rolled back. The attach holds the
 //! guest's lock throughout, so whoever gets that lock and still finds the
-//! file knows its writer is dead. Settling happens before any new attach to
-//! the same interface, in `gc`, and when the daemon starts.
+//! file knows its writer is dead. Settling happens before any new attach
+//! (the attach's own guest first, then other guests whose lock is free), in
+//! `gc`, and when the daemon starts.
+//!
+//! The file is written before the attach's first change, with an empty
+//! journal, so that a kill at any instant leaves a file naming the guest:
+//! settling it also deletes the links still under a temporary name there.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -35,7 +38,7 @@ use pipework_base::error::{Context, Error, Result};
 use pipework_base::guest::GuestInfo;
 use pipework_base::journal::{Journal, Sink, Step, UndoMode};
 use pipework_base::settings::Settings;
-use pipework_base::state::StateDir;
+use pipework_base::state::{OpenHow, StateDir};
 use pipework_base::undo::Replay;
 use pipework_sys::netlink::Netlink;
 use pipework_sys::netns::{Netns, NetnsId};
@@ -48,17 +51,17 @@ pub struct PendingAttach {
     pub journal: Journal,
 }
 
-fn dir(state: &StateDir) -> PathBuf {
-    state.root().join("pending")
-}
+const DIR: &str = "pending";
 
-fn path(state: &StateDir, netns: NetnsId, ifname: &str) -> PathBuf {
-    dir(state).join(format!("{netns}-{ifname}.json"))
+/// `pending/<netns>-<ifname>.json`, relative to the state root.
+fn path(netns: NetnsId, ifname: &str) -> String {
+    format!("{DIR}/{netns}-{ifname}.json")
 }
 
 /// The pending file of one attach.
 pub struct Pending {
-    path: PathBuf,
+    state: StateDir,
+    path: String,
 }
 
 impl Pending {
@@ -69,8 +72,9 @@ impl Pending {
     /// are found (see [`settle_one`]). An attach that cannot write it
     /// changes nothing.
     pub fn start(state: &StateDir, guest: &GuestInfo, ifname: &str) -> Result<(Pending, Sink)> {
-        let p = path(state, guest.netns, ifname);
+        let p = path(guest.netns, ifname);
         let target = p.clone();
+        let st = state.clone();
         let guest = guest.clone();
         let ifname = ifname.to_string();
         let mut first = None;
@@ -79,11 +83,8 @@ impl Pending {
             interface: ifname.clone(),
             journal: Journal::new(),
         };
-        append(&target, &mut first, &header).map_err(|e| {
-            Error::failed(format!("cannot write {}", p.display()))
-                .with_source(e)
-                .context("step save the attach in progress")
-        })?;
+        append(state, &p, &mut first, &header)
+            .map_err(|e| e.context("step save the attach in progress"))?;
         let file: Mutex<Option<File>> = Mutex::new(first);
         let sink: Sink = Arc::new(move |steps: &[Step]| {
             let rec = PendingAttach {
@@ -92,41 +93,42 @@ impl Pending {
                 journal: Journal::from_steps(steps.to_vec()),
             };
             let mut f = file.lock().unwrap_or_else(|e| e.into_inner());
-            if let Err(e) = append(&target, &mut f, &rec) {
+            if let Err(e) = append(&st, &target, &mut f, &rec) {
                 warn!("cannot save the attach in progress: {e}");
             }
         });
-        Ok((Pending { path: p }, sink))
+        Ok((
+            Pending {
+                state: state.clone(),
+                path: p,
+            },
+            sink,
+        ))
     }
 
     /// The attach committed or rolled back: nothing is pending any more.
     pub fn clear(&self) {
-        let _ = fs::remove_file(&self.path);
+        if let Err(e) = self.state.remove_file(&self.path) {
+            warn!("{e}");
+        }
     }
 }
 
 /// Appends one line. No fsync: this guards against the process dying, and
 /// what the file describes does not outlive a machine crash either.
-fn append(p: &Path, f: &mut Option<File>, rec: &PendingAttach) -> std::io::Result<()> {
-    if f.is_none() {
-        if let Some(d) = p.parent() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(d)?;
-        }
-        *f = Some(
-            OpenOptions::new()
-                .create(true)
-                .truncate(true)
-                .write(true)
-                .mode(0o600)
-                .open(p)?,
-        );
-    }
-    let mut line = serde_json::to_vec(rec).map_err(std::io::Error::other)?;
+fn append(state: &StateDir, p: &str, f: &mut Option<File>, rec: &PendingAttach) -> Result<()> {
+    let file = match f {
+        Some(file) => file,
+        None => f.insert(
+            state
+                .open_file(p, OpenHow::Truncate)?
+                .ok_or_else(|| Error::failed(format!("cannot create {p}")))?,
+        ),
+    };
+    let mut line = serde_json::to_vec(rec).map_err(|e| Error::failed("encode").with_source(e))?;
     line.push(b'\n');
-    f.as_mut().expect("opened above").write_all(&line)
+    file.write_all(&line)
+        .map_err(|e| Error::failed(format!("cannot write {p}")).with_source(e))
 }
 
 /// What a pending file holds: its last complete line, or why there is none.
@@ -138,15 +140,16 @@ enum Read {
     Attach(PendingAttach),
 }
 
-fn read(p: &Path) -> Read {
-    let b = match fs::read(p) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Read::Missing,
-        Err(e) => {
-            warn!("cannot read the pending file {}: {e}", p.display());
-            return Read::Missing;
-        }
+/// Reads a pending file. A file the state directory's rules refuse (a
+/// symbolic link, a directory not ours) is an error, not an unreadable file.
+fn read(state: &StateDir, p: &str) -> Result<Read> {
+    let Some(b) = state.read_file(p)? else {
+        return Ok(Read::Missing);
     };
+    Ok(parse(state, p, &b))
+}
+
+fn parse(state: &StateDir, p: &str, b: &[u8]) -> Read {
     let Some(end) = b.iter().rposition(|&c| c == b'\n') else {
         return Read::Unfinished;
     };
@@ -156,7 +159,10 @@ fn read(p: &Path) -> Read {
     match serde_json::from_slice(last) {
         Ok(r) => Read::Attach(r),
         Err(e) => {
-            warn!("unreadable pending file {}: {e}", p.display());
+            warn!(
+                "unreadable pending file {}: {e}",
+                state.root().join(p).display()
+            );
             Read::Unfinished
         }
     }
@@ -170,16 +176,16 @@ pub async fn settle_one(
     netns: NetnsId,
     ifname: &str,
 ) -> Result<Option<PendingAttach>> {
-    let p = path(ctx.state, netns, ifname);
-    let pending = match read(&p) {
+    let p = path(netns, ifname);
+    let pending = match read(ctx.state, &p)? {
         Read::Missing => return Ok(None),
         Read::Unfinished => {
             // Written before the attach's first change: nothing to undo.
             warn!(
                 "removing {}: an attach stopped before it changed anything",
-                p.display()
+                ctx.state.root().join(&p).display()
             );
-            remove(&p)?;
+            ctx.state.remove_file(&p)?;
             return Ok(None);
         }
         Read::Attach(a) => a,
@@ -190,7 +196,7 @@ pub async fn settle_one(
         .load(netns, ifname)?
         .is_some_and(|r| r.journal.steps().ends_with(pending.journal.steps()));
     if committed {
-        remove(&p)?;
+        ctx.state.remove_file(&p)?;
         return Ok(None);
     }
     {
@@ -208,17 +214,8 @@ pub async fn settle_one(
             )));
         }
     }
-    remove(&p)?;
+    ctx.state.remove_file(&p)?;
     Ok(Some(pending))
-}
-
-fn remove(p: &Path) -> Result<()> {
-    match fs::remove_file(p) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(Error::failed(format!("cannot remove {}", p.display())).with_source(e))
-        }
-        _ => Ok(()),
-    }
 }
 
 /// Deletes the links an attach killed in the instant between creating one
@@ -246,11 +243,7 @@ async fn sweep_temp_links(ctx: &Replay<'_>) -> Result<()> {
 pub async fn settle_guest(ctx: &Replay<'_>, netns: NetnsId) -> Result<()> {
     sweep_temp_links(ctx).await?;
     let prefix = format!("{netns}-");
-    let Ok(rd) = fs::read_dir(dir(ctx.state)) else {
-        return Ok(());
-    };
-    for ent in rd.flatten() {
-        let name = ent.file_name().to_string_lossy().into_owned();
+    for name in ctx.state.list(DIR)? {
         if let Some(ifname) = name
             .strip_prefix(&prefix)
             .and_then(|n| n.strip_suffix(".json"))
@@ -310,16 +303,21 @@ pub async fn settle_others(
     env.settle(files, Some(own)).await
 }
 
-/// The pending files, with the guest and interface their names give.
-fn files(state: &StateDir) -> Vec<(PathBuf, NetnsId, String)> {
-    let Ok(rd) = fs::read_dir(dir(state)) else {
-        return Vec::new();
+/// The pending files, with the guest and interface their names give. A
+/// directory the state's rules refuse is said once and reads as empty.
+fn files(state: &StateDir) -> Vec<(NetnsId, String)> {
+    let names = match state.list(DIR) {
+        Ok(n) => n,
+        Err(e) => {
+            warn!("{e}");
+            return Vec::new();
+        }
     };
-    rd.flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
+    names
+        .into_iter()
+        .filter_map(|name| {
             let (ns, ifname) = name.strip_suffix(".json")?.split_once('-')?;
-            Some((e.path(), NetnsId(ns.parse().ok()?), ifname.to_string()))
+            Some((NetnsId(ns.parse().ok()?), ifname.to_string()))
         })
         .collect()
 }
@@ -337,11 +335,11 @@ impl Env<'_> {
     /// instead of waited for.
     async fn settle(
         &self,
-        files: Vec<(PathBuf, NetnsId, String)>,
+        files: Vec<(NetnsId, String)>,
         skip: Option<NetnsId>,
     ) -> Vec<PendingAttach> {
         let mut done = Vec::new();
-        for (f, netns, ifname) in files {
+        for (netns, ifname) in files {
             if skip == Some(netns) {
                 continue;
             }
@@ -358,8 +356,8 @@ impl Env<'_> {
                 }
             };
             // Read under the lock: the attach may have finished meanwhile.
-            let guest_nl = match read(&f) {
-                Read::Attach(a) => match pipework_base::guest::reopen(&a.guest) {
+            let guest_nl = match read(self.state, &path(netns, &ifname)) {
+                Ok(Read::Attach(a)) => match pipework_base::guest::reopen(&a.guest) {
                     Some(ns) => Netlink::connect_in(&ns, &a.guest.name).await.ok(),
                     None => None,
                 },

@@ -17,7 +17,7 @@ pub async fn gc(settings: &Settings) -> Result<Vec<String>> {
     let state = StateDir::open(&settings.state_dir)?;
     let mut kinds = Vec::new();
     for kind in [SharedKind::Bridge, SharedKind::Vlan, SharedKind::Shim] {
-        let names = state.shared_names(kind);
+        let names = state.shared_names(kind)?;
         if !names.is_empty() {
             kinds.push((kind, names));
         }

@@ -255,10 +255,10 @@ async fn own_shim(host: &Netlink, shim: &str, parent: &str) -> Result<Option<Lin
 /// (users whose attachment is gone do not count) and drops its account.
 /// Returns whether it did. `gc` calls it for every account.
 pub async fn release_if_unused(host: &Netlink, shared: &Shared<'_>) -> Result<bool> {
-    for u in shared.stale_users() {
+    for u in shared.stale_users()? {
         shared.remove_user(&u)?;
     }
-    if !shared.users().is_empty() {
+    if !shared.users()?.is_empty() {
         return Ok(false);
     }
     let name = shared.name();

@@ -152,10 +152,10 @@ pub async fn release_if_unused(
     host: &pipework_sys::netlink::Netlink,
     shared: &Shared<'_>,
 ) -> Result<bool> {
-    for u in shared.stale_users() {
+    for u in shared.stale_users()? {
         shared.remove_user(&u)?;
     }
-    if !shared.users().is_empty() {
+    if !shared.users()?.is_empty() {
         return Ok(false);
     }
     let mut deleted = false;

@@ -20,7 +20,14 @@ struct Daemon {
 
 impl Daemon {
     fn start(s: &Sandbox, pm: &Podman, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
-        std::fs::create_dir_all(&s.state_dir).unwrap();
+        // The state directory must be root's alone (0700), as pipework makes it.
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+            .create(&s.state_dir)
+            .or_else(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => Ok(()),
+                _ => Err(e),
+            })
+            .unwrap();
         let log = s
             .state_dir
             .with_file_name(format!("{}-daemon-{}.log", s.prefix, now_ms()));

@@ -27,6 +27,7 @@ pub mod settings;
 pub mod shared;
 pub mod slaac;
 pub mod state;
+pub mod statefs;
 pub mod undo;
 pub mod wait;
 

@@ -22,11 +22,8 @@
 //! has no marker). The layouts are those of earlier versions, so an upgrade
 //! under live attachments keeps their accounts.
 
-use std::fs;
-use std::path::PathBuf;
-
-use crate::error::{Error, Result};
-use crate::state::{write_atomic, LockGuard, StateDir};
+use crate::error::Result;
+use crate::state::{LockGuard, StateDir};
 use pipework_sys::netns::NetnsId;
 
 /// What kind of shared object.
@@ -67,14 +64,6 @@ pub fn user_key(netns: NetnsId, ifname: &str) -> String {
     format!("{netns}-{ifname}")
 }
 
-fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |e| Error::failed(what).with_source(e)
-}
-
-fn not_found(e: &std::io::Error) -> bool {
-    e.kind() == std::io::ErrorKind::NotFound
-}
-
 impl StateDir {
     pub fn shared(&self, kind: SharedKind, name: &str) -> Shared<'_> {
         Shared {
@@ -91,35 +80,25 @@ impl StateDir {
     }
 
     /// The names of every object of `kind` the state has an account of.
-    pub fn shared_names(&self, kind: SharedKind) -> Vec<String> {
-        let Ok(rd) = fs::read_dir(self.root().join(kind.dir())) else {
-            return Vec::new();
-        };
-        let mut v: Vec<String> = rd
-            .flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
+    pub fn shared_names(&self, kind: SharedKind) -> Result<Vec<String>> {
+        Ok(self
+            .list(kind.dir())?
+            .into_iter()
             .filter(|n| !n.contains(".tmp."))
-            .collect();
-        v.sort();
-        v
+            .collect())
     }
 
     /// Whether the attachment a user key names still exists or is being
     /// made: a record, or a pending file (written before its first change).
+    /// A state directory the rules refuse answers yes: nothing is released
+    /// on its word.
     pub fn user_exists(&self, user: &str) -> bool {
         let Some((ns, ifname)) = user.split_once('-') else {
             return false;
         };
-        self.root()
-            .join("attachments")
-            .join(ns)
-            .join(format!("{ifname}.json"))
-            .exists()
-            || self
-                .root()
-                .join("pending")
-                .join(format!("{user}.json"))
-                .exists()
+        let present = |rel: String| !matches!(self.read_file(&rel), Ok(None));
+        present(format!("attachments/{ns}/{ifname}.json"))
+            || present(format!("pending/{user}.json"))
     }
 }
 
@@ -128,20 +107,20 @@ impl Shared<'_> {
         &self.name
     }
 
-    fn base(&self) -> PathBuf {
-        self.state.root().join(self.kind.dir()).join(&self.name)
+    fn base(&self) -> String {
+        format!("{}/{}", self.kind.dir(), self.name)
     }
 
-    fn marker(&self) -> PathBuf {
+    fn marker(&self) -> String {
         match self.kind {
             SharedKind::Bridge => self.base(),
-            _ => self.base().join("created"),
+            _ => format!("{}/created", self.base()),
         }
     }
 
-    fn users_dir(&self) -> PathBuf {
+    fn users_dir(&self) -> String {
         match self.kind {
-            SharedKind::Vlan => self.base().join("users"),
+            SharedKind::Vlan => format!("{}/users", self.base()),
             _ => self.base(),
         }
     }
@@ -160,20 +139,15 @@ impl Shared<'_> {
     /// Records that pipework made the object, as the link `ifindex`. Called
     /// (under the exclusive lock) before the object exists under its name.
     pub fn mark_created(&self, ifindex: u32) -> Result<()> {
-        let m = self.marker();
-        if let Some(d) = m.parent() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .create(d)
-                .map_err(io(format!("cannot create {}", d.display())))?;
-        }
-        write_atomic(&m, ifindex.to_string().as_bytes())
+        self.state
+            .write_file(&self.marker(), ifindex.to_string().as_bytes())
     }
 
     /// Whether pipework made the object, and as which link: `Some(0)` for a
-    /// marker of an older version (owned by name).
+    /// marker of an older version (owned by name). A marker the state's
+    /// rules refuse (a link, say) is nobody's word.
     pub fn created(&self) -> Option<u32> {
-        let b = fs::read(self.marker()).ok()?;
+        let b = self.state.read_file(&self.marker()).ok()??;
         Some(std::str::from_utf8(&b).ok()?.trim().parse().unwrap_or(0))
     }
 
@@ -184,60 +158,45 @@ impl Shared<'_> {
 
     /// Drops the account of the object (marker and users).
     pub fn forget(&self) -> Result<()> {
-        let b = self.base();
-        let r = if self.kind == SharedKind::Bridge {
-            fs::remove_file(&b)
+        if self.kind == SharedKind::Bridge {
+            self.state.remove_file(&self.base())
         } else {
-            fs::remove_dir_all(&b)
-        };
-        match r {
-            Err(e) if !not_found(&e) => Err(io(format!("cannot remove {}", b.display()))(e)),
-            _ => Ok(()),
+            self.state.remove_tree(&self.base())
         }
     }
 
     /// Counts one attachment as a user (before its use exists).
     pub fn add_user(&self, user: &str) -> Result<()> {
-        let d = self.users_dir();
-        fs::DirBuilder::new()
-            .recursive(true)
-            .create(&d)
-            .map_err(io(format!("cannot create {}", d.display())))?;
-        write_atomic(&d.join(user), b"")
+        self.state
+            .write_file(&format!("{}/{user}", self.users_dir()), b"")
     }
 
     pub fn remove_user(&self, user: &str) -> Result<()> {
-        let p = self.users_dir().join(user);
-        match fs::remove_file(&p) {
-            Err(e) if !not_found(&e) => Err(io(format!("cannot remove {}", p.display()))(e)),
-            _ => Ok(()),
-        }
+        self.state
+            .remove_file(&format!("{}/{user}", self.users_dir()))
     }
 
-    pub fn users(&self) -> Vec<String> {
-        let Ok(rd) = fs::read_dir(self.users_dir()) else {
-            return Vec::new();
-        };
-        rd.flatten()
-            .filter_map(|e| e.file_name().into_string().ok())
+    /// The users; a directory the state's rules refuse is an error.
+    pub fn users(&self) -> Result<Vec<String>> {
+        if self.kind == SharedKind::Bridge {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .state
+            .list(&self.users_dir())?
+            .into_iter()
             .filter(|n| n != "created" && n != "users" && !n.contains(".tmp."))
-            .collect()
+            .collect())
     }
 
     /// Users whose attachment has neither a record nor a pending file: an
     /// attach killed before it wrote either, or a record lost. Call with
     /// the object's lock held.
-    pub fn stale_users(&self) -> Vec<String> {
-        self.users()
+    pub fn stale_users(&self) -> Result<Vec<String>> {
+        Ok(self
+            .users()?
             .into_iter()
             .filter(|u| !self.state.user_exists(u))
-            .collect()
-    }
-
-    /// Removes the (now empty) account directory of a shim or VLAN.
-    pub fn tidy(&self) {
-        if self.kind != SharedKind::Bridge && self.users().is_empty() && self.created().is_none() {
-            let _ = fs::remove_dir_all(self.base());
-        }
+            .collect())
     }
 }

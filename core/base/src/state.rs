@@ -9,20 +9,25 @@
 //! Records are written to a temporary file and renamed into place, so a reader
 //! (or a crash) never sees half a record. Changes to one guest happen under its
 //! lock, so two runs never write the same record.
+//!
+//! Every file and directory is reached through [`crate::statefs`]: the
+//! directories must be ours alone, nothing is followed if it is a link, and
+//! what is created is 0700/0600. Other crates use the relative-path methods
+//! here (`write_file`, `read_file`, `open_file`, `list`, ...) and never build
+//! absolute state paths to open themselves.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::fs::File;
 use std::net::IpAddr;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use ipnet::IpNet;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::guest::GuestInfo;
 use crate::journal::Journal;
+pub use crate::statefs::{Dir, OpenHow};
 use pipework_model::DriverKind;
 use pipework_model::MacAddr;
 use pipework_sys::netns::NetnsId;
@@ -74,6 +79,11 @@ pub struct LockGuard {
 }
 
 /// The state directory.
+///
+/// Every access goes through [`crate::statefs`]: the directory and each one
+/// in it must belong to us and be writable by nobody else (else a usage
+/// error naming the path), and nothing beneath it is followed if it is a
+/// symbolic link.
 #[derive(Clone, Debug)]
 pub struct StateDir {
     root: PathBuf,
@@ -83,21 +93,35 @@ fn io_err(what: String) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::failed(what).with_source(e)
 }
 
+/// The directories of the state root, verified whenever it is opened.
+const KNOWN_DIRS: &[&str] = &[
+    "attachments",
+    "bridges",
+    "locks",
+    "pending",
+    "leases",
+    "compat",
+    "vlans",
+    "shims",
+];
+/// Those [`StateDir::open`] creates.
+const CREATED_DIRS: &[&str] = &["attachments", "bridges", "locks"];
+
+/// `a/b/c` -> (`a/b`, `c`).
+fn split(rel: &str) -> (&str, &str) {
+    match rel.rsplit_once('/') {
+        Some((d, n)) => (d, n),
+        None => ("", rel),
+    }
+}
+
 impl StateDir {
     /// Opens the state directory, creating it (mode 0700) if needed.
     pub fn open(root: &Path) -> Result<StateDir> {
-        for sub in ["attachments", "bridges", "locks"] {
-            let p = root.join(sub);
-            if !p.is_dir() {
-                fs::DirBuilder::new()
-                    .recursive(true)
-                    .mode(0o700)
-                    .create(&p)
-                    .map_err(io_err(format!(
-                        "cannot create state directory {}",
-                        p.display()
-                    )))?;
-            }
+        let dir = Dir::open_root(root, true)?
+            .ok_or_else(|| Error::failed(format!("cannot create {}", root.display())))?;
+        for sub in KNOWN_DIRS {
+            dir.sub(sub, CREATED_DIRS.contains(sub))?;
         }
         Ok(StateDir {
             root: root.to_path_buf(),
@@ -115,49 +139,191 @@ impl StateDir {
         &self.root
     }
 
-    pub(crate) async fn lock_file(&self, file: String, exclusive: bool) -> Result<LockGuard> {
-        let path = self.root.join("locks").join(&file);
-        let f = open_lock(&path)?;
-        // Uncontended is the common case: take it here without a thread.
-        let try_arg = if exclusive {
-            FlockArg::LockExclusiveNonblock
-        } else {
-            FlockArg::LockSharedNonblock
+    /// The state root, verified; `None` if it does not exist and `create`
+    /// is false.
+    pub fn root_dir(&self, create: bool) -> Result<Option<Dir>> {
+        Dir::open_root(&self.root, create)
+    }
+
+    /// A directory beneath the root (`""` is the root), every directory on
+    /// the way verified; created (0700) when `create`.
+    pub fn dir(&self, rel: &str, create: bool) -> Result<Option<Dir>> {
+        let Some(root) = self.root_dir(create)? else {
+            return Ok(None);
         };
-        let f = match Flock::lock(f, try_arg) {
-            Ok(lock) => return Ok(LockGuard { _lock: lock }),
-            Err((f, nix::errno::Errno::EWOULDBLOCK)) => f,
+        if rel.is_empty() {
+            return Ok(Some(root));
+        }
+        root.walk(rel, create)
+    }
+
+    /// Refuses (usage error, naming the path) a state directory that is not
+    /// ours alone, or whose known directories are not; fine when missing.
+    pub fn check(&self) -> Result<()> {
+        let Some(root) = self.root_dir(false)? else {
+            return Ok(());
+        };
+        for sub in KNOWN_DIRS {
+            root.sub(sub, false)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a file beneath the root atomically (temporary file and
+    /// rename), creating its directories.
+    pub fn write_file(&self, rel: &str, data: &[u8]) -> Result<()> {
+        let (d, name) = split(rel);
+        self.dir(d, true)?
+            .ok_or_else(|| Error::failed(format!("cannot create {}", self.root.join(d).display())))?
+            .write_atomic(name, data)
+    }
+
+    /// A file's content; `None` if it (or its directory) does not exist.
+    pub fn read_file(&self, rel: &str) -> Result<Option<Vec<u8>>> {
+        let (d, name) = split(rel);
+        match self.dir(d, false)? {
+            Some(dir) => dir.read(name),
+            None => Ok(None),
+        }
+    }
+
+    /// Opens a file beneath the root (see [`OpenHow`]); its directories are
+    /// created unless reading.
+    pub fn open_file(&self, rel: &str, how: OpenHow) -> Result<Option<File>> {
+        let (d, name) = split(rel);
+        match self.dir(d, how != OpenHow::Read)? {
+            Some(dir) => dir.open(name, how),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes a file (a symbolic link itself, never its target); a missing
+    /// one is fine.
+    pub fn remove_file(&self, rel: &str) -> Result<()> {
+        let (d, name) = split(rel);
+        match self.dir(d, false)? {
+            Some(dir) => dir.unlink(name),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes a directory if it is empty.
+    pub fn remove_dir(&self, rel: &str) -> Result<()> {
+        let (d, name) = split(rel);
+        match self.dir(d, false)? {
+            Some(dir) => dir.rmdir(name),
+            None => Ok(()),
+        }
+    }
+
+    /// Removes a directory and everything in it, following no link.
+    pub fn remove_tree(&self, rel: &str) -> Result<()> {
+        let (d, name) = split(rel);
+        match self.dir(d, false)? {
+            Some(dir) => dir.remove_tree(name),
+            None => Ok(()),
+        }
+    }
+
+    /// The names in a directory, sorted; none if it does not exist.
+    pub fn list(&self, rel: &str) -> Result<Vec<String>> {
+        match self.dir(rel, false)? {
+            Some(dir) => Ok(dir.entries()?.into_iter().map(|(n, _)| n).collect()),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    pub(crate) async fn lock_file(&self, file: String, exclusive: bool) -> Result<LockGuard> {
+        let dir = self
+            .dir("locks", true)?
+            .ok_or_else(|| Error::failed(format!("cannot create {}/locks", self.root.display())))?;
+        loop {
+            let path = dir.path().join(&file);
+            let f = dir
+                .open(&file, OpenHow::Create)?
+                .ok_or_else(|| Error::failed(format!("cannot open lock {}", path.display())))?;
+            // Uncontended is the common case: take it here without a thread.
+            let try_arg = if exclusive {
+                FlockArg::LockExclusiveNonblock
+            } else {
+                FlockArg::LockSharedNonblock
+            };
+            let lock = match Flock::lock(f, try_arg) {
+                Ok(lock) => lock,
+                Err((f, nix::errno::Errno::EWOULDBLOCK)) => {
+                    let p = path.clone();
+                    tokio::task::spawn_blocking(move || -> Result<Flock<File>> {
+                        let arg = if exclusive {
+                            FlockArg::LockExclusive
+                        } else {
+                            FlockArg::LockShared
+                        };
+                        Flock::lock(f, arg).map_err(|(_, e)| {
+                            Error::failed(format!("cannot lock {}", p.display()))
+                                .with_source(std::io::Error::from(e))
+                        })
+                    })
+                    .await
+                    .map_err(|e| Error::failed("lock task failed").with_source(e))??
+                }
+                Err((_, e)) => {
+                    return Err(Error::failed(format!("cannot lock {}", path.display()))
+                        .with_source(std::io::Error::from(e)))
+                }
+            };
+            // `gc` removes the lock files nobody uses, under the lock: if it
+            // removed this one between our open and our lock, the lock we
+            // hold is on a file nobody else will open. Take the new one.
+            if still_linked(&dir, &file, &lock)? {
+                return Ok(LockGuard { _lock: lock });
+            }
+        }
+    }
+
+    /// Removes `locks/<name>` if nobody holds it and `unused` (asked while
+    /// holding it) says nothing needs it. Returns whether it was removed.
+    pub fn remove_lock_if(&self, name: &str, unused: impl FnOnce() -> bool) -> Result<bool> {
+        let Some(dir) = self.dir("locks", false)? else {
+            return Ok(false);
+        };
+        let Some(f) = dir.open(name, OpenHow::Read)? else {
+            return Ok(false);
+        };
+        let lock = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => l,
+            Err(_) => return Ok(false),
+        };
+        if !still_linked(&dir, name, &lock)? || !unused() {
+            return Ok(false);
+        }
+        dir.unlink(name)?;
+        drop(lock);
+        Ok(true)
+    }
+
+    /// The guest's lock if nobody holds it, without waiting.
+    pub fn try_lock_guest(&self, id: NetnsId) -> Result<Option<LockGuard>> {
+        let file = format!("guest-{id}");
+        let dir = self
+            .dir("locks", true)?
+            .ok_or_else(|| Error::failed(format!("cannot create {}/locks", self.root.display())))?;
+        let path = dir.path().join(&file);
+        let f = dir
+            .open(&file, OpenHow::Create)?
+            .ok_or_else(|| Error::failed(format!("cannot open lock {}", path.display())))?;
+        let lock = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(l) => l,
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
             Err((_, e)) => {
                 return Err(Error::failed(format!("cannot lock {}", path.display()))
                     .with_source(std::io::Error::from(e)))
             }
         };
-        tokio::task::spawn_blocking(move || -> Result<LockGuard> {
-            let arg = if exclusive {
-                FlockArg::LockExclusive
-            } else {
-                FlockArg::LockShared
-            };
-            let lock = Flock::lock(f, arg).map_err(|(_, e)| {
-                Error::failed(format!("cannot lock {}", path.display()))
-                    .with_source(std::io::Error::from(e))
-            })?;
-            Ok(LockGuard { _lock: lock })
-        })
-        .await
-        .map_err(|e| Error::failed("lock task failed").with_source(e))?
-    }
-
-    /// The guest's lock if nobody holds it, without waiting.
-    pub fn try_lock_guest(&self, id: NetnsId) -> Result<Option<LockGuard>> {
-        let path = self.root.join("locks").join(format!("guest-{id}"));
-        let f = open_lock(&path)?;
-        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => Ok(Some(LockGuard { _lock: lock })),
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-            Err((_, e)) => Err(Error::failed(format!("cannot lock {}", path.display()))
-                .with_source(std::io::Error::from(e))),
+        // Removed by gc between our open and our lock: nobody holds the new one.
+        if !still_linked(&dir, &file, &lock)? {
+            return Ok(None);
         }
+        Ok(Some(LockGuard { _lock: lock }))
     }
 
     /// Serialises every change to one guest.
@@ -170,59 +336,55 @@ impl StateDir {
         self.lock_file(name.replace('/', "_"), true).await
     }
 
-    fn guest_dir(&self, id: NetnsId) -> PathBuf {
-        self.root.join("attachments").join(id.to_string())
-    }
-
-    fn record_path(&self, id: NetnsId, ifname: &str) -> PathBuf {
-        self.guest_dir(id).join(format!("{ifname}.json"))
+    fn guest_rel(id: NetnsId) -> String {
+        format!("attachments/{id}")
     }
 
     pub fn save(&self, rec: &AttachmentRecord) -> Result<()> {
-        let dir = self.guest_dir(rec.guest.netns);
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(io_err(format!("cannot create {}", dir.display())))?;
-        let path = self.record_path(rec.guest.netns, &rec.interface);
         let json = serde_json::to_vec_pretty(rec)
             .map_err(|e| Error::failed("cannot encode record").with_source(e))?;
-        write_atomic(&path, &json)
+        self.dir(&Self::guest_rel(rec.guest.netns), true)?
+            .ok_or_else(|| Error::failed("cannot create the guest's state directory"))?
+            .write_atomic(&format!("{}.json", rec.interface), &json)
     }
 
     pub fn remove(&self, id: NetnsId, ifname: &str) -> Result<()> {
-        let p = self.record_path(id, ifname);
-        match fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(format!("cannot remove {}", p.display()))(e)),
+        let Some(dir) = self.dir("attachments", false)? else {
+            return Ok(());
+        };
+        let name = id.to_string();
+        if let Some(g) = dir.sub(&name, false)? {
+            g.unlink(&format!("{ifname}.json"))?;
         }
         // Leaves the directory if another record is still there.
-        let _ = fs::remove_dir(self.guest_dir(id));
-        Ok(())
+        dir.rmdir(&name)
     }
 
     pub fn load(&self, id: NetnsId, ifname: &str) -> Result<Option<AttachmentRecord>> {
-        read_record(&self.record_path(id, ifname))
+        match self.dir(&Self::guest_rel(id), false)? {
+            Some(d) => read_record(&d, &format!("{ifname}.json")),
+            None => Ok(None),
+        }
     }
 
     /// The records of one guest namespace, sorted by interface name.
     pub fn guest_records(&self, id: NetnsId) -> Result<Vec<AttachmentRecord>> {
-        read_dir_records(&self.guest_dir(id))
+        match self.dir(&Self::guest_rel(id), false)? {
+            Some(d) => read_dir_records(&d),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Every record, grouped by guest.
     pub fn all(&self) -> Result<Vec<AttachmentRecord>> {
-        let base = self.root.join("attachments");
-        let rd = match fs::read_dir(&base) {
-            Ok(r) => r,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(io_err(format!("cannot read {}", base.display()))(e)),
+        let Some(base) = self.dir("attachments", false)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
-        for ent in rd.flatten() {
-            out.extend(read_dir_records(&ent.path())?);
+        for (name, _) in base.entries()? {
+            if let Some(d) = base.sub(&name, false)? {
+                out.extend(read_dir_records(&d)?);
+            }
         }
         out.sort_by(|a, b| {
             (a.guest.name.as_str(), a.interface.as_str())
@@ -232,41 +394,44 @@ impl StateDir {
     }
 }
 
-fn open_lock(path: &Path) -> Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_err(format!("cannot open lock {}", path.display())))
+/// Whether `name` in `dir` is still the file `lock` holds.
+fn still_linked(dir: &Dir, name: &str, lock: &Flock<File>) -> Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let held = lock.metadata().map_err(io_err(format!(
+        "cannot stat {}",
+        dir.path().join(name).display()
+    )))?;
+    Ok(dir
+        .stat(name)?
+        .is_some_and(|st| st.st_ino == held.ino() && st.st_dev == held.dev()))
 }
 
-fn read_record(p: &Path) -> Result<Option<AttachmentRecord>> {
-    match fs::read(p) {
-        Ok(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
-            Error::failed(format!("corrupt state record {}", p.display())).with_source(e)
+fn read_record(dir: &Dir, name: &str) -> Result<Option<AttachmentRecord>> {
+    match dir.read(name)? {
+        Some(b) => serde_json::from_slice(&b).map(Some).map_err(|e| {
+            Error::failed(format!(
+                "corrupt state record {}",
+                dir.path().join(name).display()
+            ))
+            .with_source(e)
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io_err(format!("cannot read {}", p.display()))(e)),
+        None => Ok(None),
     }
 }
 
-fn read_dir_records(dir: &Path) -> Result<Vec<AttachmentRecord>> {
-    let rd = match fs::read_dir(dir) {
-        Ok(r) => r,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err(format!("cannot read {}", dir.display()))(e)),
-    };
+fn read_dir_records(dir: &Dir) -> Result<Vec<AttachmentRecord>> {
     let mut out = Vec::new();
-    for ent in rd.flatten() {
-        let p = ent.path();
-        if p.extension().and_then(|x| x.to_str()) == Some("json") {
+    for (name, _) in dir.entries()? {
+        if name.ends_with(".json") {
             // One unreadable record must not hide the others from list, gc
-            // and detach: it is reported, with its path, and skipped.
-            match read_record(&p) {
+            // and detach: it is reported, with its path, and skipped. A
+            // record that is not a plain file (a symbolic link) was not
+            // written by pipework: that is refused, like a directory others
+            // can write to.
+            match read_record(dir, &name) {
                 Ok(Some(r)) => out.push(r),
                 Ok(None) => {}
+                Err(e) if e.kind() == ErrorKind::Usage => return Err(e),
                 Err(e) => tracing::warn!("skipping a state record: {e}"),
             }
         }
@@ -282,25 +447,21 @@ fn read_dir_records(dir: &Path) -> Result<Vec<AttachmentRecord>> {
 /// describes (namespaces, links, leases) does not outlive a reboot either,
 /// and on hosts whose /run is not a tmpfs a sync per attach costs more than
 /// the attach itself.
+///
+/// Neither the temporary file nor `path` is followed if it is a symbolic
+/// link, but the directory is taken as given: for files beneath the state
+/// directory use [`StateDir::write_file`], which verifies every directory.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let tmp = path.with_extension(format!(
-        "tmp.{}.{}",
-        std::process::id(),
-        pipework_model::random::hex(8)
-    ));
-    let res = (|| -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(data)?;
-        fs::rename(&tmp, path)
-    })();
-    if res.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    res.map_err(io_err(format!("cannot write {}", path.display())))
+    let (Some(parent), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str()))
+    else {
+        return Err(Error::failed(format!("cannot write {}", path.display())));
+    };
+    let parent = if parent.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        parent
+    };
+    Dir::open_unverified(parent)?.write_atomic(name, data)
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -321,4 +482,90 @@ pub fn now_secs() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A private state root in the temporary directory, removed on drop.
+    struct Tmp(PathBuf);
+
+    impl Tmp {
+        fn new(tag: &str) -> Tmp {
+            let p = std::env::temp_dir()
+                .join(format!("pipework-state-test-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&p);
+            Tmp(p)
+        }
+    }
+
+    impl Drop for Tmp {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// Whether someone holds `locks/<name>` (a non-blocking try fails).
+    fn held(root: &Path, name: &str) -> bool {
+        let f = File::open(root.join("locks").join(name)).unwrap();
+        Flock::lock(f, FlockArg::LockExclusiveNonblock).is_err()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lock_file_removed_while_someone_waits_for_it_is_taken_anew() {
+        let t = Tmp::new("lockrace");
+        let state = StateDir::open(&t.0).unwrap();
+        let name = "guest-42";
+        // gc's part: hold the file, without waiting.
+        let path = t.0.join("locks").join(name);
+        std::fs::File::create(&path).unwrap();
+        let gc = Flock::lock(File::open(&path).unwrap(), FlockArg::LockExclusiveNonblock).unwrap();
+        // An attach opens the same file and waits for it.
+        let s2 = state.clone();
+        let waiter = tokio::spawn(async move { s2.lock_guest(NetnsId(42)).await });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        assert!(!waiter.is_finished());
+        // gc finds it unused, removes it and lets go.
+        std::fs::remove_file(&path).unwrap();
+        drop(gc);
+        let guard = waiter.await.unwrap().unwrap();
+        // The attach holds the file that is in locks/ now, so the next one
+        // to come waits for it (it would not, had it kept the removed one).
+        assert!(path.exists());
+        assert!(held(&t.0, name));
+        drop(guard);
+        assert!(!held(&t.0, name));
+    }
+
+    #[test]
+    fn unused_lock_files_are_removed_held_ones_kept() {
+        let t = Tmp::new("lockgc");
+        let state = StateDir::open(&t.0).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let guard = rt.block_on(state.lock_guest(NetnsId(7))).unwrap();
+        assert!(!state.remove_lock_if("guest-7", || true).unwrap());
+        drop(guard);
+        assert!(!state.remove_lock_if("guest-7", || false).unwrap());
+        assert!(state.remove_lock_if("guest-7", || true).unwrap());
+        assert!(!t.0.join("locks/guest-7").exists());
+    }
+
+    #[test]
+    fn links_and_open_directories_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = Tmp::new("refuse");
+        let state = StateDir::open(&t.0).unwrap();
+        std::os::unix::fs::symlink("/etc", t.0.join("attachments/9")).unwrap();
+        let e = state.guest_records(NetnsId(9)).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage);
+        assert!(e.to_string().contains("attachments/9"), "{e}");
+        std::fs::remove_file(t.0.join("attachments/9")).unwrap();
+        std::fs::set_permissions(&t.0, std::fs::Permissions::from_mode(0o757)).unwrap();
+        let e = StateDir::open(&t.0).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Usage);
+        assert!(e.to_string().contains("mode 757"), "{e}");
+    }
 }

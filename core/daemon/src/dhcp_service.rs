@@ -156,8 +156,18 @@ impl Service for DhcpService {
     }
 
     async fn start(&self) -> Result<()> {
-        for file in self.ctx.leases.all() {
-            match Guest::reopen(&file.spec.guest) {
+        for file in self.ctx.leases.all()? {
+            let found = Guest::reopen(&file.spec.guest).or_else(|e| {
+                // A daemon in another mount namespace than the guest's
+                // bind mount finds it by its inode (see `liveness`).
+                match file.spec.guest.pid {
+                    None => crate::liveness::find_netns(file.spec.guest.netns)
+                        .map(|ns| Guest::from_parts(file.spec.guest.clone(), ns, None))
+                        .ok_or(e),
+                    Some(_) => Err(e),
+                }
+            });
+            match found {
                 Ok(guest) => {
                     info!(key = %file.spec.key, "resuming lease");
                     self.spawn(file, guest, None);
@@ -189,7 +199,7 @@ impl Service for DhcpService {
                 Ok(Value::Null)
             }
             "list" => {
-                let mut files = self.ctx.leases.all();
+                let mut files = self.ctx.leases.all()?;
                 let tasks = self.tasks.lock().expect("tasks lock");
                 for f in &mut files {
                     if let Some(t) = tasks.get(&f.spec.key) {

@@ -32,6 +32,7 @@
 pub mod ctx;
 pub mod declare;
 mod dhcp_service;
+pub mod liveness;
 pub mod reconcile;
 pub mod server;
 pub mod service;

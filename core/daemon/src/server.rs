@@ -1,10 +1,9 @@
 //! The daemon process: its lock, pid file and control socket, and the
 //! services it runs.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-use std::path::PathBuf;
+use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +17,7 @@ use crate::service::{Hangup, Service};
 use pipework_base::driver::DriverSet;
 use pipework_base::error::{Context, Error, ErrorKind, Result};
 use pipework_base::settings::Settings;
-use pipework_base::state::StateDir;
+use pipework_base::state::{OpenHow, StateDir};
 use pipework_dhcp::daemon::proto::{self, Request, Response};
 use pipework_dhcp::daemon::socket_path;
 use pipework_dhcp::store::LeaseStore;
@@ -34,22 +33,21 @@ pub struct DaemonOptions {
     pub reconcile: Option<crate::reconcile::ReconcileConfig>,
 }
 
-fn pid_path(settings: &Settings) -> PathBuf {
-    settings.state_dir.join("daemon.pid")
-}
+const PID_FILE: &str = "daemon.pid";
+const SOCKET: &str = "daemon.sock";
 
 /// Takes the one-per-host lock, or says who holds it.
-fn lock(settings: &Settings) -> Result<Flock<File>> {
-    let path = settings.state_dir.join("daemon.lock");
-    let f = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| Error::failed(format!("cannot open {}", path.display())).with_source(e))?;
+fn lock(settings: &Settings, state: &StateDir) -> Result<Flock<File>> {
+    let f = state
+        .open_file("daemon.lock", OpenHow::Create)?
+        .ok_or_else(|| Error::failed("cannot open the daemon lock"))?;
     Flock::lock(f, FlockArg::LockExclusiveNonblock).map_err(|_| {
-        let pid = fs::read_to_string(pid_path(settings)).unwrap_or_default();
+        let pid = state
+            .read_file(PID_FILE)
+            .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
         Error::usage(format!(
             "a pipework daemon already runs for {} (pid {})",
             settings.state_dir.display(),
@@ -65,25 +63,39 @@ pub async fn run(
     opts: DaemonOptions,
 ) -> Result<()> {
     let state = StateDir::open(&settings.state_dir)?;
-    let _lock = lock(&settings)?;
+    let _lock = lock(&settings, &state)?;
     let sock = socket_path(&settings);
-    let _ = fs::remove_file(&sock);
-    let listener = UnixListener::bind(&sock).map_err(|e| {
-        Error::failed(format!("cannot listen on {}", sock.display())).with_source(e)
-    })?;
-    fs::set_permissions(&sock, fs::Permissions::from_mode(0o600))
-        .map_err(|e| Error::failed("cannot restrict the control socket").with_source(e))?;
-    pipework_base::state::write_atomic(
-        &pid_path(&settings),
-        format!("{}\n", std::process::id()).as_bytes(),
-    )?;
+    let listener = {
+        // Bound through the verified directory's fd, never through a path
+        // someone could have redirected; made 0600 the same way.
+        let root = state
+            .root_dir(false)?
+            .ok_or_else(|| Error::failed(format!("{} is gone", settings.state_dir.display())))?;
+        root.unlink(SOCKET)?;
+        let at = root.fd_path().join(SOCKET);
+        let l = UnixListener::bind(&at).map_err(|e| {
+            Error::failed(format!("cannot listen on {}", sock.display())).with_source(e)
+        })?;
+        fs::set_permissions(&at, fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::failed("cannot restrict the control socket").with_source(e))?;
+        l
+    };
+    state.write_file(PID_FILE, format!("{}\n", std::process::id()).as_bytes())?;
+    match pipework_core::sweep::temp_files(&state) {
+        Ok(files) => {
+            for f in files {
+                info!("removed {f} (a temporary file a killed writer left)");
+            }
+        }
+        Err(e) => warn!("{e}"),
+    }
 
     let ctx = Arc::new(DaemonCtx {
         leases: LeaseStore::new(&settings.state_dir),
         host: Netlink::connect_here("host").step("open netlink")?,
         host_ns: Netns::current().step("open host namespace")?,
         netns_events: crate::watch::netns_events(),
-        state,
+        state: state.clone(),
         settings: settings.clone(),
         drivers,
     });
@@ -151,11 +163,11 @@ pub async fn run(
         }
     }
     drop(listener);
-    let _ = fs::remove_file(&sock);
+    let _ = state.remove_file(SOCKET);
     for s in &services {
         s.stop().await;
     }
-    let _ = fs::remove_file(pid_path(&settings));
+    let _ = state.remove_file(PID_FILE);
     Ok(())
 }
 

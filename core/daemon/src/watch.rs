@@ -1,11 +1,18 @@
-//! Noticing that a guest died, without polling anyone: a process guest by its
-//! pidfd (readable when the process exits), a named namespace by inotify on
-//! `/run/netns` (its file goes when `ip netns del` runs). A guest known only
-//! by some other bind mount is kept until detached.
+//! Noticing that a guest died: a process guest by its pidfd (readable when
+//! the process exits); any other guest by its namespace, which we hold, and
+//! which is gone once nothing but us refers to it any more
+//! ([`crate::liveness`]). That is asked after every removal in `/run/netns`
+//! (inotify: `ip netns del` removes a file there, whichever mount namespace
+//! it ran in, since the directory is the same) and every
+//! [`RECHECK`] for namespaces kept elsewhere. Never by re-opening the
+//! guest's path: a daemon in another mount namespace than the one where the
+//! guest's bind mount was made does not see it, and would release the lease
+//! of a live guest.
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
 use tokio::sync::broadcast;
@@ -13,14 +20,15 @@ use tracing::{debug, warn};
 
 use crate::ctx::DaemonCtx;
 use pipework_base::guest::{Guest, NETNS_RUN_DIR};
-use pipework_model::GuestRef;
-use pipework_sys::netns::{Netns, NetnsId};
+use pipework_sys::netns::NetnsId;
+
+/// How often a namespace is asked again with no event in `/run/netns`.
+pub const RECHECK: Duration = Duration::from_secs(30);
 
 /// How one lease learns that its guest died.
 pub enum GuestWatch {
     Process(AsyncFd<OwnedFd>),
-    Named {
-        path: PathBuf,
+    Netns {
         id: NetnsId,
         events: broadcast::Receiver<()>,
     },
@@ -39,14 +47,8 @@ impl GuestWatch {
                 Err(e) => warn!("cannot watch guest {}: {e}", guest.name()),
             }
         }
-        let path = match &guest.info.reference {
-            GuestRef::Netns(n) | GuestRef::Auto(n) => Path::new(NETNS_RUN_DIR).join(n),
-            GuestRef::Path(p) if p.starts_with(NETNS_RUN_DIR) => p.clone(),
-            _ => return GuestWatch::Never,
-        };
         match &ctx.netns_events {
-            Some(tx) => GuestWatch::Named {
-                path,
+            Some(tx) => GuestWatch::Netns {
                 id: guest.info.netns,
                 events: tx.subscribe(),
             },
@@ -60,12 +62,16 @@ impl GuestWatch {
             GuestWatch::Process(fd) => {
                 let _ = fd.readable().await;
             }
-            GuestWatch::Named { path, id, events } => loop {
+            GuestWatch::Netns { id, events } => loop {
                 match events.recv().await {
                     Ok(()) | Err(broadcast::error::RecvError::Lagged(_)) => {
-                        let same = Netns::open(path).is_ok_and(|ns| ns.id() == *id);
-                        if !same {
-                            debug!("{} is gone", path.display());
+                        let id = *id;
+                        let alive =
+                            tokio::task::spawn_blocking(move || crate::liveness::netns_alive(id))
+                                .await
+                                .unwrap_or(true);
+                        if !alive {
+                            debug!("namespace {id} is gone");
                             return;
                         }
                     }
@@ -77,40 +83,52 @@ impl GuestWatch {
     }
 }
 
-/// Watches `/run/netns` and broadcasts every removal; `None` when there is
-/// no such directory to watch.
+/// Broadcasts "ask again" after every removal in `/run/netns` and every
+/// [`RECHECK`]. Never `None` now; the option stays for callers that run
+/// without a watch.
 pub fn netns_events() -> Option<broadcast::Sender<()>> {
     let dir = Path::new(NETNS_RUN_DIR);
     if let Err(e) = std::fs::create_dir_all(dir) {
         warn!("cannot create {NETNS_RUN_DIR}: {e}");
-        return None;
     }
     let fd = match inotify(dir) {
-        Ok(fd) => fd,
+        Ok(fd) => pipework_sys::fdwatch::readable(fd).ok(),
         Err(e) => {
-            warn!("cannot watch {NETNS_RUN_DIR}: {e}");
-            return None;
+            warn!("cannot watch {NETNS_RUN_DIR}: {e} (namespaces are asked every {RECHECK:?})");
+            None
         }
     };
     let (tx, _) = broadcast::channel(16);
     let sender = tx.clone();
     tokio::spawn(async move {
-        let Ok(afd) = pipework_sys::fdwatch::readable(fd) else {
-            return;
-        };
         let mut buf = [0u8; 4096];
+        let mut tick = tokio::time::interval(RECHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let Ok(mut g) = afd.readable().await else {
-                return;
+            let removed = async {
+                match &fd {
+                    Some(afd) => match afd.readable().await {
+                        Ok(mut g) => {
+                            // The events themselves do not matter: each lease
+                            // asks about its own namespace.
+                            let _ = g.try_io(|fd| {
+                                nix::unistd::read(fd.get_ref(), &mut buf)
+                                    .map(|_| ())
+                                    .map_err(io::Error::from)
+                            });
+                        }
+                        Err(_) => std::future::pending::<()>().await,
+                    },
+                    None => std::future::pending::<()>().await,
+                }
             };
-            // The events themselves do not matter: each lease checks its
-            // own namespace file again.
-            let _ = g.try_io(|fd| {
-                nix::unistd::read(fd.get_ref(), &mut buf)
-                    .map(|_| ())
-                    .map_err(io::Error::from)
-            });
-            let _ = sender.send(());
+            tokio::select! {
+                () = removed => {}
+                _ = tick.tick() => {}
+            }
+            if sender.receiver_count() > 0 {
+                let _ = sender.send(());
+            }
         }
     });
     Some(tx)

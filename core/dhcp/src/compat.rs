@@ -19,7 +19,7 @@
 use std::fs;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -32,6 +32,7 @@ use pipework_base::error::{Error, Result};
 use pipework_base::guest::{Guest, GuestInfo};
 use pipework_base::journal::{Journal, Step};
 use pipework_base::settings::Settings;
+use pipework_base::state::{OpenHow, StateDir};
 use pipework_model::{DhcpClient, DhcpSpec};
 use pipework_sys::isolate::PrivateWorld;
 
@@ -132,22 +133,23 @@ pub fn run(
     journal: &mut Journal,
 ) -> Result<()> {
     let dir = dir_for(settings, &guest.info, ifname);
-    if dir.exists() {
-        stop(&dir).map_err(|e| Error::failed("cannot end an earlier client").with_source(e))?;
+    let state = StateDir::open_read(&settings.state_dir);
+    let rel = rel_dir(settings, &dir)?;
+    if state.dir(&rel, false)?.is_some() {
+        stop(settings, &dir).map_err(|e| e.context("cannot end an earlier client"))?;
     }
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)
-        .map_err(|e| Error::failed(format!("cannot create {}", dir.display())).with_source(e))?;
+    let sdir = state
+        .dir(&rel, true)?
+        .ok_or_else(|| Error::failed(format!("cannot create {}", dir.display())))?;
     journal.record(Step::CompatClient { dir: dir.clone() });
     let host = ident::hostname(guest.name());
     let bin = binary(spec.client);
     let private = PrivateWorld::new(&dir.join("private"), &host).map_err(|e| {
         Error::failed("cannot prepare the client's private directories").with_source(e)
     })?;
-    let log = fs::File::create(dir.join("client.log"))
-        .map_err(|e| Error::failed("cannot create the client log").with_source(e))?;
+    let log = sdir
+        .open("client.log", OpenHow::Truncate)?
+        .ok_or_else(|| Error::failed("cannot create the client log"))?;
     let netns = guest.netns.as_raw_fd();
     let mut cmd = Command::new(bin);
     cmd.args(argv(spec, &dir, ifname, &host, timeout))
@@ -175,7 +177,7 @@ pub fn run(
     };
     let json =
         serde_json::to_vec_pretty(&rec).map_err(|e| Error::failed("encode").with_source(e))?;
-    pipework_base::state::write_atomic(&dir.join("client.json"), &json)?;
+    sdir.write_atomic("client.json", &json)?;
 
     // The client stays in the foreground until it has a lease, then either
     // exits (-q) or forks into the background.
@@ -197,8 +199,11 @@ pub fn run(
     };
     if !status.success() {
         let _ = stop_processes(&rec);
-        let last = fs::read_to_string(dir.join("client.log"))
+        let last = sdir
+            .read("client.log")
             .ok()
+            .flatten()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
             .and_then(|s| {
                 s.lines()
                     .rev()
@@ -263,30 +268,62 @@ fn stop_processes(rec: &ClientRecord) -> usize {
     n
 }
 
+/// `compat/<name>` for a client directory of this state directory; refused
+/// for any other path (a journal names the directory, and a journal must
+/// not make root remove anything else).
+fn rel_dir(settings: &Settings, dir: &Path) -> Result<String> {
+    let name = dir
+        .strip_prefix(settings.state_dir.join("compat"))
+        .ok()
+        .and_then(|r| {
+            let mut c = r.components();
+            match (c.next(), c.next()) {
+                (Some(std::path::Component::Normal(n)), None) => n.to_str(),
+                _ => None,
+            }
+        })
+        .ok_or_else(|| {
+            Error::usage(format!(
+                "{} is not a DHCP client directory of {}",
+                dir.display(),
+                settings.state_dir.display()
+            ))
+        })?;
+    Ok(format!("compat/{name}"))
+}
+
 /// Ends a client and removes its directory. Idempotent.
-pub fn stop(dir: &Path) -> io::Result<()> {
-    if let Ok(b) = fs::read(dir.join("client.json")) {
+pub fn stop(settings: &Settings, dir: &Path) -> Result<()> {
+    let rel = rel_dir(settings, dir)?;
+    let state = StateDir::open_read(&settings.state_dir);
+    if let Some(b) = state.read_file(&format!("{rel}/client.json"))? {
         if let Ok(rec) = serde_json::from_slice::<ClientRecord>(&b) {
             stop_processes(&rec);
         }
     }
-    match fs::remove_dir_all(dir) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
+    state.remove_tree(&rel)
 }
 
 /// For `pipework gc`: ends the clients whose guest is gone. Returns a line
 /// per client ended.
 pub fn gc(settings: &Settings) -> Vec<String> {
-    let Ok(rd) = fs::read_dir(settings.state_dir.join("compat")) else {
-        return Vec::new();
+    let state = StateDir::open_read(&settings.state_dir);
+    let names = match state.list("compat") {
+        Ok(n) => n,
+        Err(e) => {
+            warn!("gc: {e}");
+            return Vec::new();
+        }
     };
     let mut out = Vec::new();
-    for e in rd.flatten() {
-        let dir = e.path();
-        let Some(rec) = fs::read(dir.join("client.json"))
-            .ok()
+    for name in names {
+        let dir = settings.state_dir.join("compat").join(&name);
+        let Some(rec) = state
+            .read_file(&format!("compat/{name}/client.json"))
+            .unwrap_or_else(|e| {
+                warn!("gc: {e}");
+                None
+            })
             .and_then(|b| serde_json::from_slice::<ClientRecord>(&b).ok())
         else {
             continue;
@@ -294,7 +331,7 @@ pub fn gc(settings: &Settings) -> Vec<String> {
         if pipework_base::guest::guest_alive(&rec.guest) {
             continue;
         }
-        match stop(&dir) {
+        match stop(settings, &dir) {
             Ok(()) => out.push(format!(
                 "{} client of {} {} (guest gone)",
                 binary(rec.client),

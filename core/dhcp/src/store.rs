@@ -2,9 +2,7 @@
 //! atomically, so a daemon that is killed at any moment finds on restart
 //! either the previous or the next state of each lease, never half of one.
 
-use std::fs;
-use std::os::unix::fs::DirBuilderExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use tracing::warn;
@@ -13,7 +11,7 @@ use super::lease::{Lease, LeaseSpec, Phase};
 use super::DropCounts;
 use pipework_base::error::{Error, Result};
 use pipework_base::journal::Journal;
-use pipework_base::state::write_atomic;
+use pipework_base::state::StateDir;
 
 /// Everything the daemon knows about one lease.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -34,69 +32,68 @@ pub struct LeaseFile {
 /// `<state>/leases`.
 #[derive(Clone, Debug)]
 pub struct LeaseStore {
-    dir: PathBuf,
+    state: StateDir,
 }
+
+const DIR: &str = "leases";
 
 impl LeaseStore {
     pub fn new(state_root: &Path) -> LeaseStore {
         LeaseStore {
-            dir: state_root.join("leases"),
+            state: StateDir::open_read(state_root),
         }
     }
 
-    fn path(&self, key: &str) -> PathBuf {
-        self.dir.join(format!("{key}.json"))
+    fn path(key: &str) -> String {
+        format!("{DIR}/{key}.json")
     }
 
     pub fn save(&self, f: &LeaseFile) -> Result<()> {
-        if !self.dir.is_dir() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&self.dir)
-                .map_err(|e| {
-                    Error::failed(format!("cannot create {}", self.dir.display())).with_source(e)
-                })?;
-        }
         let json = serde_json::to_vec_pretty(f)
             .map_err(|e| Error::failed("cannot encode lease").with_source(e))?;
-        write_atomic(&self.path(&f.spec.key), &json)
+        self.state.write_file(&Self::path(&f.spec.key), &json)
     }
 
     pub fn remove(&self, key: &str) -> Result<()> {
-        match fs::remove_file(self.path(key)) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(Error::failed(format!("cannot remove lease {key}")).with_source(e))
-            }
-            _ => Ok(()),
-        }
+        self.state
+            .remove_file(&Self::path(key))
+            .map_err(|e| e.context(format!("cannot remove lease {key}")))
     }
 
+    /// A lease file; `None` if there is none or it cannot be read (said).
     pub fn load(&self, key: &str) -> Option<LeaseFile> {
-        let b = fs::read(self.path(key)).ok()?;
+        let b = match self.state.read_file(&Self::path(key)) {
+            Ok(b) => b?,
+            Err(e) => {
+                warn!("{e}");
+                return None;
+            }
+        };
         serde_json::from_slice(&b).ok()
     }
 
     /// Every lease file, sorted by key. A corrupt file is reported and
     /// skipped: one bad file must not stop the daemon from keeping the rest.
-    pub fn all(&self) -> Vec<LeaseFile> {
-        let Ok(rd) = fs::read_dir(&self.dir) else {
-            return Vec::new();
+    /// A leases directory that is not ours alone is refused (a usage error).
+    pub fn all(&self) -> Result<Vec<LeaseFile>> {
+        let Some(dir) = self.state.dir(DIR, false)? else {
+            return Ok(Vec::new());
         };
-        let mut out: Vec<LeaseFile> = rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().and_then(|x| x.to_str()) == Some("json"))
-            .filter_map(|p| match fs::read(&p).map(|b| serde_json::from_slice(&b)) {
-                Ok(Ok(f)) => Some(f),
-                Ok(Err(e)) => {
-                    warn!("ignoring corrupt lease file {}: {e}", p.display());
-                    None
-                }
-                Err(_) => None,
-            })
-            .collect();
+        let mut out = Vec::new();
+        for (name, _) in dir.entries()? {
+            if !name.ends_with(".json") {
+                continue;
+            }
+            let Some(b) = dir.read(&name)? else { continue };
+            match serde_json::from_slice(&b) {
+                Ok(f) => out.push(f),
+                Err(e) => warn!(
+                    "ignoring corrupt lease file {}: {e}",
+                    dir.path().join(&name).display()
+                ),
+            }
+        }
         out.sort_by(|a: &LeaseFile, b| a.spec.key.cmp(&b.spec.key));
-        out
+        Ok(out)
     }
 }

@@ -27,7 +27,7 @@ impl AddressingUndo for DhcpUndo {
                 .await
                 .map_err(|e| e.context("step undo: release the DHCP lease")),
             Step::CompatClient { dir } => {
-                crate::compat::stop(dir).step("undo: end the DHCP client")
+                crate::compat::stop(ctx.settings, dir).step("undo: end the DHCP client")
             }
             _ => Ok(()),
         }

@@ -160,12 +160,9 @@ fn connect_or_start(settings: &Settings) -> Result<UnixStream> {
 fn start(settings: &Settings) -> Result<()> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::failed("cannot find the pipework binary").with_source(e))?;
-    pipework_base::state::StateDir::open(&settings.state_dir)?;
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(settings.state_dir.join("daemon.log"))
-        .map_err(|e| Error::failed("cannot open the daemon log").with_source(e))?;
+    let log = pipework_base::state::StateDir::open(&settings.state_dir)?
+        .open_file("daemon.log", pipework_base::state::OpenHow::Append)?
+        .ok_or_else(|| Error::failed("cannot open the daemon log"))?;
     let mut cmd = Command::new(exe);
     cmd.arg("daemon")
         .arg("--state-dir")
