@@ -34,7 +34,7 @@ use tracing::{info, warn};
 
 use pipework_base::driver::DriverSet;
 use pipework_base::driver::UndoContext;
-use pipework_base::error::{Context, Error, Result};
+use pipework_base::error::{Context, Error, ErrorKind, Result};
 use pipework_base::guest::GuestInfo;
 use pipework_base::journal::{Journal, Sink, Step, UndoMode};
 use pipework_base::settings::Settings;
@@ -261,7 +261,7 @@ pub async fn settle_all(
     settings: &Settings,
 ) -> Result<Vec<PendingAttach>> {
     let state = StateDir::open(&settings.state_dir)?;
-    let files = files(&state);
+    let files = files(&state)?;
     if files.is_empty() {
         return Ok(Vec::new());
     }
@@ -274,7 +274,7 @@ pub async fn settle_all(
         drivers,
         settings,
     };
-    Ok(env.settle(files, None).await)
+    env.settle(files, None).await
 }
 
 /// In an attach (holding the lock of guest `own`): settles the pending
@@ -288,10 +288,10 @@ pub async fn settle_others(
     drivers: &dyn DriverSet,
     settings: &Settings,
     own: NetnsId,
-) -> Vec<PendingAttach> {
-    let files = files(state);
+) -> Result<Vec<PendingAttach>> {
+    let files = files(state)?;
     if files.is_empty() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     let env = Env {
         state,
@@ -303,23 +303,16 @@ pub async fn settle_others(
     env.settle(files, Some(own)).await
 }
 
-/// The pending files, with the guest and interface their names give. A
-/// directory the state's rules refuse is said once and reads as empty.
-fn files(state: &StateDir) -> Vec<(NetnsId, String)> {
-    let names = match state.list(DIR) {
-        Ok(n) => n,
-        Err(e) => {
-            warn!("{e}");
-            return Vec::new();
-        }
-    };
-    names
+/// The pending files, with the guest and interface their names give.
+fn files(state: &StateDir) -> Result<Vec<(NetnsId, String)>> {
+    Ok(state
+        .list(DIR)?
         .into_iter()
         .filter_map(|name| {
             let (ns, ifname) = name.strip_suffix(".json")?.split_once('-')?;
             Some((NetnsId(ns.parse().ok()?), ifname.to_string()))
         })
-        .collect()
+        .collect())
 }
 
 struct Env<'a> {
@@ -332,12 +325,14 @@ struct Env<'a> {
 
 impl Env<'_> {
     /// `skip`: the caller's own guest; with it, busy guests are skipped
-    /// instead of waited for.
+    /// instead of waited for. A file the state directory's rules refuse (a
+    /// symbolic link, say) stops it with that error (exit 2); other
+    /// failures are said and the next file is tried.
     async fn settle(
         &self,
         files: Vec<(NetnsId, String)>,
         skip: Option<NetnsId>,
-    ) -> Vec<PendingAttach> {
+    ) -> Result<Vec<PendingAttach>> {
         let mut done = Vec::new();
         for (netns, ifname) in files {
             if skip == Some(netns) {
@@ -356,8 +351,8 @@ impl Env<'_> {
                 }
             };
             // Read under the lock: the attach may have finished meanwhile.
-            let guest_nl = match read(self.state, &path(netns, &ifname)) {
-                Ok(Read::Attach(a)) => match pipework_base::guest::reopen(&a.guest) {
+            let guest_nl = match read(self.state, &path(netns, &ifname))? {
+                Read::Attach(a) => match pipework_base::guest::reopen(&a.guest) {
                     Some(ns) => Netlink::connect_in(&ns, &a.guest.name).await.ok(),
                     None => None,
                 },
@@ -378,9 +373,10 @@ impl Env<'_> {
             match settle_one(&ctx, netns, &ifname).await {
                 Ok(Some(p)) => done.push(p),
                 Ok(None) => {}
+                Err(e) if e.kind() == ErrorKind::Usage => return Err(e),
                 Err(e) => warn!("{e}"),
             }
         }
-        done
+        Ok(done)
     }
 }

@@ -1,6 +1,10 @@
 //! pipework as a CNI plugin, driven the way a runtime drives it (environment
 //! plus configuration on stdin), with `ip -j` as the witness, and chained
 //! with Debian's reference plugins.
+//!
+//! Long file: one test binary per area keeps the suite's link time down
+//! (each binary links the whole harness); the tests share the plugin
+//! runner at the top.
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -1,5 +1,9 @@
 //! The native DHCP client and its daemon against a real dnsmasq: leases,
 //! renewals, releases, restarts, dying guests, DNS, IPv6.
+//!
+//! Long file: one test binary per area keeps the suite's link time down
+//! (each binary links the whole harness); the tests share the dnsmasq
+//! fixture.
 
 use std::time::{Duration, Instant};
 

@@ -109,7 +109,7 @@ pub async fn attach_to(
         // And what attaches to other guests left when they were killed (one
         // directory read when there is none).
         crate::pending::settle_others(&state, &host, &host_ns, drivers, settings, guest.info.netns)
-            .await;
+            .await?;
         let facts = probe::gather(&host, &req.host, drivers, settings)
             .await
             .step("probe host interface")?;
