@@ -1,6 +1,9 @@
 //! Leases on disk: one JSON file per lease under `<state>/leases/`, written
 //! atomically, so a daemon that is killed at any moment finds on restart
 //! either the previous or the next state of each lease, never half of one.
+//! Beside each, `<key>.drops` holds the drop counters as they grow between
+//! two changes of the lease (a server sending nothing but bad packets
+//! changes no lease, and must still show in `inspect`).
 
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
@@ -48,6 +51,36 @@ impl LeaseStore {
         self.dir.join(format!("{key}.json"))
     }
 
+    fn drops_path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.drops"))
+    }
+
+    /// Saves the counters of a lease that is on disk (and only then: a
+    /// lease removed meanwhile leaves no counters behind).
+    pub fn save_drops(&self, key: &str, c: &DropCounts) -> Result<()> {
+        if !self.path(key).is_file() {
+            return Ok(());
+        }
+        let json = serde_json::to_vec(c)
+            .map_err(|e| Error::failed("cannot encode drop counters").with_source(e))?;
+        write_atomic(&self.drops_path(key), &json)
+    }
+
+    /// The counters of `f`, or the newer ones beside it (they only grow).
+    fn with_drops(&self, mut f: LeaseFile) -> LeaseFile {
+        let newer: Option<DropCounts> = fs::read(self.drops_path(&f.spec.key))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if let Some(n) = newer {
+            let d = &mut f.drops;
+            d.malformed = d.malformed.max(n.malformed);
+            d.foreign = d.foreign.max(n.foreign);
+            d.invalid = d.invalid.max(n.invalid);
+            d.ignored_options = d.ignored_options.max(n.ignored_options);
+        }
+        f
+    }
+
     pub fn save(&self, f: &LeaseFile) -> Result<()> {
         if !self.dir.is_dir() {
             fs::DirBuilder::new()
@@ -60,10 +93,15 @@ impl LeaseStore {
         }
         let json = serde_json::to_vec_pretty(f)
             .map_err(|e| Error::failed("cannot encode lease").with_source(e))?;
-        write_atomic(&self.path(&f.spec.key), &json)
+        write_atomic(&self.path(&f.spec.key), &json)?;
+        // The file holds the counters now; a stale side file (of an earlier
+        // lease with the same key) must not add to them.
+        let _ = fs::remove_file(self.drops_path(&f.spec.key));
+        Ok(())
     }
 
     pub fn remove(&self, key: &str) -> Result<()> {
+        let _ = fs::remove_file(self.drops_path(key));
         match fs::remove_file(self.path(key)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(Error::failed(format!("cannot remove lease {key}")).with_source(e))
@@ -74,7 +112,7 @@ impl LeaseStore {
 
     pub fn load(&self, key: &str) -> Option<LeaseFile> {
         let b = fs::read(self.path(key)).ok()?;
-        serde_json::from_slice(&b).ok()
+        serde_json::from_slice(&b).ok().map(|f| self.with_drops(f))
     }
 
     /// Every lease file, sorted by key. A corrupt file is reported and
@@ -88,7 +126,7 @@ impl LeaseStore {
             .map(|e| e.path())
             .filter(|p| p.extension().and_then(|x| x.to_str()) == Some("json"))
             .filter_map(|p| match fs::read(&p).map(|b| serde_json::from_slice(&b)) {
-                Ok(Ok(f)) => Some(f),
+                Ok(Ok(f)) => Some(self.with_drops(f)),
                 Ok(Err(e)) => {
                     warn!("ignoring corrupt lease file {}: {e}", p.display());
                     None
