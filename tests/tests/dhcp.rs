@@ -705,25 +705,33 @@ fn a_server_that_naks_everything_is_asked_less_and_less() {
     let r = s.pipework(&["brd11", &g, "dhcp", "--timeout", "14"]);
     assert_ne!(r.code, 0, "{r:?}");
     let seen = srv.seen();
-    let first_nak = seen
+    // The window opens at the first restart: the first DISCOVER after a
+    // REQUEST, which the client sends only once that REQUEST was refused.
+    let first_req = seen
         .iter()
-        .find(|m| m.kind == "REQUEST")
-        .expect("a REQUEST")
+        .position(|m| m.kind == "REQUEST")
+        .expect("a REQUEST");
+    let restart = seen[first_req..]
+        .iter()
+        .find(|m| m.kind == "DISCOVER")
+        .expect("a restart after the NAK")
         .at;
     let window: Vec<_> = seen
         .iter()
-        .filter(|m| m.at >= first_nak && m.at < first_nak + 10.0)
+        .filter(|m| m.at >= restart && m.at < restart + 10.0)
         .filter(|m| m.kind == "DISCOVER" || m.kind == "REQUEST")
         .collect();
     eprintln!(
-        "DISCOVER+REQUEST in the 10 s from the first REQUEST: {}",
+        "DISCOVER+REQUEST in the 10 s from the first restart: {}: {window:?}",
         window.len()
     );
-    // Without back-off: about 13 a second. With it (1, 2, 4, 8 s...): the
-    // REQUEST that was refused, then three more rounds at most.
+    // Without back-off: a round as soon as each NAK comes (the issue saw
+    // about 13 packets a second; this server, answering at once, gets
+    // thousands). With it (1, 2, 4, 8 s...): three rounds (six packets),
+    // and room for two lost packets retransmitted.
     assert!(window.len() <= 8, "{} in 10 s: {seen:?}", window.len());
     // It does keep trying.
-    assert!(window.len() >= 5, "{} in 10 s: {seen:?}", window.len());
+    assert!(window.len() >= 4, "{} in 10 s: {seen:?}", window.len());
     // Nothing was applied, and the attach was undone.
     assert!(link(&g, "eth1").is_none());
 }
