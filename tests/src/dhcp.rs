@@ -231,3 +231,216 @@ impl Drop for RootedGuest {
 pub fn exec(ns: &str, cmd: &[&str]) -> String {
     must(Command::new("ip").args(["netns", "exec", ns]).args(cmd))
 }
+
+/// A DHCPv4 server that lies, in Python's standard library: it answers
+/// with the malformed replies a hostile or broken server sends, and logs
+/// every DISCOVER and REQUEST it sees on a packet socket (a capture, not
+/// its own UDP socket). What it answers is read from its mode file at each
+/// request:
+/// - `hostile`: before each OFFER and ACK, one reply of each malformed kind
+///   (wrong magic cookie; a subnet mask of length 4 with 2 bytes and no
+///   END; an option length past the end; a mask of length 2; no END; a
+///   holed mask; a 0.0.0.0 mask), then a good one with an MTU of 65535;
+/// - `bad`: the malformed replies only;
+/// - `nak`: a good OFFER, and a NAK to every REQUEST.
+///
+/// The good lease: `<net>.50/24`, router and server `<net>.1`, an hour
+/// long, T1 as given, T2 at 3000 s.
+const LIAR: &str = r#"
+import socket, struct, sys, time
+ifname, net, modefile, logfile, t1 = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+srv, yi = net + ".1", net + ".50"
+rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+rx.bind((ifname, 0))
+tx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+tx.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+tx.bind((srv, 67))
+log = open(logfile, "a", buffering=1)
+a = socket.inet_aton
+COOKIE = bytes([99, 130, 83, 99])
+MASK24 = bytes([1, 4, 255, 255, 255, 0])
+
+def reply(req, kind, opts, cookie=COOKIE, end=True, lease=True):
+    hdr = bytes([2, 1, 6, 0]) + req[4:8] + bytes(8) + a(yi) + a(srv) + bytes(4) + req[28:44] + bytes(192)
+    o = bytes([53, 1, kind, 54, 4]) + a(srv)
+    if lease:
+        o += bytes([51, 4]) + struct.pack("!I", 3600) + bytes([58, 4]) + struct.pack("!I", t1)
+        o += bytes([59, 4]) + struct.pack("!I", 3000) + bytes([3, 4]) + a(srv)
+    return hdr + cookie + o + opts + (b"\xff" if end else b"")
+
+def bad(req, kind):
+    return [
+        reply(req, kind, MASK24, cookie=bytes.fromhex("deadbeef")),
+        reply(req, kind, bytes([1, 4, 255, 255]), end=False),
+        reply(req, kind, MASK24 + bytes([12, 200]) + b"ab", end=False),
+        reply(req, kind, bytes([1, 2, 255, 255])),
+        reply(req, kind, MASK24, end=False),
+        reply(req, kind, bytes([1, 4, 255, 0, 255, 0])),
+        reply(req, kind, bytes([1, 4, 0, 0, 0, 0])),
+    ]
+
+def msg_type(d):
+    i = 240
+    while i + 1 < len(d):
+        c = d[i]
+        if c == 0:
+            i += 1
+            continue
+        if c == 255:
+            break
+        if c == 53:
+            return d[i + 2]
+        i += 2 + d[i + 1]
+    return None
+
+while True:
+    f, addr = rx.recvfrom(4096)
+    if addr[2] == 4:  # PACKET_OUTGOING: our own replies
+        continue
+    ip = f[14:]
+    if len(ip) < 20 or ip[9] != 17:
+        continue
+    ihl = (ip[0] & 15) * 4
+    udp = ip[ihl:]
+    if len(udp) < 8 or struct.unpack("!H", udp[2:4])[0] != 67:
+        continue
+    d = udp[8:]
+    if len(d) < 240 or d[0] != 1:
+        continue
+    t = msg_type(d)
+    mode = open(modefile).read().strip()
+    log.write("%.3f %s %s\n" % (time.monotonic(), {1: "DISCOVER", 3: "REQUEST", 7: "RELEASE"}.get(t, t), mode))
+    if t not in (1, 3):
+        continue
+    kind = 2 if t == 1 else 5
+    out = []
+    if mode == "nak" and t == 3:
+        out = [reply(d, 6, b"", lease=False)]
+    elif mode == "nak":
+        out = [reply(d, 2, MASK24)]
+    elif mode in ("hostile", "bad"):
+        out = bad(d, kind)
+        if mode == "hostile":
+            out.append(reply(d, kind, MASK24 + bytes([26, 2, 255, 255])))
+    for p in out:
+        tx.sendto(p, ("255.255.255.255", 68))
+"#;
+
+/// [`LIAR`] running in a namespace of its own, plugged into a bridge of the
+/// sandbox's host like [`DhcpServer`].
+pub struct LyingServer {
+    pub ns: String,
+    pub bridge: String,
+    /// `<net>.1`.
+    pub addr: String,
+    modefile: PathBuf,
+    logfile: PathBuf,
+    child: Child,
+}
+
+/// One DISCOVER or REQUEST the lying server saw: monotonic seconds, kind,
+/// and the mode it was in.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub at: f64,
+    pub kind: String,
+    pub mode: String,
+}
+
+impl LyingServer {
+    pub fn start(s: &mut Sandbox, bridge: &str, net: &str, mode: &str, t1: u32) -> LyingServer {
+        let tag: String = net.chars().filter(char::is_ascii_digit).collect();
+        let ns = s.guest(&format!("liar{tag}"));
+        if crate::link(&s.host, bridge).is_none() {
+            s.ip_host(&["link", "add", bridge, "type", "bridge"]);
+            s.ip_host(&["link", "set", bridge, "up"]);
+        }
+        let peer = format!("lv{tag}");
+        s.ip_host(&[
+            "link", "add", &peer, "type", "veth", "peer", "name", "eth0", "netns", &ns,
+        ]);
+        s.ip_host(&["link", "set", &peer, "master", bridge, "up"]);
+        ip(&ns, &["addr", "add", &format!("{net}.1/24"), "dev", "eth0"]);
+        ip(&ns, &["link", "set", "eth0", "up"]);
+        let modefile = std::env::temp_dir().join(format!("{}-liar.mode", s.prefix));
+        let logfile = std::env::temp_dir().join(format!("{}-liar.log", s.prefix));
+        std::fs::write(&modefile, mode).expect("mode file");
+        std::fs::write(&logfile, "").expect("log file");
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns,
+                "/usr/bin/python3",
+                "-c",
+                LIAR,
+                "eth0",
+                net,
+            ])
+            .arg(&modefile)
+            .arg(&logfile)
+            .arg(t1.to_string())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("python3");
+        // Bound once its UDP socket is (the packet socket opens before it).
+        let end = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < end {
+            let ss = exec(&ns, &["ss", "-Hlun", "sport", "=", ":67"]);
+            if !ss.trim().is_empty() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        LyingServer {
+            ns,
+            bridge: bridge.to_string(),
+            addr: format!("{net}.1"),
+            modefile,
+            logfile,
+            child,
+        }
+    }
+
+    pub fn set_mode(&self, mode: &str) {
+        std::fs::write(&self.modefile, mode).expect("mode file");
+    }
+
+    /// Every DISCOVER and REQUEST seen so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        std::fs::read_to_string(&self.logfile)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let mut w = l.split_whitespace();
+                Some(Seen {
+                    at: w.next()?.parse().ok()?,
+                    kind: w.next()?.to_string(),
+                    mode: w.next()?.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Waits until `pred` holds for some seen message.
+    pub fn wait_seen(&self, pred: impl Fn(&Seen) -> bool, timeout: Duration) -> bool {
+        let end = Instant::now() + timeout;
+        while Instant::now() < end {
+            if self.seen().iter().any(&pred) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+impl Drop for LyingServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        crate::kill_netns_processes(&self.ns);
+        let _ = std::fs::remove_file(&self.modefile);
+        let _ = std::fs::remove_file(&self.logfile);
+    }
+}

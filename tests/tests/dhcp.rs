@@ -1,5 +1,6 @@
 //! The native DHCP client and its daemon against a real dnsmasq: leases,
-//! renewals, releases, restarts, dying guests, DNS, IPv6.
+//! renewals, releases, restarts, dying guests, DNS, IPv6; and against a
+//! lying server: malformed replies, NAKs.
 //!
 //! Long file: one test binary per area keeps the suite's link time down
 //! (each binary links the whole harness); the tests share the dnsmasq
@@ -7,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use pipework_tests::dhcp::{exec, mac_of, DhcpServer, RootedGuest, ServerConfig};
+use pipework_tests::dhcp::{exec, mac_of, DhcpServer, LyingServer, RootedGuest, ServerConfig};
 use pipework_tests::*;
 
 fn leased_addr(ns: &str) -> String {
@@ -689,4 +690,152 @@ fn dhcp_over_macvlan() {
         "{}",
         srv.log()
     );
+}
+
+/// The drop counters of the guest's one lease, from `list --json`.
+fn drops_of(s: &Sandbox) -> serde_json::Value {
+    let json = s.pipework(&["list", "--json"]).ok().json();
+    json[0]["leases"][0]["dropped_packets"].clone()
+}
+
+fn count(v: &serde_json::Value, k: &str) -> u64 {
+    v[k].as_u64().unwrap_or(0)
+}
+
+/// The guest's IPv4 addresses on eth1 as `ip -j addr` gives them:
+/// address, prefix length.
+fn v4_addrs(ns: &str) -> Vec<(String, u64)> {
+    let v = ip_json(ns, &["-4", "addr", "show", "dev", "eth1"]);
+    v[0]["addr_info"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|a| {
+            (
+                a["local"].as_str().unwrap_or_default().to_string(),
+                a["prefixlen"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect()
+}
+
+fn mtu_of(ns: &str) -> u64 {
+    link(ns, "eth1").expect("eth1")["mtu"].as_u64().unwrap()
+}
+
+#[test]
+fn malformed_replies_are_dropped_counted_and_never_applied() {
+    let mut s = Sandbox::new("dhcpliar");
+    let srv = LyingServer::start(&mut s, "brd10", "10.70.0", "hostile", 3);
+    let g = s.guest("g");
+    // Every OFFER and ACK comes after seven malformed ones (a classful /8
+    // from a truncated mask, a /0, a lease from a packet with a wrong
+    // cookie...): only the good one counts, and its MTU of 65535 does not.
+    let r = s.pipework(&["brd10", &g, "dhcp"]).ok();
+    assert!(r.stdout.contains("10.70.0.50/24"), "{}", r.stdout);
+    assert_eq!(v4_addrs(&g), vec![("10.70.0.50".to_string(), 24)]);
+    let def = ip_json(&g, &["route", "show", "default"]);
+    assert_eq!(def[0]["gateway"], "10.70.0.1", "{def}");
+    assert_eq!(mtu_of(&g), 1500);
+    let d = drops_of(&s);
+    // Seven per OFFER and per ACK: five malformed, two invalid masks.
+    assert!(count(&d, "malformed") >= 10, "{d}");
+    assert!(count(&d, "invalid") >= 4, "{d}");
+    assert!(count(&d, "ignored_options") >= 2, "{d}");
+    assert!(ping(&g, &srv.addr));
+
+    // Renewals at T1 (3 s) get the same, then nothing but bad ACKs: the /24
+    // stays, and so do the routes and the MTU; each is counted.
+    // IPv4 only: the IPv6 link-local route comes and goes on its own.
+    let routes_before = routes(&g)["v4"].clone();
+    let end = Instant::now() + Duration::from_secs(15);
+    let hostile_requests = || {
+        srv.seen()
+            .iter()
+            .filter(|m| m.kind == "REQUEST" && m.mode == "hostile")
+            .count()
+    };
+    // The attach's REQUEST, then the first renewal.
+    while hostile_requests() < 2 && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(hostile_requests() >= 2, "no renewal: {:?}", srv.seen());
+    // Let that renewal's drops be counted before taking the baseline.
+    std::thread::sleep(Duration::from_millis(1500));
+    srv.set_mode("bad");
+    let before = drops_of(&s);
+    assert!(
+        srv.wait_seen(
+            |m| m.kind == "REQUEST" && m.mode == "bad",
+            Duration::from_secs(15)
+        ),
+        "no renewal after the switch"
+    );
+    let end = Instant::now() + Duration::from_secs(10);
+    let mut d = drops_of(&s);
+    while Instant::now() < end
+        && (count(&d, "malformed") < count(&before, "malformed") + 5
+            || count(&d, "invalid") < count(&before, "invalid") + 2)
+    {
+        std::thread::sleep(Duration::from_millis(300));
+        d = drops_of(&s);
+    }
+    assert!(
+        count(&d, "malformed") >= count(&before, "malformed") + 5,
+        "{before} then {d}"
+    );
+    assert!(
+        count(&d, "invalid") >= count(&before, "invalid") + 2,
+        "{before} then {d}"
+    );
+    assert_eq!(v4_addrs(&g), vec![("10.70.0.50".to_string(), 24)]);
+    eprintln!("drops: at bind {before}, after the bad renewal {d}");
+    assert_eq!(routes(&g)["v4"], routes_before);
+    assert_eq!(mtu_of(&g), 1500);
+    assert!(ping(&g, &srv.addr));
+    let json = s.pipework(&["list", "--json"]).ok().json();
+    assert_eq!(json[0]["leases"][0]["phase"], "renewing", "{json}");
+    s.pipework(&["detach", &g]).ok();
+}
+
+#[test]
+fn a_server_that_naks_everything_is_asked_less_and_less() {
+    let mut s = Sandbox::new("dhcpnak");
+    let srv = LyingServer::start(&mut s, "brd11", "10.71.0", "nak", 60);
+    let g = s.guest("g");
+    // The attach gives up after its timeout; meanwhile the server sees the
+    // client start over after each NAK.
+    let r = s.pipework(&["brd11", &g, "dhcp", "--timeout", "14"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    let seen = srv.seen();
+    // The window opens at the first restart: the first DISCOVER after a
+    // REQUEST, which the client sends only once that REQUEST was refused.
+    let first_req = seen
+        .iter()
+        .position(|m| m.kind == "REQUEST")
+        .expect("a REQUEST");
+    let restart = seen[first_req..]
+        .iter()
+        .find(|m| m.kind == "DISCOVER")
+        .expect("a restart after the NAK")
+        .at;
+    let window: Vec<_> = seen
+        .iter()
+        .filter(|m| m.at >= restart && m.at < restart + 10.0)
+        .filter(|m| m.kind == "DISCOVER" || m.kind == "REQUEST")
+        .collect();
+    eprintln!(
+        "DISCOVER+REQUEST in the 10 s from the first restart: {}: {window:?}",
+        window.len()
+    );
+    // Without back-off: a round as soon as each NAK comes (the issue saw
+    // about 13 packets a second; this server, answering at once, gets
+    // thousands). With it (1, 2, 4, 8 s...): three rounds (six packets),
+    // and room for two lost packets retransmitted.
+    assert!(window.len() <= 8, "{} in 10 s: {seen:?}", window.len());
+    // It does keep trying.
+    assert!(window.len() >= 4, "{} in 10 s: {seen:?}", window.len());
+    // Nothing was applied, and the attach was undone.
+    assert!(link(&g, "eth1").is_none());
 }

@@ -20,7 +20,7 @@ use pipework_base::journal::UndoMode;
 use pipework_base::state::now_secs;
 use pipework_base::undo::Replay;
 use pipework_dhcp::lease::{Lease, LeaseSpec, Phase, Proto};
-use pipework_dhcp::store::LeaseFile;
+use pipework_dhcp::store::{LeaseFile, LeaseStore};
 use pipework_dhcp::v4::{Client4, Outcome};
 use pipework_dhcp::v6::Client6;
 use pipework_dhcp::{apply, Drops};
@@ -248,7 +248,7 @@ impl Keeper {
 )]
 pub async fn run(
     ctx: Arc<DaemonCtx>,
-    file: LeaseFile,
+    mut file: LeaseFile,
     guest: Guest,
     first: Option<FirstBind>,
     mut commands: mpsc::Receiver<Command>,
@@ -259,6 +259,16 @@ pub async fn run(
         let nl = Netlink::connect_in(&guest.netns, guest.name())
             .await
             .step("open netlink in the guest")?;
+        if file.spec.link_mtu.is_none() {
+            // A spec saved before the MTU was recorded: the link as it is
+            // now is the best bound there is.
+            file.spec.link_mtu = nl
+                .link_by_index(file.spec.ifindex)
+                .await
+                .ok()
+                .flatten()
+                .map(|k| k.mtu);
+        }
         let spec = Arc::new(file.spec.clone());
         let client = match spec.proto {
             Proto::V4 => Client::V4(
@@ -287,6 +297,7 @@ pub async fn run(
         }
     };
     let mut watch = GuestWatch::new(&guest, &ctx);
+    let _counters = CountersWriter::spawn(ctx.leases.clone(), key.clone(), drops.clone());
     let mut k = Keeper {
         ctx: ctx.clone(),
         file,
@@ -341,6 +352,36 @@ pub async fn run(
                 return;
             }
         }
+    }
+}
+
+/// Writes the drop counters beside the lease file once a second while they
+/// grow: packets dropped during a renewal change no lease, so nothing else
+/// would save them before T2. Stops when dropped (every way out of [`run`]).
+struct CountersWriter(tokio::task::JoinHandle<()>);
+
+impl CountersWriter {
+    fn spawn(store: LeaseStore, key: String, drops: Arc<Drops>) -> CountersWriter {
+        CountersWriter(tokio::spawn(async move {
+            let mut last = drops.snapshot();
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let now = drops.snapshot();
+                if now != last {
+                    if let Err(e) = store.save_drops(&key, &now) {
+                        warn!(%key, "cannot save drop counters: {e}");
+                    }
+                    last = now;
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for CountersWriter {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -87,7 +87,7 @@ pub async fn run(l: &Link<'_>, journal: &mut Journal) -> Result<(Vec<Lease>, Vec
     Ok((leases, addrs))
 }
 
-fn spec_for(l: &Link<'_>, proto: Proto, v4_too: bool) -> LeaseSpec {
+fn spec_for(l: &Link<'_>, proto: Proto, v4_too: bool, link_mtu: Option<u32>) -> LeaseSpec {
     let info = &l.guest.info;
     let name = l.guest.name();
     let mac_spec = &l.req.mac;
@@ -104,6 +104,7 @@ fn spec_for(l: &Link<'_>, proto: Proto, v4_too: bool) -> LeaseSpec {
             Proto::V6 => ident::duid(name, l.ifname, mac_spec, l.mac),
         },
         iaid: ident::iaid(l.ifname),
+        link_mtu,
         // One writer per file: the IPv4 lease when there is one.
         resolv: if proto == Proto::V4 || !v4_too {
             l.resolv.clone()
@@ -114,7 +115,9 @@ fn spec_for(l: &Link<'_>, proto: Proto, v4_too: bool) -> LeaseSpec {
 }
 
 async fn native(l: &Link<'_>, proto: Proto, v4_too: bool, journal: &mut Journal) -> Result<Lease> {
-    let spec = spec_for(l, proto, v4_too);
+    // The link as created, before any lease: the most a lease's MTU may be.
+    let link_mtu = l.guest_nl.link_by_index(l.ifindex).await?.map(|k| k.mtu);
+    let spec = spec_for(l, proto, v4_too, link_mtu);
     // Journaled first: whatever happens next, undo asks for a release.
     journal.record(Step::DhcpLease {
         key: spec.key.clone(),

@@ -47,6 +47,14 @@ pub struct LeaseSpec {
     /// v6: the IA_NA identifier.
     #[serde(default)]
     pub iaid: u32,
+    /// The guest link's MTU as the attach created it, before any lease:
+    /// the largest MTU a lease may set (a larger one would send frames that
+    /// the peer or bridge side drops; pipework creates both ends of a veth
+    /// with one MTU, and a macvlan/ipvlan child cannot exceed its parent).
+    /// `None` in specs saved before it was recorded: the daemon reads the
+    /// link's MTU when it starts keeping the lease.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_mtu: Option<u32>,
     /// Where the lease's name servers go; `None` leaves DNS alone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolv: Option<ResolvTarget>,

@@ -55,8 +55,12 @@ pub struct Drops {
     pub malformed: AtomicU64,
     /// Well formed but not for us (another transaction, another MAC).
     pub foreign: AtomicU64,
-    /// For us but unusable (no server id, a zero or multicast address...).
+    /// For us but unusable (no server id, a zero or multicast address, a
+    /// zero or holed subnet mask...).
     pub invalid: AtomicU64,
+    /// Options left out of a packet that was otherwise used (an interface
+    /// MTU out of range): dropped, never applied.
+    pub ignored_options: AtomicU64,
 }
 
 /// A snapshot of [`Drops`] for state files and `list --json`.
@@ -65,6 +69,8 @@ pub struct DropCounts {
     pub malformed: u64,
     pub foreign: u64,
     pub invalid: u64,
+    #[serde(default)]
+    pub ignored_options: u64,
 }
 
 impl Drops {
@@ -73,6 +79,7 @@ impl Drops {
             malformed: self.malformed.load(Ordering::Relaxed),
             foreign: self.foreign.load(Ordering::Relaxed),
             invalid: self.invalid.load(Ordering::Relaxed),
+            ignored_options: self.ignored_options.load(Ordering::Relaxed),
         }
     }
 
@@ -82,6 +89,7 @@ impl Drops {
             malformed: AtomicU64::new(c.malformed),
             foreign: AtomicU64::new(c.foreign),
             invalid: AtomicU64::new(c.invalid),
+            ignored_options: AtomicU64::new(c.ignored_options),
         }
     }
 
@@ -92,6 +100,11 @@ impl Drops {
             DropReason::Invalid => &self.invalid,
         };
         c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn count_ignored_options(&self, n: u32) {
+        self.ignored_options
+            .fetch_add(u64::from(n), Ordering::Relaxed);
     }
 }
 

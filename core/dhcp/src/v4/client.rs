@@ -47,6 +47,24 @@ fn backoff() -> impl Iterator<Item = Duration> {
     })
 }
 
+/// The MTU bound when the guest link's MTU is unknown: Ethernet's.
+const DEFAULT_MTU: u32 = 1500;
+
+/// Waits between restarts after a NAK: 1 s doubling to 60 s, each with up
+/// to ±1/8 random jitter. RFC 2131 section 4.4.4 asks for exponential
+/// back-off on retransmission; a server that NAKs every REQUEST would
+/// otherwise get a DISCOVER and a REQUEST many times a second for as long
+/// as it keeps refusing.
+fn nak_backoff() -> impl Iterator<Item = Duration> {
+    (0..).map(|i: u32| {
+        let base = (1000u64 << i.min(6)).min(60_000);
+        let mut r = [0u8; 2];
+        pipework_model::random::fill(&mut r);
+        let jitter = u64::from(u16::from_le_bytes(r)) % (base / 4 + 1);
+        Duration::from_millis(base - base / 8 + jitter)
+    })
+}
+
 /// Renewal and rebinding retransmit at half the time left, at least every
 /// 60 s in RFC 2131 section 4.4.5; shorter floors keep short test leases
 /// alive too.
@@ -135,11 +153,22 @@ impl Client4 {
                     }
                     Ok(Ok(n)) => n,
                 };
-                match packet::decode_frame(&buf[..n], xid, self.spec.mac, now_secs()) {
-                    Ok(reply) => match accept(reply) {
-                        Some(t) => return Some(t),
-                        None => self.drops.count(crate::DropReason::Foreign),
-                    },
+                let want = packet::Expect {
+                    xid,
+                    mac: self.spec.mac,
+                    max_mtu: self.spec.link_mtu.unwrap_or(DEFAULT_MTU),
+                };
+                match packet::decode_frame(&buf[..n], &want, now_secs()) {
+                    Ok(d) => {
+                        if d.ignored_options > 0 {
+                            debug!(ifname = %self.spec.ifname, n = d.ignored_options, "DHCPv4 options ignored");
+                            self.drops.count_ignored_options(d.ignored_options);
+                        }
+                        match accept(d.reply) {
+                            Some(t) => return Some(t),
+                            None => self.drops.count(crate::DropReason::Foreign),
+                        }
+                    }
                     Err(why) => {
                         debug!(ifname = %self.spec.ifname, ?why, "DHCPv4 packet dropped");
                         self.drops.count(why);
@@ -157,6 +186,7 @@ impl Client4 {
     /// starting over after a NAK or silence, until `until` (forever when
     /// `None`).
     pub async fn obtain(&self, until: Option<Instant>) -> Option<Lease> {
+        let mut after_nak = nak_backoff();
         loop {
             let xid = pipework_model::random::u32();
             let offer = self
@@ -202,7 +232,18 @@ impl Client4 {
             match outcome {
                 Some(Outcome::Ack(l)) => return Some(l),
                 _ if until.is_some_and(|u| Instant::now() >= u) => return None,
-                _ => debug!(ifname = %self.spec.ifname, "DHCPv4 request refused or unanswered"),
+                Some(Outcome::Nak) => {
+                    // Only NAKs back off: silence already cost the four
+                    // retransmissions above.
+                    let wait = after_nak.next().unwrap_or(Duration::from_secs(60));
+                    debug!(ifname = %self.spec.ifname, ?wait, "DHCPv4 request refused: starting over after a pause");
+                    let mut at = Instant::now() + wait;
+                    if let Some(u) = until {
+                        at = at.min(u);
+                    }
+                    tokio::time::sleep_until(at).await;
+                }
+                _ => debug!(ifname = %self.spec.ifname, "DHCPv4 request unanswered"),
             }
         }
     }
@@ -247,5 +288,33 @@ impl Client4 {
         if let Err(e) = self.sock.unicast(v4(lease.server), &packet::encode(&r)) {
             warn!(ifname = %self.spec.ifname, "DHCPv4 release not sent: {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_after_naks_back_off_to_a_cap() {
+        let waits: Vec<u64> = nak_backoff()
+            .take(12)
+            .map(|d| d.as_millis() as u64)
+            .collect();
+        let bases = [1, 2, 4, 8, 16, 32, 60, 60, 60, 60, 60, 60];
+        for (w, b) in waits.iter().zip(bases) {
+            let b = b * 1000;
+            assert!(*w >= b - b / 8 && *w <= b + b / 8, "{waits:?}");
+        }
+        // Ten seconds hold four rounds at most.
+        let mut t = 0;
+        let rounds = 1 + waits
+            .iter()
+            .take_while(|w| {
+                t += **w;
+                t < 10_000
+            })
+            .count();
+        assert!(rounds <= 4, "{waits:?}");
     }
 }

@@ -1,6 +1,9 @@
 //! DHCPv4 messages: building our requests, and turning a received frame into
 //! a checked reply. Everything from the network is untrusted: any defect is a
 //! [`DropReason`], never a panic.
+//!
+//! Long file: each decoding rule has its unit test next to it; the tests
+//! are half of the file.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -10,6 +13,7 @@ use dhcproto::v4::{
 };
 use ipnet::{IpNet, Ipv4Net};
 
+use super::wire;
 use crate::lease::Lease;
 use crate::DropReason;
 use pipework_model::MacAddr;
@@ -104,10 +108,29 @@ pub enum Reply4 {
     Nak { server: Option<Ipv4Addr> },
 }
 
+/// What we expect of a reply: the transaction it answers and the most the
+/// guest link can carry.
+#[derive(Clone, Copy, Debug)]
+pub struct Expect {
+    pub xid: u32,
+    pub mac: MacAddr,
+    /// The largest interface MTU (option 26) we apply: the guest link's
+    /// MTU as the attach created it (see [`crate::lease::LeaseSpec::link_mtu`]).
+    pub max_mtu: u32,
+}
+
+/// A usable reply, and how many of its options were ignored (counted, not
+/// applied, while the rest of the packet is used).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decoded4 {
+    pub reply: Reply4,
+    pub ignored_options: u32,
+}
+
 /// Decodes one frame from the packet socket (IPv4 header onwards) that
-/// should answer transaction `xid` of `mac`. `now` stamps the lease.
-pub fn decode_frame(frame: &[u8], xid: u32, mac: MacAddr, now: u64) -> Result<Reply4, DropReason> {
-    decode_payload(udp_payload(frame)?, xid, mac, now)
+/// should answer `want`. `now` stamps the lease.
+pub fn decode_frame(frame: &[u8], want: &Expect, now: u64) -> Result<Decoded4, DropReason> {
+    decode_payload(udp_payload(frame)?, want, now)
 }
 
 /// The UDP payload of an IPv4 datagram to port 68, checked for consistent
@@ -139,12 +162,25 @@ pub fn udp_payload(frame: &[u8]) -> Result<&[u8], DropReason> {
 }
 
 /// Decodes a DHCP payload; see [`decode_frame`].
-pub fn decode_payload(
-    payload: &[u8],
-    xid: u32,
-    mac: MacAddr,
-    now: u64,
-) -> Result<Reply4, DropReason> {
+///
+/// What is dropped, and how much of it (RFC 2131, RFC 2132):
+/// - the whole packet, as malformed: a wrong magic cookie, an option that
+///   overruns its field, an options field without END, an option whose
+///   length does not fit its type (see [`wire::check_framing`]);
+/// - the whole packet, as invalid: a subnet mask that is not contiguous
+///   ones, or is 0.0.0.0 (/0). The mask decides which addresses are on the
+///   link and the address's own route; no safe guess replaces a wrong one
+///   (a classful guess would turn a /24 into a /8), so the packet is not
+///   used at all, and at renewal the lease in force stays as it is;
+/// - only the option: an interface MTU below 576 (RFC 1122 section 3.3.3:
+///   every host must take 576-byte datagrams; RFC 2132 allows 68, no
+///   Ethernet link works there) or above the guest link's own MTU (a larger
+///   one would send frames that the peer or bridge drops). The MTU is
+///   advice about the link, not part of the lease: the lease is used with
+///   the link's MTU left alone, and the option is counted in
+///   `ignored_options`.
+pub fn decode_payload(payload: &[u8], want: &Expect, now: u64) -> Result<Decoded4, DropReason> {
+    wire::check_framing(payload)?;
     // The decoder is third-party code fed hostile input: a panic in it must
     // cost one packet, not the daemon.
     let m = std::panic::catch_unwind(|| Message::decode(&mut Decoder::new(payload)))
@@ -155,7 +191,7 @@ pub fn decode_payload(
     }
     // `chaddr()` slices by the packet's own `hlen`: check it first (the
     // fuzz test found the panic).
-    if m.hlen() != 6 || m.xid() != xid || m.chaddr() != &mac.0[..] {
+    if m.hlen() != 6 || m.xid() != want.xid || m.chaddr() != &want.mac.0[..] {
         return Err(DropReason::Foreign);
     }
     let opts = m.opts();
@@ -164,12 +200,21 @@ pub fn decode_payload(
         Some(_) => return Err(DropReason::Invalid),
         None => None,
     };
-    match opts.msg_type() {
-        Some(MessageType::Nak) => Ok(Reply4::Nak { server }),
-        Some(MessageType::Offer) => Ok(Reply4::Offer(lease_of(&m, server, now)?)),
-        Some(MessageType::Ack) => Ok(Reply4::Ack(lease_of(&m, server, now)?)),
-        _ => Err(DropReason::Invalid),
-    }
+    let mut ignored_options = 0;
+    let reply = match opts.msg_type() {
+        Some(MessageType::Nak) => Reply4::Nak { server },
+        Some(MessageType::Offer) => {
+            Reply4::Offer(lease_of(&m, server, now, want, &mut ignored_options)?)
+        }
+        Some(MessageType::Ack) => {
+            Reply4::Ack(lease_of(&m, server, now, want, &mut ignored_options)?)
+        }
+        _ => return Err(DropReason::Invalid),
+    };
+    Ok(Decoded4 {
+        reply,
+        ignored_options,
+    })
 }
 
 /// Whether an address can be a host's: not zero, broadcast, multicast,
@@ -182,7 +227,13 @@ fn usable(a: Ipv4Addr) -> bool {
         || a.octets()[0] >= 240)
 }
 
-fn lease_of(m: &Message, server: Option<Ipv4Addr>, now: u64) -> Result<Lease, DropReason> {
+fn lease_of(
+    m: &Message,
+    server: Option<Ipv4Addr>,
+    now: u64,
+    want: &Expect,
+    ignored: &mut u32,
+) -> Result<Lease, DropReason> {
     let invalid = DropReason::Invalid;
     let opts = m.opts();
     let yiaddr = m.yiaddr();
@@ -193,8 +244,9 @@ fn lease_of(m: &Message, server: Option<Ipv4Addr>, now: u64) -> Result<Lease, Dr
     let prefix = match opts.get(OptionCode::SubnetMask) {
         Some(DhcpOption::SubnetMask(mask)) => {
             let bits = u32::from(*mask);
-            // A mask must be contiguous ones; /31 and /32 are fine.
-            if bits.leading_ones() + bits.trailing_zeros() != 32 {
+            // A mask must be contiguous ones, and not none at all (/0 would
+            // put the whole Internet on the link); /31 and /32 are fine.
+            if bits == 0 || bits.leading_ones() + bits.trailing_zeros() != 32 {
                 return Err(invalid);
             }
             bits.leading_ones() as u8
@@ -267,9 +319,14 @@ fn lease_of(m: &Message, server: Option<Ipv4Addr>, now: u64) -> Result<Lease, Dr
     search.retain(|s| is_domain(s));
     let mtu = match opts.get(OptionCode::InterfaceMtu) {
         // RFC 2132 section 5.1 allows 68, but no Ethernet link works below
-        // the 576 every IPv4 host must accept.
-        Some(DhcpOption::InterfaceMtu(m)) if *m >= 576 => Some(*m),
-        _ => None,
+        // the 576 every IPv4 host must accept; above the link's own MTU the
+        // peer would drop our frames. Either way only the option goes.
+        Some(DhcpOption::InterfaceMtu(m)) if *m >= 576 && u32::from(*m) <= want.max_mtu => Some(*m),
+        Some(_) => {
+            *ignored += 1;
+            None
+        }
+        None => None,
     };
     Ok(Lease {
         address: IpNet::V4(net),
@@ -365,6 +422,14 @@ mod tests {
 
     const MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 9]);
 
+    fn want(xid: u32) -> Expect {
+        Expect {
+            xid,
+            mac: MAC,
+            max_mtu: 1500,
+        }
+    }
+
     /// A server's reply, built with the same library a server would use.
     pub(crate) fn reply(kind: MessageType, xid: u32, extra: &[DhcpOption]) -> Vec<u8> {
         let mut m = Message::new_with_id(
@@ -401,7 +466,7 @@ mod tests {
                 DhcpOption::InterfaceMtu(1400),
             ],
         );
-        let Reply4::Ack(l) = decode_payload(&p, 7, MAC, 1000).unwrap() else {
+        let Reply4::Ack(l) = decode_payload(&p, &want(7), 1000).map(|d| d.reply).unwrap() else {
             panic!()
         };
         assert_eq!(l.address, "10.9.0.50/24".parse::<IpNet>().unwrap());
@@ -414,18 +479,21 @@ mod tests {
     #[test]
     fn foreign_and_invalid_replies_are_told_apart() {
         let p = reply(MessageType::Offer, 7, &[]);
-        assert_eq!(decode_payload(&p, 8, MAC, 0), Err(DropReason::Foreign));
+        assert_eq!(
+            decode_payload(&p, &want(8), 0).map(|d| d.reply),
+            Err(DropReason::Foreign)
+        );
         let bad_mask = reply(
             MessageType::Offer,
             7,
             &[DhcpOption::SubnetMask("255.0.255.0".parse().unwrap())],
         );
         assert_eq!(
-            decode_payload(&bad_mask, 7, MAC, 0),
+            decode_payload(&bad_mask, &want(7), 0).map(|d| d.reply),
             Err(DropReason::Invalid)
         );
         assert_eq!(
-            decode_payload(&p[..100], 7, MAC, 0),
+            decode_payload(&p[..100], &want(7), 0).map(|d| d.reply),
             Err(DropReason::Malformed)
         );
         let evil_domain = reply(
@@ -433,7 +501,10 @@ mod tests {
             7,
             &[DhcpOption::DomainName("x\nnameserver 6.6.6.6".into())],
         );
-        let Reply4::Ack(l) = decode_payload(&evil_domain, 7, MAC, 0).unwrap() else {
+        let Reply4::Ack(l) = decode_payload(&evil_domain, &want(7), 0)
+            .map(|d| d.reply)
+            .unwrap()
+        else {
             panic!()
         };
         assert!(l.search.is_empty());
@@ -447,8 +518,75 @@ mod tests {
         // as the destination.
         f[20..22].copy_from_slice(&SERVER_PORT.to_be_bytes());
         f[22..24].copy_from_slice(&CLIENT_PORT.to_be_bytes());
-        assert!(matches!(decode_frame(&f, 3, MAC, 0), Ok(Reply4::Ack(_))));
+        assert!(matches!(
+            decode_frame(&f, &want(3), 0).map(|d| d.reply),
+            Ok(Reply4::Ack(_))
+        ));
         assert_eq!(checksum(&[&f[..20]], 0), 0);
+    }
+
+    /// An ACK for `want(7)` with the options field written by hand: the
+    /// usual server options, then `tail` (which must bring its own END).
+    fn raw(tail: &[u8]) -> Vec<u8> {
+        let mut p = reply(MessageType::Ack, 7, &[])[..240].to_vec();
+        p.extend_from_slice(&[53, 1, 5, 54, 4, 10, 9, 0, 1, 51, 4, 0, 0, 0, 120]);
+        p.extend_from_slice(&[3, 4, 10, 9, 0, 1]);
+        p.extend_from_slice(tail);
+        p
+    }
+
+    fn decoded(p: &[u8]) -> Result<Decoded4, DropReason> {
+        decode_payload(p, &want(7), 0)
+    }
+
+    fn mask_of(d: Decoded4) -> u8 {
+        let Reply4::Ack(l) = d.reply else { panic!() };
+        l.address.prefix_len()
+    }
+
+    #[test]
+    fn hand_written_options_decode() {
+        let d = decoded(&raw(&[1, 4, 255, 255, 255, 0, 255])).unwrap();
+        assert_eq!(mask_of(d), 24);
+        // Padding after END is fine.
+        let d = decoded(&raw(&[1, 4, 255, 255, 255, 0, 255, 0, 0, 0])).unwrap();
+        assert_eq!(mask_of(d), 24);
+    }
+
+    #[test]
+    fn a_zero_or_holed_mask_drops_the_packet() {
+        for mask in [[0, 0, 0, 0], [255, 0, 255, 0], [255, 255, 255, 1]] {
+            let mut tail = vec![1, 4];
+            tail.extend_from_slice(&mask);
+            tail.push(255);
+            assert_eq!(decoded(&raw(&tail)), Err(DropReason::Invalid), "{mask:?}");
+        }
+        let d = decoded(&raw(&[1, 4, 255, 255, 255, 255, 255])).unwrap();
+        assert_eq!(mask_of(d), 32);
+    }
+
+    #[test]
+    fn an_mtu_out_of_range_is_ignored_not_the_lease() {
+        let mtu = |v: u16, max: u32| {
+            let mut tail = vec![1, 4, 255, 255, 255, 0, 26, 2];
+            tail.extend_from_slice(&v.to_be_bytes());
+            tail.push(255);
+            let w = Expect {
+                max_mtu: max,
+                ..want(7)
+            };
+            let d = decode_payload(&raw(&tail), &w, 0).unwrap();
+            let Reply4::Ack(l) = d.reply else { panic!() };
+            assert_eq!(l.address.prefix_len(), 24);
+            (l.mtu, d.ignored_options)
+        };
+        assert_eq!(mtu(1400, 1500), (Some(1400), 0));
+        assert_eq!(mtu(1500, 1500), (Some(1500), 0));
+        assert_eq!(mtu(576, 1500), (Some(576), 0));
+        assert_eq!(mtu(65535, 1500), (None, 1));
+        assert_eq!(mtu(1500, 1400), (None, 1));
+        assert_eq!(mtu(575, 1500), (None, 1));
+        assert_eq!(mtu(68, 1500), (None, 1));
     }
 
     /// Random and mutated input never panics and never yields a lease that
@@ -498,9 +636,9 @@ mod tests {
                 buf[22..24].copy_from_slice(&CLIENT_PORT.to_be_bytes());
             }
             let r = if i % 3 == 2 {
-                decode_frame(&buf, 7, MAC, 0)
+                decode_frame(&buf, &want(7), 0).map(|d| d.reply)
             } else {
-                decode_payload(&buf, 7, MAC, 0)
+                decode_payload(&buf, &want(7), 0).map(|d| d.reply)
             };
             if let Ok(Reply4::Ack(l) | Reply4::Offer(l)) = r {
                 accepted += 1;
