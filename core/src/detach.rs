@@ -231,6 +231,13 @@ pub async fn detach_matching(
     newest_first(&mut recs);
     for rec in recs {
         let _lock = hs.state.lock_guest(rec.guest.netns).await?;
+        // Read again under the lock: the list above is a snapshot, and an
+        // attach to a new guest that reuses a dead one's namespace inode may
+        // have replaced the record meanwhile (undoing the old one itself).
+        let rec = match hs.state.load(rec.guest.netns, &rec.interface)? {
+            Some(now) if now == rec => now,
+            _ => continue,
+        };
         let guest_nl = match reopen(&rec.guest) {
             Some(ns) => Some(
                 Netlink::connect_in(&ns, &rec.guest.name)

@@ -38,6 +38,11 @@ pub async fn gc(drivers: &dyn DriverSet, settings: &Settings) -> Result<Collecte
             continue;
         }
         let _lock = hs.state.lock_guest(rec.guest.netns).await?;
+        // Read again under the lock (see `detach_matching`).
+        let rec = match hs.state.load(rec.guest.netns, &rec.interface)? {
+            Some(now) if now == rec => now,
+            _ => continue,
+        };
         match hs.undo(rec, None, drivers, settings).await {
             Ok(r) => collected.push(r),
             Err(e) => warn!("gc: {e}"),
