@@ -23,26 +23,40 @@ die() { say "$*"; exit 1; }
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
 # need_packages PKG...: installs the missing ones (apt-get update first).
-# QEMU comes from bookworm-backports: bookworm's 7.2 has no igb model.
+# QEMU comes from bookworm-backports: bookworm's 7.2 has no igb model. As in
+# tests/vm/run, when the apt sources lack bookworm-backports, a source of our
+# own is added for that install only and removed right after (QEMU then gets
+# no backports updates), or on exit if the install fails.
+BACKPORTS_LIST=/etc/apt/sources.list.d/pipework-vagrant-bookworm-backports.list
 need_packages() {
-    local missing="" p
+    local missing="" p status=0
     export DEBIAN_FRONTEND=noninteractive
     for p in "$@"; do installed "$p" || missing="$missing $p"; done
     if ! qemu-system-x86_64 -device help 2>/dev/null | grep -q '"igb"'; then
         if ! grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-            say "adding bookworm-backports to the apt sources"
-            echo 'deb http://deb.debian.org/debian bookworm-backports main' \
-                >/etc/apt/sources.list.d/bookworm-backports.list
+            say "adding bookworm-backports to the apt sources while QEMU installs"
+            echo 'deb http://deb.debian.org/debian bookworm-backports main' >"$BACKPORTS_LIST"
         fi
-        apt-get update -q
-        apt-get install -y -q --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils
-        updated=1
+        apt-get update -q &&
+            apt-get install -y -q --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils ||
+            status=1
+        backports_remove
+        [ "$status" = 0 ] || return 1
     fi
     [ -n "$missing" ] || return 0
     say "installing$missing"
-    [ -n "${updated:-}" ] || apt-get update -q
+    apt-get update -q
     # shellcheck disable=SC2086
     apt-get install -y -q --no-install-recommends $missing
+}
+
+# backports_remove: the source need_packages added, if it did (the exit
+# traps of the scripts call it too), and apt's lists again without it.
+backports_remove() {
+    [ -f "$BACKPORTS_LIST" ] || return 0
+    rm -f "$BACKPORTS_LIST"
+    say "removed bookworm-backports from the apt sources again"
+    apt-get update -q >/dev/null 2>&1 || true
 }
 
 VAGRANT_PACKAGES="vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients dnsmasq-base qemu-utils iptables"
