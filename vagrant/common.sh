@@ -76,27 +76,50 @@ start_libvirt() {
         KVM_WAS="$(stat -c '%U:%G %a' /dev/kvm)"
         chgrp kvm /dev/kvm && chmod 660 /dev/kvm
     fi
-    if ! pgrep -x virtlogd >/dev/null; then
+    if ! alive virtlogd; then
         virtlogd -d && STARTED_VIRTLOGD=1
     fi
-    if ! pgrep -x libvirtd >/dev/null; then
+    if ! alive libvirtd; then
         libvirtd -d && STARTED_LIBVIRTD=1
     fi
 
-    for _ in $(seq 1 60); do
+    # libvirtd probes QEMU's capabilities before it answers: under load here
+    # that took more than 30 s once.
+    for _ in $(seq 1 240); do
         virsh -q version >/dev/null 2>&1 && return 0
         sleep 0.5
     done
-    die "libvirtd does not answer"
+    die "libvirtd does not answer after 2 minutes"
+}
+
+# alive NAME: a process NAME runs (a zombie does not count: PID 1 here is
+# no init and reaps the daemons stopped by an earlier run late).
+alive() {
+    # shellcheck disable=SC2009  # pgrep counts zombies too
+    ps -C "$1" -o stat= 2>/dev/null | grep -qv '^Z'
+}
+
+# stop_daemon PIDFILE: SIGTERM to the daemon, SIGKILL after 30 s (libvirtd
+# ignores SIGTERM while it is still starting).
+stop_daemon() {
+    local pid
+    [ -f "$1" ] || return 0
+    pid="$(cat "$1")"
+    kill "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 60); do
+        ps -p "$pid" -o stat= 2>/dev/null | grep -qv '^Z' || return 0
+        sleep 0.5
+    done
+    kill -KILL "$pid" 2>/dev/null || true
 }
 
 stop_libvirt() {
-    if [ -n "$STARTED_LIBVIRTD" ] && [ -f /run/libvirtd.pid ]; then
-        kill "$(cat /run/libvirtd.pid)" 2>/dev/null || true
+    if [ -n "$STARTED_LIBVIRTD" ]; then
+        stop_daemon /run/libvirtd.pid
         STARTED_LIBVIRTD=""
     fi
-    if [ -n "$STARTED_VIRTLOGD" ] && [ -f /run/virtlogd.pid ]; then
-        kill "$(cat /run/virtlogd.pid)" 2>/dev/null || true
+    if [ -n "$STARTED_VIRTLOGD" ]; then
+        stop_daemon /run/virtlogd.pid
         STARTED_VIRTLOGD=""
     fi
     if [ -n "$KVM_WAS" ]; then
