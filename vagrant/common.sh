@@ -132,8 +132,10 @@ stop_libvirt() {
 # failed half-way: domains and volumes named PREFIX*, the networks the
 # Vagrantfile defines, and, once libvirt runs no network at all, the firewall
 # chains it added (LIBVIRT_* in iptables' nft backend).
+# With a second argument (keep-firewall), the chains stay: libvirtd is to
+# make networks again, and it does not add back chains removed under it.
 libvirt_leftovers_clean() {
-    local prefix="$1" d v n
+    local prefix="$1" keep="${2:-}" d v n
     for d in $(virsh list --all --name 2>/dev/null | grep "^$prefix" || true); do
         virsh destroy "$d" >/dev/null 2>&1 || true
         virsh undefine "$d" --nvram >/dev/null 2>&1 || virsh undefine "$d" >/dev/null 2>&1 || true
@@ -147,7 +149,7 @@ libvirt_leftovers_clean() {
             virsh net-undefine "$n" >/dev/null 2>&1 || true
         fi
     done
-    if [ -z "$(virsh net-list --name 2>/dev/null | sed '/^$/d')" ]; then
+    if [ -z "$keep" ] && [ -z "$(virsh net-list --name 2>/dev/null | sed '/^$/d')" ]; then
         firewall_clean
     fi
 }
