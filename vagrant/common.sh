@@ -23,26 +23,40 @@ die() { say "$*"; exit 1; }
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
 # need_packages PKG...: installs the missing ones (apt-get update first).
-# QEMU comes from bookworm-backports: bookworm's 7.2 has no igb model.
+# QEMU comes from bookworm-backports: bookworm's 7.2 has no igb model. As in
+# tests/vm/run, when the apt sources lack bookworm-backports, a source of our
+# own is added for that install only and removed right after (QEMU then gets
+# no backports updates), or on exit if the install fails.
+BACKPORTS_LIST=/etc/apt/sources.list.d/pipework-vagrant-bookworm-backports.list
 need_packages() {
-    local missing="" p
+    local missing="" p status=0
     export DEBIAN_FRONTEND=noninteractive
     for p in "$@"; do installed "$p" || missing="$missing $p"; done
     if ! qemu-system-x86_64 -device help 2>/dev/null | grep -q '"igb"'; then
         if ! grep -rqs '^[^#]*bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
-            say "adding bookworm-backports to the apt sources"
-            echo 'deb http://deb.debian.org/debian bookworm-backports main' \
-                >/etc/apt/sources.list.d/bookworm-backports.list
+            say "adding bookworm-backports to the apt sources while QEMU installs"
+            echo 'deb http://deb.debian.org/debian bookworm-backports main' >"$BACKPORTS_LIST"
         fi
-        apt-get update -q
-        apt-get install -y -q --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils
-        updated=1
+        apt-get update -q &&
+            apt-get install -y -q --no-install-recommends -t bookworm-backports qemu-system-x86 qemu-utils ||
+            status=1
+        backports_remove
+        [ "$status" = 0 ] || return 1
     fi
     [ -n "$missing" ] || return 0
     say "installing$missing"
-    [ -n "${updated:-}" ] || apt-get update -q
+    apt-get update -q
     # shellcheck disable=SC2086
     apt-get install -y -q --no-install-recommends $missing
+}
+
+# backports_remove: the source need_packages added, if it did (the exit
+# traps of the scripts call it too), and apt's lists again without it.
+backports_remove() {
+    [ -f "$BACKPORTS_LIST" ] || return 0
+    rm -f "$BACKPORTS_LIST"
+    say "removed bookworm-backports from the apt sources again"
+    apt-get update -q >/dev/null 2>&1 || true
 }
 
 VAGRANT_PACKAGES="vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients dnsmasq-base qemu-utils iptables"
@@ -62,27 +76,50 @@ start_libvirt() {
         KVM_WAS="$(stat -c '%U:%G %a' /dev/kvm)"
         chgrp kvm /dev/kvm && chmod 660 /dev/kvm
     fi
-    if ! pgrep -x virtlogd >/dev/null; then
+    if ! alive virtlogd; then
         virtlogd -d && STARTED_VIRTLOGD=1
     fi
-    if ! pgrep -x libvirtd >/dev/null; then
+    if ! alive libvirtd; then
         libvirtd -d && STARTED_LIBVIRTD=1
     fi
 
-    for _ in $(seq 1 60); do
+    # libvirtd probes QEMU's capabilities before it answers: under load here
+    # that took more than 30 s once.
+    for _ in $(seq 1 240); do
         virsh -q version >/dev/null 2>&1 && return 0
         sleep 0.5
     done
-    die "libvirtd does not answer"
+    die "libvirtd does not answer after 2 minutes"
+}
+
+# alive NAME: a process NAME runs (a zombie does not count: PID 1 here is
+# no init and reaps the daemons stopped by an earlier run late).
+alive() {
+    # shellcheck disable=SC2009  # pgrep counts zombies too
+    ps -C "$1" -o stat= 2>/dev/null | grep -qv '^Z'
+}
+
+# stop_daemon PIDFILE: SIGTERM to the daemon, SIGKILL after 30 s (libvirtd
+# ignores SIGTERM while it is still starting).
+stop_daemon() {
+    local pid
+    [ -f "$1" ] || return 0
+    pid="$(cat "$1")"
+    kill "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 60); do
+        ps -p "$pid" -o stat= 2>/dev/null | grep -qv '^Z' || return 0
+        sleep 0.5
+    done
+    kill -KILL "$pid" 2>/dev/null || true
 }
 
 stop_libvirt() {
-    if [ -n "$STARTED_LIBVIRTD" ] && [ -f /run/libvirtd.pid ]; then
-        kill "$(cat /run/libvirtd.pid)" 2>/dev/null || true
+    if [ -n "$STARTED_LIBVIRTD" ]; then
+        stop_daemon /run/libvirtd.pid
         STARTED_LIBVIRTD=""
     fi
-    if [ -n "$STARTED_VIRTLOGD" ] && [ -f /run/virtlogd.pid ]; then
-        kill "$(cat /run/virtlogd.pid)" 2>/dev/null || true
+    if [ -n "$STARTED_VIRTLOGD" ]; then
+        stop_daemon /run/virtlogd.pid
         STARTED_VIRTLOGD=""
     fi
     if [ -n "$KVM_WAS" ]; then
@@ -95,8 +132,10 @@ stop_libvirt() {
 # failed half-way: domains and volumes named PREFIX*, the networks the
 # Vagrantfile defines, and, once libvirt runs no network at all, the firewall
 # chains it added (LIBVIRT_* in iptables' nft backend).
+# With a second argument (keep-firewall), the chains stay: libvirtd is to
+# make networks again, and it does not add back chains removed under it.
 libvirt_leftovers_clean() {
-    local prefix="$1" d v n
+    local prefix="$1" keep="${2:-}" d v n
     for d in $(virsh list --all --name 2>/dev/null | grep "^$prefix" || true); do
         virsh destroy "$d" >/dev/null 2>&1 || true
         virsh undefine "$d" --nvram >/dev/null 2>&1 || virsh undefine "$d" >/dev/null 2>&1 || true
@@ -110,7 +149,7 @@ libvirt_leftovers_clean() {
             virsh net-undefine "$n" >/dev/null 2>&1 || true
         fi
     done
-    if [ -z "$(virsh net-list --name 2>/dev/null | sed '/^$/d')" ]; then
+    if [ -z "$keep" ] && [ -z "$(virsh net-list --name 2>/dev/null | sed '/^$/d')" ]; then
         firewall_clean
     fi
 }
