@@ -55,7 +55,12 @@ const DIR: &str = "pending";
 
 /// `pending/<netns>-<ifname>.json`, relative to the state root.
 fn path(netns: NetnsId, ifname: &str) -> String {
-    format!("{DIR}/{netns}-{ifname}.json")
+    // The same key as a shared object's user, so that a use can be told
+    // to belong to an attach still in progress (`StateDir::user_exists`).
+    format!(
+        "{DIR}/{}.json",
+        pipework_base::shared::user_key(netns, ifname)
+    )
 }
 
 /// The pending file of one attach.

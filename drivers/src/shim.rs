@@ -23,7 +23,7 @@ use pipework_base::driver::UndoContext;
 use pipework_base::driver::{AttachContext, DriverKind, Plugged};
 use pipework_base::error::{Context, Error, Result};
 use pipework_base::journal::Journal;
-use pipework_base::shared::{Shared, SharedKind};
+use pipework_base::shared::{user_key, Shared, SharedKind};
 use pipework_model::{HostRoute, MacAddr, MacvlanMode, MAX_IFNAME_LEN};
 use pipework_sys::netlink::{Link, Netlink, NewLink, RouteSpec};
 use serde::{Deserialize, Serialize};
@@ -111,7 +111,7 @@ pub async fn attach<S: Serialize>(
         HostRoute::Auto => auto_addresses(&guest_addrs)?,
     };
     let shim = shim_name(&parent.name);
-    let owner = format!("{}-{}", ctx.guest.info.netns, ctx.guest_ifname);
+    let owner = user_key(ctx.guest.info.netns, ctx.guest_ifname.as_str());
     let shared = ctx.state.shared(SharedKind::Shim, &shim);
     let _lock = shared.lock(true).await?;
     let usage = ShimUse {
