@@ -172,3 +172,92 @@ fn a_bad_file_changes_nothing() {
     );
     assert!(link(&a, "eth1").is_some());
 }
+
+/// Many guests in one file (an HPC job's start): attached concurrently, the
+/// report in file order, a guest's interfaces in the order declared, one
+/// bad guest failing only its own line, onto a bridge none of them found.
+#[test]
+fn many_guests_at_once() {
+    let mut s = Sandbox::new("applybulk");
+    let files = Files::new(&s);
+    let baseline = s.host_link_names();
+    let guests: Vec<String> = (0..40).map(|i| s.guest(&format!("g{i}"))).collect();
+    let mut text = String::new();
+    for (i, g) in guests.iter().enumerate() {
+        text.push_str(&format!("brbulk netns:{g} 10.86.0.{}/24\n", i + 2));
+        if i % 10 == 0 {
+            text.push_str(&format!("brbulk -i eth2 netns:{g} 10.86.1.{}/24\n", i + 2));
+        }
+        if i == 20 {
+            text.push_str(&format!("brbulk netns:{}-missing 10.86.2.2/24\n", s.prefix));
+        }
+    }
+    let file = write(&files, "bulk.conf", &text);
+    let r = s.pipework(&["apply", "--json", &file]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    let got: Vec<(String, String, String)> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["guest"].as_str().unwrap().to_string(),
+                e["interface"].as_str().unwrap().to_string(),
+                e["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut want = Vec::new();
+    for (i, g) in guests.iter().enumerate() {
+        want.push((
+            format!("netns:{g}"),
+            "eth1".to_string(),
+            "attached".to_string(),
+        ));
+        if i % 10 == 0 {
+            want.push((
+                format!("netns:{g}"),
+                "eth2".to_string(),
+                "attached".to_string(),
+            ));
+        }
+        if i == 20 {
+            want.push((
+                format!("netns:{}-missing", s.prefix),
+                "eth1".to_string(),
+                "failed".to_string(),
+            ));
+        }
+    }
+    assert_eq!(got, want);
+    // The witness: every guest has its addresses, the bridge all the ports,
+    // and the guests reach each other.
+    for (i, g) in guests.iter().enumerate() {
+        let v4 = |ifname: &str| {
+            let mut a = addresses(g, ifname);
+            a.retain(|a| !a.starts_with("fe80:"));
+            a
+        };
+        assert_eq!(v4("eth1"), vec![format!("10.86.0.{}/24", i + 2)]);
+        if i % 10 == 0 {
+            assert_eq!(v4("eth2"), vec![format!("10.86.1.{}/24", i + 2)]);
+        }
+    }
+    let ports = s
+        .host_links()
+        .iter()
+        .filter(|l| l["master"] == "brbulk")
+        .count();
+    assert_eq!(ports, 44);
+    assert!(ping(&guests[0], "10.86.0.41"));
+    assert!(
+        ping(&guests[30], "10.86.1.2"),
+        "eth2 of guest 30 to eth2 of guest 0"
+    );
+    std::fs::write(&file, "").unwrap();
+    s.pipework(&["apply", "--prune", &file]).ok();
+    let mut left = s.host_link_names();
+    left.retain(|n| n != "brbulk");
+    assert_eq!(left, baseline);
+}

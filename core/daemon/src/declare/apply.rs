@@ -1,8 +1,9 @@
 //! `pipework apply <file>`: make a file's intents hold, and with `prune`
 //! detach what an earlier version of the file declared and this one does not.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
+use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
 use super::ensure::ensure;
@@ -24,6 +25,36 @@ pub struct Entry {
     pub error: Option<String>,
 }
 
+/// How many guests `apply` attaches at once.
+const CONCURRENT_GUESTS: usize = 16;
+
+/// Resolves the intent's guest and makes the intent hold there.
+async fn ensure_one(
+    intent: &Intent,
+    owner: &BTreeMap<String, String>,
+    drivers: &dyn DriverSet,
+    settings: &Settings,
+) -> Entry {
+    let wait = intent
+        .requests
+        .first()
+        .map(|r| r.options.timeout)
+        .unwrap_or_default();
+    let res = async {
+        let guest = Guest::resolve(&intent.guest, &ResolveOptions { wait_running: wait })
+            .await
+            .map_err(|e| e.context(format!("guest {}", intent.guest)))?;
+        ensure(&guest, intent, owner, drivers, settings).await
+    }
+    .await;
+    Entry {
+        guest: intent.guest.to_string(),
+        interface: intent.ifname.clone(),
+        outcome: res.as_ref().map(|o| o.as_str()).unwrap_or("failed"),
+        error: res.err().map(|e| e.to_string()),
+    }
+}
+
 /// Applies `intents` declared in `file` (an absolute path: it tells the
 /// attachments of this file from any other's).
 pub async fn apply(
@@ -37,27 +68,35 @@ pub async fn apply(
         (labels::OWNER.to_string(), "apply".to_string()),
         (labels::FILE.to_string(), file.to_string()),
     ]);
-    let mut out = Vec::new();
-    for intent in intents {
-        let wait = intent
-            .requests
-            .first()
-            .map(|r| r.options.timeout)
-            .unwrap_or_default();
-        let res = async {
-            let guest = Guest::resolve(&intent.guest, &ResolveOptions { wait_running: wait })
-                .await
-                .map_err(|e| e.context(format!("guest {}", intent.guest)))?;
-            ensure(&guest, intent, &owner, drivers, settings).await
-        }
-        .await;
-        out.push(Entry {
-            guest: intent.guest.to_string(),
-            interface: intent.ifname.clone(),
-            outcome: res.as_ref().map(|o| o.as_str()).unwrap_or("failed"),
-            error: res.err().map(|e| e.to_string()),
+    // Guests are independent: their attaches run concurrently (an HPC job
+    // starts hundreds at once), a guest's own interfaces one after the
+    // other in file order (they share the guest's lock anyway). The bound
+    // keeps open sockets and guest threads few; the kernel serialises link
+    // creation itself, so more would only queue.
+    let mut slot: HashMap<&pipework_model::GuestRef, usize> = HashMap::new();
+    let mut by_guest: Vec<Vec<(usize, &Intent)>> = Vec::new();
+    for (i, intent) in intents.iter().enumerate() {
+        let k = *slot.entry(&intent.guest).or_insert_with(|| {
+            by_guest.push(Vec::new());
+            by_guest.len() - 1
         });
+        by_guest[k].push((i, intent));
     }
+    let owner = &owner;
+    let mut done: Vec<(usize, Entry)> = stream::iter(by_guest)
+        .map(|group| async move {
+            let mut out = Vec::new();
+            for (i, intent) in group {
+                out.push((i, ensure_one(intent, owner, drivers, settings).await));
+            }
+            out
+        })
+        .buffer_unordered(CONCURRENT_GUESTS)
+        .flat_map(stream::iter)
+        .collect()
+        .await;
+    done.sort_by_key(|(i, _)| *i);
+    let mut out: Vec<Entry> = done.into_iter().map(|(_, e)| e).collect();
     if prune {
         let declared: HashSet<(&pipework_model::GuestRef, &str)> = intents
             .iter()

@@ -1,0 +1,228 @@
+//! What every part of the bench shares: the binaries under test, timing one
+//! process, statistics, namespaces in bulk, the machine's description.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The two builds of pipework a user may run: `cargo install` gives the
+/// dynamically linked one, the README's Install section the static one.
+pub struct Bins {
+    pub dynamic: PathBuf,
+    pub static_: PathBuf,
+}
+
+impl Bins {
+    /// Builds both (release profile), unless `PIPEWORK_BIN_DYNAMIC` and
+    /// `PIPEWORK_BIN_STATIC` name binaries already built.
+    pub fn build() -> Bins {
+        let root = workspace_root();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| root.join("target"));
+        let dynamic = std::env::var("PIPEWORK_BIN_DYNAMIC")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| {
+                let ok = Command::new(&cargo)
+                    .current_dir(&root)
+                    .args([
+                        "build",
+                        "--quiet",
+                        "--locked",
+                        "--release",
+                        "-p",
+                        "pipework-cli",
+                    ])
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false);
+                assert!(ok, "cannot build the release binary");
+                target.join("release/pipework")
+            });
+        let static_ = std::env::var("PIPEWORK_BIN_STATIC")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| {
+                let host = host_triple();
+                // With an explicit --target, RUSTFLAGS reach only the
+                // target's crates, not the proc-macros, which cannot be
+                // linked statically.
+                let ok = Command::new(&cargo)
+                    .current_dir(&root)
+                    .env("RUSTFLAGS", "-C target-feature=+crt-static")
+                    .args([
+                        "build",
+                        "--quiet",
+                        "--locked",
+                        "--release",
+                        "-p",
+                        "pipework-cli",
+                    ])
+                    .args(["--target", &host])
+                    .status()
+                    .map(|s| s.success())
+                    .unwrap_or(false);
+                assert!(ok, "cannot build the static release binary");
+                target.join(host).join("release/pipework")
+            });
+        Bins { dynamic, static_ }
+    }
+}
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn host_triple() -> String {
+    let out = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .expect("rustc -vV names the host")
+}
+
+/// Wall time of one process, from spawn to exit; it must succeed.
+pub fn time(c: &mut Command) -> Duration {
+    let start = Instant::now();
+    let out = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("spawn");
+    let d = start.elapsed();
+    assert!(
+        out.status.success(),
+        "{c:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d
+}
+
+/// Like [`time`], with `input` on the process's standard input (written
+/// after the spawn, inside the timed span).
+pub fn time_stdin(c: &mut Command, input: &str) -> Duration {
+    let start = Instant::now();
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let d = start.elapsed();
+    assert!(
+        out.status.success(),
+        "{c:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    d
+}
+
+pub fn quiet(c: &mut Command) {
+    let out = c.stdout(Stdio::null()).output().expect("spawn");
+    assert!(
+        out.status.success(),
+        "{c:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn ip(args: &[&str]) {
+    quiet(Command::new("ip").args(args));
+}
+
+/// Creates or deletes many named namespaces with a single `ip` process.
+pub fn netns_batch(verb: &str, names: &[String]) {
+    let input: String = names
+        .iter()
+        .map(|n| format!("netns {verb} {n}\n"))
+        .collect();
+    time_stdin(Command::new("ip").args(["-batch", "-"]), &input);
+}
+
+/// A fresh bridge, up (deleted first if an earlier size left it).
+pub fn bridge(name: &str) {
+    let _ = Command::new("ip")
+        .args(["link", "del", name])
+        .stderr(Stdio::null())
+        .status();
+    ip(&["link", "add", name, "type", "bridge"]);
+    ip(&["link", "set", name, "up"]);
+}
+
+/// An address of guest `i` in `10.<net>.0.0/16`.
+pub fn addr(net: u8, i: usize) -> String {
+    format!("10.{net}.{}.{}/16", i / 250, i % 250 + 1)
+}
+
+/// (median, p95) in milliseconds.
+pub fn stats(v: &[Duration]) -> (f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    let mut ms: Vec<f64> = v.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    ms.sort_by(f64::total_cmp);
+    let pick = |q: f64| ms[((q * ms.len() as f64).ceil() as usize).clamp(1, ms.len()) - 1];
+    (pick(0.5), pick(0.95))
+}
+
+pub fn median(v: &[Duration]) -> f64 {
+    stats(v).0
+}
+
+/// Processes still running `bin`: what of ours outlived a command.
+pub fn running(bin: &Path) -> usize {
+    let Ok(want) = std::fs::canonicalize(bin) else {
+        return 0;
+    };
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+                .filter(|e| std::fs::read_link(e.path().join("exe")).is_ok_and(|x| x == want))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+pub fn machine() -> String {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        })
+        .unwrap_or_default();
+    let ip = Command::new("ip")
+        .arg("-V")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    format!(
+        "kernel {}, {} cpus ({cpu}), load average {}; {ip}",
+        kernel.trim(),
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    )
+}

@@ -1,0 +1,241 @@
+//! One attach at a time to a Linux bridge: pipework (both builds) against
+//! iproute2's fastest route, rounds interleaved, at N = 1, 10, 100, 1000
+//! ports on the bridge.
+//!
+//! The iproute2 route is two processes, the fewest it can do: one `ip link
+//! add` creates the veth with the host end already a port of the bridge and
+//! up and the peer inside the namespace under its final name (a single
+//! `RTM_NEWLINK`); then `ip -n <ns> -batch -` adds the address and sets the
+//! peer up. One process cannot do both: `ip -batch` takes no `-n` per line
+//! (`netns exec` forks another `ip`), and the kernel refuses a veth peer
+//! created up (`ENOTCONN`), so the guest side needs a second process in the
+//! namespace.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::{addr, bridge, median, netns_batch, running, stats, time, time_stdin, Bins};
+
+/// One way of attaching a guest, on its own bridge and guest interface.
+#[derive(Clone)]
+enum Route {
+    Pipework {
+        label: &'static str,
+        bin: PathBuf,
+        bridge: &'static str,
+        ifname: &'static str,
+        net: u8,
+    },
+    Iproute2,
+}
+
+const IP_BRIDGE: &str = "brip";
+
+impl Route {
+    fn label(&self) -> &'static str {
+        match self {
+            Route::Pipework { label, .. } => label,
+            Route::Iproute2 => "iproute2",
+        }
+    }
+
+    fn bridge(&self) -> &'static str {
+        match self {
+            Route::Pipework { bridge, .. } => bridge,
+            Route::Iproute2 => IP_BRIDGE,
+        }
+    }
+
+    fn attach(&self, state: &Path, guest: &str, i: usize) -> Duration {
+        match self {
+            Route::Pipework {
+                bin,
+                bridge,
+                ifname,
+                net,
+                ..
+            } => time(Command::new(bin).arg("--state-dir").arg(state).args([
+                bridge,
+                "-i",
+                ifname,
+                guest,
+                &addr(*net, i),
+            ])),
+            Route::Iproute2 => {
+                let host = format!("vb{i}");
+                let a = addr(2, i);
+                let guest_side = format!("addr add {a} dev eth2\nlink set eth2 up\n");
+                time(Command::new("ip").args([
+                    "link", "add", &host, "mtu", "1500", "master", IP_BRIDGE, "up", "type", "veth",
+                    "peer", "name", "eth2", "netns", guest,
+                ])) + time_stdin(
+                    Command::new("ip").args(["-n", guest, "-batch", "-"]),
+                    &guest_side,
+                )
+            }
+        }
+    }
+
+    fn detach(&self, state: &Path, guest: &str, i: usize) -> Duration {
+        match self {
+            Route::Pipework { bin, ifname, .. } => time(
+                Command::new(bin)
+                    .arg("--state-dir")
+                    .arg(state)
+                    .args(["detach", guest, "-i", ifname]),
+            ),
+            Route::Iproute2 => time(Command::new("ip").args(["link", "del", &format!("vb{i}")])),
+        }
+    }
+}
+
+pub struct Row {
+    pub n: usize,
+    /// Per route (in [`routes`]'s order): attach and detach samples.
+    pub attach: Vec<Vec<Duration>>,
+    pub detach: Vec<Vec<Duration>>,
+}
+
+fn routes(bins: &Bins) -> Vec<Route> {
+    vec![
+        Route::Pipework {
+            label: "pipework dynamic",
+            bin: bins.dynamic.clone(),
+            bridge: "brdyn",
+            ifname: "eth1",
+            net: 1,
+        },
+        Route::Pipework {
+            label: "pipework static",
+            bin: bins.static_.clone(),
+            bridge: "brsta",
+            ifname: "eth3",
+            net: 3,
+        },
+        Route::Iproute2,
+    ]
+}
+
+/// Runs every size; returns the rows and the most processes of ours seen
+/// alive right after an attach returned.
+pub fn run(bins: &Bins, state: &Path, tag: &str, sizes: &[usize]) -> (Vec<Row>, usize) {
+    let routes = routes(bins);
+    let mut rows = Vec::new();
+    let mut leftover = 0;
+    for &n in sizes {
+        for r in &routes {
+            bridge(r.bridge());
+        }
+        // N = 1: 21 rounds of one guest attached and detached, so that the
+        // median is not one sample.
+        let (guests, rounds): (Vec<String>, usize) = if n == 1 {
+            (vec![format!("{tag}-solo")], 21)
+        } else {
+            ((0..n).map(|i| format!("{tag}-{i}")).collect(), 1)
+        };
+        netns_batch("add", &guests);
+        let mut row = Row {
+            n,
+            attach: vec![Vec::new(); routes.len()],
+            detach: vec![Vec::new(); routes.len()],
+        };
+        for round in 0..rounds {
+            let mut pending = Vec::new();
+            for (i, g) in guests.iter().enumerate() {
+                let k = round + i;
+                // Who goes first rotates: the kernel finishes deletions
+                // and flood work in the background, and whoever comes
+                // next pays for it.
+                for j in 0..routes.len() {
+                    let which = (k + j) % routes.len();
+                    let r = &routes[which];
+                    row.attach[which].push(r.attach(state, g, i));
+                    if n == 1 {
+                        if let Route::Pipework { bin, .. } = r {
+                            leftover = leftover.max(running(bin));
+                        }
+                    }
+                }
+                pending.push((i, g));
+            }
+            for (i, g) in pending {
+                let k = round + i;
+                for j in 0..routes.len() {
+                    let which = (k + j) % routes.len();
+                    row.detach[which].push(routes[which].detach(state, g, i));
+                }
+            }
+        }
+        netns_batch("del", &guests);
+        rows.push(row);
+    }
+    (rows, leftover)
+}
+
+pub fn print(bins: &Bins, rows: &[Row]) {
+    let routes = routes(bins);
+    println!("## Attach latency, one process per attach, one bridge per route");
+    println!();
+    println!(
+        "iproute2: `ip link add vbI mtu 1500 master brip up type veth peer name eth2 netns G` + `ip -n G -batch -` (addr add; link set up)"
+    );
+    println!();
+    print!("| N |");
+    for r in &routes {
+        print!(" {} median | p95 |", r.label());
+    }
+    println!(" dynamic / iproute2 | static / iproute2 |");
+    print!("| ---: |");
+    for _ in &routes {
+        print!(" ---: | ---: |");
+    }
+    println!(" ---: | ---: |");
+    for row in rows {
+        print!("| {} |", row.n);
+        for s in &row.attach {
+            let (m, p) = stats(s);
+            print!(" {m:.2} ms | {p:.2} ms |");
+        }
+        let ip = median(&row.attach[2]);
+        println!(
+            " {:.2} | {:.2} |",
+            median(&row.attach[0]) / ip,
+            median(&row.attach[1]) / ip
+        );
+    }
+    if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+        if first.n == 1 && last.n > 1 {
+            print!("\nGrowth, median at N={} / median at N=1:", last.n);
+            for (j, r) in routes.iter().enumerate() {
+                print!(
+                    " {} {:.2};",
+                    r.label(),
+                    median(&last.attach[j]) / median(&first.attach[j])
+                );
+            }
+            println!();
+        }
+    }
+    println!();
+    println!("## Detach latency (pipework detach -i; ip link del)");
+    println!();
+    print!("| N |");
+    for r in &routes {
+        print!(" {} median |", r.label());
+    }
+    println!();
+    print!("| ---: |");
+    for _ in &routes {
+        print!(" ---: |");
+    }
+    println!();
+    for row in rows {
+        print!("| {} |", row.n);
+        for s in &row.detach {
+            print!(" {:.2} ms |", median(s));
+        }
+        println!();
+    }
+    println!();
+}

@@ -1,0 +1,87 @@
+//! The attach benchmark: one run, one set of tables (Markdown, for the
+//! README), pipework beside the tool a user would otherwise pick, rounds
+//! interleaved.
+//!
+//! `cargo bench -p pipework-tests --bench attach` (as root). Builds the
+//! release binary both ways (dynamic as `cargo install` gives it, static
+//! as the README's Install section does) unless `PIPEWORK_BIN_DYNAMIC` and
+//! `PIPEWORK_BIN_STATIC` name them, then, in a private network namespace
+//! that plays the host:
+//! - latency of one attach and one detach at N = 1, 10, 100, 1000 ports on
+//!   the bridge against iproute2's fastest route (`PIPEWORK_BENCH_SIZES`);
+//! - CNI mode against the reference bridge plugin and netavark;
+//! - bulk attach of 100 and 1000 guests with `pipework apply` against an
+//!   iproute2 script and separate commands (`PIPEWORK_BENCH_BULK`);
+//! - system calls, netlink requests, processes, peak memory per attach and
+//!   binary sizes.
+//!
+//! Set a size list to an empty string to skip that part.
+
+mod bulk;
+mod cni;
+mod common;
+mod cost;
+mod latency;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn sizes(var: &str, default: &[usize]) -> Vec<usize> {
+    std::env::var(var)
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| default.to_vec())
+}
+
+fn main() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("the attach bench creates namespaces and links: run it as root");
+        std::process::exit(2);
+    }
+    let latency_sizes = sizes("PIPEWORK_BENCH_SIZES", &[1, 10, 100, 1000]);
+    let bulk_sizes = sizes("PIPEWORK_BENCH_BULK", &[100, 1000]);
+    let bins = common::Bins::build();
+    // The bench process and every child it starts live in a fresh namespace.
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET)
+        .expect("unshare a private host namespace");
+    common::ip(&["link", "set", "lo", "up"]);
+    let state = PathBuf::from(format!("/run/pipework-bench-{}", std::process::id()));
+    let tag = format!("pwb{}", std::process::id());
+    let date = Command::new("date")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+
+    println!("# pipework attach benchmark, {date}");
+    println!();
+    println!("{}", common::machine());
+    println!();
+    println!("- pipework dynamic: {}", bins.dynamic.display());
+    println!("- pipework static: {}", bins.static_.display());
+    println!();
+
+    let (rows, leftover) = latency::run(&bins, &state.join("latency"), &tag, &latency_sizes);
+    if !rows.is_empty() {
+        latency::print(&bins, &rows);
+    }
+    cni::run_and_print(&bins.dynamic, &state.join("cni"), &tag, 21);
+    if !bulk_sizes.is_empty() {
+        let rounds = 3;
+        let bulk = bulk::run(
+            &bins.dynamic,
+            &state.join("bulk"),
+            &tag,
+            &bulk_sizes,
+            rounds,
+        );
+        bulk::print(&bulk, rounds);
+    }
+    let named = [
+        ("pipework dynamic", bins.dynamic.clone()),
+        ("pipework static", bins.static_.clone()),
+    ];
+    let costs = cost::run(&named, &state.join("cost"), &tag);
+    cost::print(&costs, &named, leftover);
+    let _ = std::fs::remove_dir_all(&state);
+}
