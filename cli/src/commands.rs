@@ -97,22 +97,22 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
                 print_json(&done);
             }
         }
-        Command::Inspect { guest } => {
-            let v = inspect::inspect(&guest, settings).await?;
-            print_json(&v);
-        }
+        Command::Inspect { guest } => match guest {
+            Some(g) => print_json(&inspect::inspect(&g, settings).await?),
+            None => print_json(&inspect::inspect_all(settings).await?),
+        },
         Command::List => {
             let items = inspect::list(settings)?;
-            let leases =
+            let (leases, running) =
                 match pipework_core::dhcp::daemon::client::leases_if_running(settings).await {
-                    Some(l) => l,
-                    None => LeaseStore::new(&settings.state_dir).all()?,
+                    Some(l) => (l, true),
+                    None => (LeaseStore::new(&settings.state_dir).all()?, false),
                 };
             if json {
-                print_json(&inspect::list_json(&items, &leases));
+                print_json(&inspect::list_json(&items, &leases, running));
             } else {
                 print_table(&items);
-                print_leases(&leases);
+                print_leases(&leases, running);
             }
         }
         Command::Gc => {
@@ -224,13 +224,16 @@ fn print_dynamic(req: &AttachRequest, rec: &AttachmentRecord) {
     }
 }
 
-fn print_leases(leases: &[LeaseFile]) {
+/// The leases, each with where it stands now: `expired` past its end and
+/// `daemon not running` when no daemon answered (the lines are then the
+/// files it last saved, and nothing renews them).
+fn print_leases(leases: &[LeaseFile], daemon_running: bool) {
     if leases.is_empty() {
         return;
     }
     outln!();
     outln!(
-        "{:<20} {:<10} {:<6} {:<28} {:<10} EXPIRES",
+        "{:<20} {:<10} {:<6} {:<28} {:<18} EXPIRES",
         "GUEST",
         "INTERFACE",
         "PROTO",
@@ -244,20 +247,22 @@ fn print_leases(leases: &[LeaseFile]) {
                 let at = l.expires_at();
                 let left = if at == u64::MAX {
                     String::new()
+                } else if at <= now {
+                    format!(" ({}s ago)", now - at)
                 } else {
-                    format!(" (in {}s)", at.saturating_sub(now))
+                    format!(" (in {}s)", at - now)
                 };
                 (l.address.to_string(), format!("{}{left}", format_utc(at)))
             }
             None => ("-".to_string(), "-".to_string()),
         };
         outln!(
-            "{:<20} {:<10} {:<6} {:<28} {:<10} {}",
+            "{:<20} {:<10} {:<6} {:<28} {:<18} {}",
             f.spec.guest.name,
             f.spec.ifname,
             f.spec.proto.as_str(),
             addr,
-            f.phase.as_str(),
+            inspect::lease_state(f, daemon_running, true, now),
             expires
         );
     }

@@ -2,18 +2,16 @@
 //!
 //! The original grammar is positional and irregular, so it is parsed by hand
 //! here with one clear error per malformed part. The newer subcommands
-//! (`detach`, `inspect`, `list`, `gc`, `demo`) are ordinary clap commands.
+//! are ordinary clap commands, in [`crate::subcommands`].
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
-use pipework_core::docker::Endpoint;
 use pipework_core::model::{
     AddressMode, AttachRequest, DatapathType, Family, GuestRef, HostSelector, IfName, MacSpec,
     MacvlanMode, Tag, VlanId, VlanSet,
 };
-use pipework_core::routing::{self, RouteCommand, RuleCommand};
+use pipework_core::routing;
 
 /// Options valid with every command.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -25,51 +23,7 @@ pub struct Global {
     pub ovsdb: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
-pub enum Command {
-    Attach(Box<AttachRequest>),
-    Route {
-        guest: GuestRef,
-        cmd: RouteCommand,
-    },
-    Rule {
-        guest: GuestRef,
-        cmd: RuleCommand,
-    },
-    Tc {
-        guest: GuestRef,
-        args: Vec<String>,
-    },
-    Wait {
-        ifname: IfName,
-        timeout: Option<Duration>,
-        need_address: bool,
-    },
-    Detach {
-        guest: GuestRef,
-        ifname: Option<IfName>,
-    },
-    Inspect {
-        guest: GuestRef,
-    },
-    List,
-    Gc,
-    Daemon {
-        idle_exit: Option<Duration>,
-        /// `--reconcile` (or `--engine`): follow a container engine; the
-        /// engine is `DOCKER_HOST`'s (or the usual sockets) when `None`.
-        reconcile: bool,
-        engine: Option<Endpoint>,
-        key: Option<String>,
-    },
-    Apply {
-        file: PathBuf,
-        prune: bool,
-    },
-    Demo,
-    Help,
-    Version,
-}
+pub use crate::command::Command;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Invocation {
@@ -88,9 +42,7 @@ fn state_dir(v: &str) -> Result<PathBuf, UsageError> {
     Ok(PathBuf::from(v))
 }
 
-fn usage(msg: impl Into<String>) -> UsageError {
-    UsageError(msg.into())
-}
+pub(crate) use crate::usage_error::usage;
 
 const SUBCOMMANDS: &[&str] = &[
     "detach", "inspect", "list", "gc", "daemon", "apply", "demo", "help", "version",
@@ -227,7 +179,7 @@ fn parse_command(args: &[String]) -> Result<Command, UsageError> {
         _ => {}
     }
     if SUBCOMMANDS.contains(&first.as_str()) {
-        return parse_subcommand(args);
+        return crate::subcommands::parse(args);
     }
     if args.iter().any(|a| a == "-h" || a == "--help") {
         return Ok(Command::Help);
@@ -465,120 +417,6 @@ fn parse_mac_tag(s: &str) -> Result<(MacSpec, Option<Tag>), UsageError> {
         return Err(usage(format!("bad MAC address '{s}'")));
     }
     Ok((mac, tag))
-}
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "pipework",
-    no_binary_name = true,
-    disable_help_subcommand = true
-)]
-enum Sub {
-    /// Remove what an attach created (all of the guest's interfaces, or one).
-    Detach {
-        guest: String,
-        #[arg(short = 'i', value_name = "IF")]
-        ifname: Option<String>,
-    },
-    /// Print a guest's attachments as JSON.
-    Inspect { guest: String },
-    /// List every attachment pipework remembers.
-    List,
-    /// Clean up after guests that are gone.
-    Gc,
-    /// Keep DHCP leases and, with --reconcile, declared attachments (one per host).
-    Daemon {
-        /// Exit after this many seconds with nothing to look after.
-        #[arg(long, value_name = "SECS")]
-        idle_exit: Option<u64>,
-        /// Follow the container engine and keep containers' declared attachments.
-        #[arg(long)]
-        reconcile: bool,
-        /// The engine's API (unix:///path or tcp://host:port); implies --reconcile.
-        #[arg(long, value_name = "URL")]
-        engine: Option<String>,
-        /// Handle only containers whose pipework_key equals this.
-        #[arg(long, value_name = "KEY")]
-        key: Option<String>,
-    },
-    /// Make the attachments a file declares hold (idempotent).
-    Apply {
-        file: String,
-        /// Also detach what an earlier version of this file declared.
-        #[arg(long)]
-        prune: bool,
-    },
-    /// Two throwaway namespaces on a new bridge, a ping, their JSON, cleanup.
-    Demo,
-    /// Show the help.
-    Help,
-    /// Show the version.
-    Version,
-}
-
-fn parse_subcommand(args: &[String]) -> Result<Command, UsageError> {
-    let sub = Sub::try_parse_from(args).map_err(|e| {
-        let text = e.render().to_string();
-        let line = text
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("bad arguments")
-            .trim_start_matches("error: ")
-            .to_string();
-        usage(line)
-    })?;
-    Ok(match sub {
-        Sub::Detach { guest, ifname } => Command::Detach {
-            guest: guest.parse()?,
-            ifname: ifname.map(|i| i.parse()).transpose()?,
-        },
-        Sub::Inspect { guest } => Command::Inspect {
-            guest: guest.parse()?,
-        },
-        Sub::List => Command::List,
-        Sub::Gc => Command::Gc,
-        Sub::Daemon {
-            idle_exit,
-            reconcile,
-            engine,
-            key,
-        } => {
-            let engine = engine
-                .map(|e| Endpoint::parse(&e))
-                .transpose()
-                .map_err(|e| usage(format!("bad --engine: {}", e.message())))?;
-            let reconcile = reconcile || engine.is_some();
-            if reconcile && idle_exit.is_some() {
-                return Err(usage(
-                    "--idle-exit does not go with --reconcile: a reconciler waits for containers",
-                ));
-            }
-            if key.is_some() && !reconcile {
-                return Err(usage("--key is for --reconcile"));
-            }
-            if key.as_deref() == Some("") {
-                return Err(usage("--key needs a value"));
-            }
-            Command::Daemon {
-                idle_exit: idle_exit.map(Duration::from_secs),
-                reconcile,
-                engine,
-                key,
-            }
-        }
-        Sub::Apply { file, prune } => {
-            if file.is_empty() {
-                return Err(usage("apply needs a file"));
-            }
-            Command::Apply {
-                file: file.into(),
-                prune,
-            }
-        }
-        Sub::Demo => Command::Demo,
-        Sub::Help => Command::Help,
-        Sub::Version => Command::Version,
-    })
 }
 
 #[cfg(test)]

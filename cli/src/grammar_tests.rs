@@ -1,4 +1,5 @@
 use super::*;
+use pipework_core::docker::Endpoint;
 
 fn p(s: &str) -> Result<Invocation, UsageError> {
     parse(&s.split_whitespace().map(String::from).collect::<Vec<_>>())
@@ -216,7 +217,8 @@ fn every_malformed_part_is_named() {
         ("--wait -x", "--wait does not take"),
         ("detach", "required"),
         ("detach web1 extra", "unexpected"),
-        ("inspect", "required"),
+        ("inspect", "needs a guest"),
+        ("inspect --all web1", "not both"),
         ("ovs0 web1 0/0 --trunk", "needs a value"),
         ("ovs0 web1 0/0 --trunk 10,,20", "VLAN list"),
         ("ovs0 web1 0/0 --trunk 30-20", "backwards"),

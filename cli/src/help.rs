@@ -111,7 +111,12 @@ OTHER COMMANDS
                  addresses (IPv6 DAD finished); exit 1 on timeout
   pipework detach <guest> [-i IF]   remove what attach created, restore the
                                     previous default route
-  pipework inspect <guest>          the guest's attachments as JSON
+  pipework inspect <guest>|--all    the guest's (or every guest's) attachments as
+                                    JSON: the records next to what is true now
+                                    (addresses and default routes from the kernel,
+                                    the DHCP lease as the daemon holds it, the
+                                    DHCP client's PID); a gone guest is printed
+                                    from its records, marked gone
   pipework list [--json]            every attachment pipework remembers, and each
                                     DHCP lease with its state and expiry
   pipework gc                       clean up after guests that are gone (and end

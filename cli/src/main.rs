@@ -10,12 +10,14 @@
 
 mod apply;
 mod cni;
+mod command;
 mod commands;
 mod demo;
 mod grammar;
 mod grammar_hw;
 mod help;
 mod out;
+mod subcommands;
 mod usage_error;
 
 use std::process::ExitCode;

@@ -17,3 +17,8 @@ impl std::fmt::Display for UsageError {
         f.write_str(&self.0)
     }
 }
+
+/// A usage error with this message.
+pub(crate) fn usage(msg: impl Into<String>) -> UsageError {
+    UsageError(msg.into())
+}

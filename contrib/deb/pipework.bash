@@ -12,7 +12,7 @@ _pipework() {
         --host-route --trunk --native-vlan --native-tagged --port-security
         --datapath-type --wait --link-only --json --prune --idle-exit
         --reconcile --engine --key --state-dir --ovsdb -v -vv -h --help
-        -V --version"
+        -V --version --all"
 
     case $prev in
         --state-dir) _filedir -d; return ;;

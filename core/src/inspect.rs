@@ -1,16 +1,24 @@
-//! `inspect` and `list`: what pipework attached, with the live state read back
-//! from the kernel.
+//! `inspect` and `list`: what pipework attached, next to what is true now
+//! (read from the kernel, the daemon and the clients' processes; see
+//! [`crate::live`]).
+
+use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
 use pipework_base::error::{Context, Result};
-use pipework_base::guest::guest_alive;
-use pipework_base::guest::{Guest, ResolveOptions};
+use pipework_base::guest::{guest_alive, reopen};
+use pipework_base::guest::{Guest, GuestInfo, ResolveOptions};
 use pipework_base::settings::Settings;
-use pipework_base::state::{AttachmentRecord, StateDir};
+use pipework_base::state::{now_secs, AttachmentRecord, StateDir};
+use pipework_dhcp::daemon::client::{self, DaemonStatus};
 use pipework_dhcp::store::LeaseFile;
 use pipework_model::GuestRef;
 use pipework_sys::netlink::Netlink;
+use pipework_sys::netns::Netns;
+
+pub use crate::live::lease_state;
+use crate::live::{self, DaemonView};
 
 fn interface_json(r: &AttachmentRecord, live: Option<Value>) -> Value {
     let mut v = json!({
@@ -38,17 +46,50 @@ fn interface_json(r: &AttachmentRecord, live: Option<Value>) -> Value {
     v
 }
 
-/// The guest's attachments as JSON, each with what the kernel says now.
+/// The guest's attachments as JSON, each with what is true now. A guest
+/// that is gone but still has records is printed from them, marked gone.
 pub async fn inspect(guest_ref: &GuestRef, settings: &Settings) -> Result<Value> {
-    let guest = Guest::resolve(
+    let state = StateDir::open_read(&settings.state_dir);
+    state.check()?;
+    let daemon = client::status(settings).await;
+    match Guest::resolve(
         guest_ref,
         &ResolveOptions {
             wait_running: std::time::Duration::ZERO,
         },
     )
     .await
-    .map_err(|e| e.context(format!("guest {guest_ref}")))?;
-    inspect_guest(&guest, settings).await
+    {
+        Ok(guest) => {
+            let recs = state.guest_records(guest.info.netns)?;
+            guest_json(
+                &guest.info,
+                Some(&guest.netns),
+                &recs,
+                daemon.as_ref(),
+                settings,
+            )
+            .await
+        }
+        Err(resolve_err) => {
+            // Gone guests only: a live guest answers to its reference.
+            let recs: Vec<AttachmentRecord> = state
+                .all()?
+                .into_iter()
+                .filter(|r| crate::detach::names_guest(&r.guest, guest_ref))
+                .filter(|r| !guest_alive(&r.guest))
+                .collect();
+            let Some(first) = recs.first() else {
+                return Err(resolve_err.context(format!("guest {guest_ref}")));
+            };
+            let info = first.guest.clone();
+            let recs: Vec<AttachmentRecord> = recs
+                .into_iter()
+                .filter(|r| r.guest.netns == info.netns)
+                .collect();
+            guest_json(&info, None, &recs, daemon.as_ref(), settings).await
+        }
+    }
 }
 
 /// [`inspect`] for a guest already resolved.
@@ -56,33 +97,74 @@ pub async fn inspect_guest(guest: &Guest, settings: &Settings) -> Result<Value> 
     let state = StateDir::open_read(&settings.state_dir);
     state.check()?;
     let recs = state.guest_records(guest.info.netns)?;
-    let nl = Netlink::connect_in(&guest.netns, guest.name())
-        .await
-        .step("open netlink in the guest")?;
-    let mut ifaces = Vec::new();
-    for r in &recs {
-        let live = match nl.link_by_index(r.ifindex).await? {
-            Some(l) if l.name == r.interface => {
-                let addrs: Vec<String> = nl
-                    .addresses(l.index)
-                    .await?
-                    .iter()
-                    .map(|a| a.address.to_string())
-                    .collect();
-                json!({
-                    "present": true,
-                    "up": l.up,
-                    "carrier": l.carrier,
-                    "mac": l.mac,
-                    "mtu": l.mtu,
-                    "addresses": addrs,
-                })
-            }
-            _ => json!({ "present": false }),
-        };
-        ifaces.push(interface_json(r, Some(live)));
+    let daemon = client::status(settings).await;
+    guest_json(
+        &guest.info,
+        Some(&guest.netns),
+        &recs,
+        daemon.as_ref(),
+        settings,
+    )
+    .await
+}
+
+/// `inspect --all`: every guest with records, alive or gone, by name.
+pub async fn inspect_all(settings: &Settings) -> Result<Vec<Value>> {
+    let state = StateDir::open_read(&settings.state_dir);
+    state.check()?;
+    let daemon = client::status(settings).await;
+    let mut by_guest: BTreeMap<u64, Vec<AttachmentRecord>> = BTreeMap::new();
+    for r in state.all()? {
+        by_guest.entry(r.guest.netns.0).or_default().push(r);
     }
-    Ok(json!({ "guest": guest.info, "interfaces": ifaces }))
+    let mut groups: Vec<Vec<AttachmentRecord>> = by_guest.into_values().collect();
+    groups.sort_by(|a, b| a[0].guest.name.cmp(&b[0].guest.name));
+    let mut out = Vec::new();
+    for recs in groups {
+        let info = recs[0].guest.clone();
+        let ns = reopen(&info);
+        out.push(guest_json(&info, ns.as_ref(), &recs, daemon.as_ref(), settings).await?);
+    }
+    Ok(out)
+}
+
+/// One guest's JSON; `netns` is `None` when the guest is gone.
+async fn guest_json(
+    info: &GuestInfo,
+    netns: Option<&Netns>,
+    recs: &[AttachmentRecord],
+    daemon: Option<&DaemonStatus>,
+    settings: &Settings,
+) -> Result<Value> {
+    let nl = match netns {
+        Some(ns) => Some(
+            Netlink::connect_in(ns, &info.name)
+                .await
+                .step("open netlink in the guest")
+                .map_err(|e| e.context(format!("guest {}", info.name)))?,
+        ),
+        None => None,
+    };
+    let view = DaemonView { status: daemon };
+    let mut ifaces = Vec::new();
+    for r in recs {
+        let live = match &nl {
+            Some(nl) => live::link_state(nl, r)
+                .await
+                .map_err(|e| e.context(format!("guest {} interface {}", info.name, r.interface)))?,
+            None => json!({ "present": false, "guest_gone": true }),
+        };
+        let mut v = interface_json(r, Some(live));
+        if let Some(d) = live::dhcp_state(r, &view, settings) {
+            v["dhcp"] = d;
+        }
+        ifaces.push(v);
+    }
+    Ok(json!({
+        "guest": info,
+        "guest_alive": netns.is_some(),
+        "interfaces": ifaces,
+    }))
 }
 
 /// Every record, for `list`, with whether its guest still exists.
@@ -100,8 +182,14 @@ pub fn list(settings: &Settings) -> Result<Vec<(AttachmentRecord, bool)>> {
 }
 
 /// The JSON form of `list`; each interface with the leases the daemon keeps
-/// for it.
-pub fn list_json(items: &[(AttachmentRecord, bool)], leases: &[LeaseFile]) -> Value {
+/// for it (`daemon_running`: whether those came from a daemon that
+/// answered, or from the files it last saved).
+pub fn list_json(
+    items: &[(AttachmentRecord, bool)],
+    leases: &[LeaseFile],
+    daemon_running: bool,
+) -> Value {
+    let now = now_secs();
     Value::Array(
         items
             .iter()
@@ -112,7 +200,7 @@ pub fn list_json(items: &[(AttachmentRecord, bool)], leases: &[LeaseFile]) -> Va
                 let mine: Vec<Value> = leases
                     .iter()
                     .filter(|f| f.spec.guest.netns == r.guest.netns && f.spec.ifname == r.interface)
-                    .map(lease_json)
+                    .map(|f| live::lease_json(f, daemon_running, true, now))
                     .collect();
                 if !mine.is_empty() {
                     v["leases"] = Value::Array(mine);
@@ -121,16 +209,4 @@ pub fn list_json(items: &[(AttachmentRecord, bool)], leases: &[LeaseFile]) -> Va
             })
             .collect(),
     )
-}
-
-fn lease_json(f: &LeaseFile) -> Value {
-    json!({
-        "proto": f.spec.proto,
-        "phase": f.phase,
-        "address": f.lease.as_ref().map(|l| l.address),
-        "server": f.lease.as_ref().map(|l| l.server),
-        "expires_at": f.lease.as_ref().map(|l| l.expires_at()),
-        "renew_at": f.lease.as_ref().map(|l| l.renew_at()),
-        "dropped_packets": f.drops,
-    })
 }

@@ -31,6 +31,7 @@ pub mod attach;
 pub mod detach;
 pub mod gc;
 pub mod inspect;
+pub mod live;
 pub mod local_name;
 pub mod pending;
 pub mod ping;

@@ -242,13 +242,17 @@ pub fn exec(ns: &str, cmd: &[&str]) -> String {
 ///   END; an option length past the end; a mask of length 2; no END; a
 ///   holed mask; a 0.0.0.0 mask), then a good one with an MTU of 65535;
 /// - `bad`: the malformed replies only;
-/// - `nak`: a good OFFER, and a NAK to every REQUEST.
+/// - `nak`: a good OFFER, and a NAK to every REQUEST;
+/// - `good`: good replies only.
 ///
 /// The good lease: `<net>.50/24`, router and server `<net>.1`, an hour
-/// long, T1 as given, T2 at 3000 s.
+/// long (or as given to [`LyingServer::start_with_lease`]), T1 as given, T2
+/// at 3000 s (at most 7/8 of the lease).
 const LIAR: &str = r#"
 import socket, struct, sys, time
 ifname, net, modefile, logfile, t1 = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+lease_secs = int(sys.argv[6])
+t2 = min(3000, lease_secs * 7 // 8)
 srv, yi = net + ".1", net + ".50"
 rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
 rx.bind((ifname, 0))
@@ -264,8 +268,8 @@ def reply(req, kind, opts, cookie=COOKIE, end=True, lease=True):
     hdr = bytes([2, 1, 6, 0]) + req[4:8] + bytes(8) + a(yi) + a(srv) + bytes(4) + req[28:44] + bytes(192)
     o = bytes([53, 1, kind, 54, 4]) + a(srv)
     if lease:
-        o += bytes([51, 4]) + struct.pack("!I", 3600) + bytes([58, 4]) + struct.pack("!I", t1)
-        o += bytes([59, 4]) + struct.pack("!I", 3000) + bytes([3, 4]) + a(srv)
+        o += bytes([51, 4]) + struct.pack("!I", lease_secs) + bytes([58, 4]) + struct.pack("!I", t1)
+        o += bytes([59, 4]) + struct.pack("!I", t2) + bytes([3, 4]) + a(srv)
     return hdr + cookie + o + opts + (b"\xff" if end else b"")
 
 def bad(req, kind):
@@ -316,8 +320,8 @@ while True:
     out = []
     if mode == "nak" and t == 3:
         out = [reply(d, 6, b"", lease=False)]
-    elif mode == "nak":
-        out = [reply(d, 2, MASK24)]
+    elif mode in ("nak", "good"):
+        out = [reply(d, kind if mode == "good" else 2, MASK24)]
     elif mode in ("hostile", "bad"):
         out = bad(d, kind)
         if mode == "hostile":
@@ -349,6 +353,18 @@ pub struct Seen {
 
 impl LyingServer {
     pub fn start(s: &mut Sandbox, bridge: &str, net: &str, mode: &str, t1: u32) -> LyingServer {
+        LyingServer::start_with_lease(s, bridge, net, mode, t1, 3600)
+    }
+
+    /// [`LyingServer::start`] with leases `lease_secs` long.
+    pub fn start_with_lease(
+        s: &mut Sandbox,
+        bridge: &str,
+        net: &str,
+        mode: &str,
+        t1: u32,
+        lease_secs: u32,
+    ) -> LyingServer {
         let tag: String = net.chars().filter(char::is_ascii_digit).collect();
         let ns = s.guest(&format!("liar{tag}"));
         if crate::link(&s.host, bridge).is_none() {
@@ -380,6 +396,7 @@ impl LyingServer {
             .arg(&modefile)
             .arg(&logfile)
             .arg(t1.to_string())
+            .arg(lease_secs.to_string())
             .stdin(Stdio::null())
             .spawn()
             .expect("python3");

@@ -306,6 +306,20 @@ impl Drop for Sandbox {
 }
 
 /// Kills every process whose network namespace is `ns`, and waits for them.
+/// The PIDs of the processes in a named namespace whose command name is
+/// `comm` (what `ip netns pids` and `/proc/<pid>/comm` say: a witness
+/// independent of pipework's own state).
+pub fn netns_pids_named(ns: &str, comm: &str) -> Vec<i32> {
+    let o = run(Command::new("ip").args(["netns", "pids", ns]));
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|p: &i32| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == comm)
+        })
+        .collect()
+}
+
 pub fn kill_netns_processes(ns: &str) {
     for _ in 0..50 {
         let o = run(Command::new("ip").args(["netns", "pids", ns]));

@@ -839,3 +839,164 @@ fn a_server_that_naks_everything_is_asked_less_and_less() {
     // Nothing was applied, and the attach was undone.
     assert!(link(&g, "eth1").is_none());
 }
+
+/// The interface `ifname` of `inspect`'s JSON.
+fn inspected(s: &Sandbox, g: &str, ifname: &str) -> serde_json::Value {
+    let v = s.pipework(&["inspect", g]).ok().json();
+    v["interfaces"]
+        .as_array()
+        .expect("interfaces")
+        .iter()
+        .find(|i| i["interface"] == ifname)
+        .unwrap_or_else(|| panic!("no {ifname} in {v}"))
+        .clone()
+}
+
+/// `inspect` reads the truth: after dnsmasq renumbers the network, the
+/// kernel's address and default route and the daemon's lease show (next to
+/// the first address, still on record), and the PID is the daemon's.
+#[test]
+fn inspect_shows_the_renumbered_lease_the_live_gateway_and_the_daemon() {
+    let mut s = Sandbox::new("inspectlive");
+    let fast = ["--dhcp-option=option:T1,3", "--dhcp-option=option:T2,5"];
+    let old = DhcpServer::start(
+        &mut s,
+        "brdl",
+        &ServerConfig {
+            extra: &fast,
+            ..ServerConfig::v4("10.87.0")
+        },
+    );
+    let g = s.guest("g");
+    s.pipework(&["brdl", &g, "dhcp"]).ok();
+    let first = leased_addr(&g);
+    let i = inspected(&s, &g, "eth1");
+    assert!(i["live"]["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a == first.as_str()));
+    // The default route via the lease's router, as ip sees it.
+    let def = ip_json(&g, &["route", "show", "default"]);
+    assert_eq!(def[0]["gateway"], "10.87.0.1", "{def}");
+    assert_eq!(
+        i["live"]["gateways"],
+        serde_json::json!(["10.87.0.1"]),
+        "{i}"
+    );
+    // The daemon's PID, as the kernel knows the process.
+    let daemons = netns_pids_named(&s.host, "pipework");
+    assert_eq!(daemons.len(), 1, "{daemons:?}");
+    assert_eq!(i["dhcp"]["client"], "native", "{i}");
+    assert_eq!(i["dhcp"]["pid"], daemons[0], "{i}");
+    assert_eq!(i["dhcp"]["daemon"]["running"], true, "{i}");
+    let lease = &i["dhcp"]["leases"][0];
+    assert_eq!(lease["address"], first.as_str(), "{i}");
+    assert!(lease["dropped_packets"].is_object(), "{i}");
+    assert!(
+        ["bound", "renewing", "rebinding"].contains(&lease["state"].as_str().unwrap()),
+        "{i}"
+    );
+
+    drop(old);
+    let _new = DhcpServer::start(
+        &mut s,
+        "brdl",
+        &ServerConfig {
+            extra: &[
+                "--dhcp-option=option:T1,3",
+                "--dhcp-option=option:T2,5",
+                "--dhcp-authoritative",
+            ],
+            ..ServerConfig::v4("10.88.0")
+        },
+    );
+    let end = Instant::now() + Duration::from_secs(30);
+    while !leased_addr(&g).starts_with("10.88.0.") && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let now = leased_addr(&g);
+    assert!(now.starts_with("10.88.0."), "{:?}", addresses(&g, "eth1"));
+    let i = inspected(&s, &g, "eth1");
+    let live: Vec<&str> = i["live"]["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a.as_str())
+        .collect();
+    assert!(live.contains(&now.as_str()), "{i}");
+    assert!(!live.contains(&first.as_str()), "{i}");
+    assert_eq!(i["dhcp"]["leases"][0]["address"], now.as_str(), "{i}");
+    let def = ip_json(&g, &["route", "show", "default"]);
+    assert_eq!(def[0]["gateway"], "10.88.0.1", "{def}");
+    assert_eq!(
+        i["live"]["gateways"],
+        serde_json::json!(["10.88.0.1"]),
+        "{i}"
+    );
+    // The record still says what the attach got.
+    assert!(
+        i["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a == first.as_str()),
+        "{i}"
+    );
+}
+
+/// With the daemon gone, `inspect` and `list` say so, and once the lease
+/// is past its end they say "expired" (never "bound ... (in 0s)").
+#[test]
+fn without_the_daemon_the_lease_shows_as_not_renewed_then_expired() {
+    let mut s = Sandbox::new("inspectexp");
+    let _srv = LyingServer::start_with_lease(&mut s, "brdx", "10.89.0", "good", 5, 12);
+    let g = s.guest("g");
+    s.pipework(&["brdx", &g, "dhcp"]).ok();
+    assert_eq!(leased_addr(&g), "10.89.0.50/24");
+    let daemons = netns_pids_named(&s.host, "pipework");
+    assert_eq!(daemons.len(), 1, "{daemons:?}");
+    // Killed outright: no release, the lease stays on disk as it was.
+    kill(daemons[0], libc::SIGKILL);
+    let end = Instant::now() + Duration::from_secs(10);
+    while s.daemon_pid().is_some() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let i = inspected(&s, &g, "eth1");
+    assert_eq!(i["dhcp"]["daemon"]["running"], false, "{i}");
+    assert!(i["dhcp"]["pid"].is_null(), "{i}");
+    assert_eq!(i["dhcp"]["leases"][0]["state"], "daemon not running", "{i}");
+    let list = s.pipework(&["list"]).ok().stdout;
+    assert!(list.contains("daemon not running"), "{list}");
+    // The kernel drops the address at the end of its lifetime: the lease
+    // is over.
+    let end = Instant::now() + Duration::from_secs(30);
+    while !leased_addr(&g).is_empty() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(leased_addr(&g), "", "the address outlived its lease");
+    let i = inspected(&s, &g, "eth1");
+    assert_eq!(i["dhcp"]["leases"][0]["state"], "expired", "{i}");
+    assert_eq!(i["dhcp"]["leases"][0]["expires_in"], 0, "{i}");
+    assert!(!i["live"]["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a == "10.89.0.50/24"));
+    let list = s.pipework(&["list"]).ok().stdout;
+    let line = list
+        .lines()
+        .find(|l| l.contains("dhcp4"))
+        .unwrap_or_else(|| panic!("{list}"));
+    assert!(line.contains("expired") && line.contains("ago)"), "{line}");
+    assert!(!line.contains("(in 0s)"), "{line}");
+    let json = s.pipework(&["list", "--json"]).ok().json();
+    let e = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["interface"] == "eth1")
+        .unwrap()
+        .clone();
+    assert_eq!(e["leases"][0]["state"], "expired", "{e}");
+}

@@ -54,6 +54,20 @@ fn mode(form: &str, stays: bool, net: &str) {
     assert!(addr.starts_with(&format!("{net}.1")), "{form}: {addr}");
     assert!(ping(&g, &srv.addr), "{form}");
     let pids = pids_in(&g);
+    // `inspect` names the client and its PID, one of the processes the
+    // kernel has in the guest's namespace (none when the mode keeps none).
+    let i = s.pipework(&["inspect", &g]).ok().json();
+    let dhcp = &i["interfaces"][0]["dhcp"];
+    assert_eq!(dhcp["client"], form.trim_end_matches("-f"), "{form}: {i}");
+    assert_eq!(dhcp["compat"]["running"], stays, "{form}: {i}");
+    if stays {
+        assert!(
+            pids.contains(&dhcp["pid"].to_string()),
+            "{form}: {dhcp} not among {pids:?}"
+        );
+    } else {
+        assert!(dhcp["pid"].is_null(), "{form}: {i}");
+    }
     if stays {
         assert!(!pids.is_empty(), "{form}: the client did not stay");
         // What the client's script wrote is in the client's own view only

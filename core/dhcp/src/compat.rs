@@ -222,6 +222,20 @@ pub fn run(
     Ok(())
 }
 
+/// A compatible-mode client as it is now, for `inspect`: what was started
+/// and the PIDs still running (none once a mode that does not keep its
+/// client has its lease, or when a kept one died).
+pub fn client_status(settings: &Settings, dir: &Path) -> Option<(ClientRecord, Vec<i32>)> {
+    let rel = rel_dir(settings, dir).ok()?;
+    let b = StateDir::open_read(&settings.state_dir)
+        .read_file(&format!("{rel}/client.json"))
+        .ok()??;
+    let rec: ClientRecord = serde_json::from_slice(&b).ok()?;
+    let mut pids = processes(&rec);
+    pids.sort_unstable();
+    Some((rec, pids))
+}
+
 /// The processes of a client: in its private mount namespace and in the
 /// guest's network namespace (both, so a recycled inode matches nothing).
 fn processes(rec: &ClientRecord) -> Vec<i32> {

@@ -187,9 +187,26 @@ fn start(settings: &Settings) -> Result<()> {
 /// The daemon's live view of its leases, or `None` when no daemon runs
 /// (then the files on disk are the truth).
 pub async fn leases_if_running(settings: &Settings) -> Option<Vec<LeaseFile>> {
+    status(settings).await.map(|s| s.leases)
+}
+
+/// What the running daemon answers: its PID and its leases.
+#[derive(Clone, Debug)]
+pub struct DaemonStatus {
+    /// The PID of the process that answered on the socket (the kernel's
+    /// word for it, `SO_PEERCRED`, not a pid file).
+    pub pid: Option<i32>,
+    pub leases: Vec<LeaseFile>,
+}
+
+/// The daemon's PID and live leases; `None` when no daemon answers.
+pub async fn status(settings: &Settings) -> Option<DaemonStatus> {
     let path = socket_path(settings);
     tokio::task::spawn_blocking(move || {
         let s = UnixStream::connect(&path).ok()?;
+        let pid = nix::sys::socket::getsockopt(&s, nix::sys::socket::sockopt::PeerCredentials)
+            .ok()
+            .map(|c| c.pid());
         let req = Request {
             service: "dhcp".into(),
             op: "list".into(),
@@ -197,7 +214,8 @@ pub async fn leases_if_running(settings: &Settings) -> Option<Vec<LeaseFile>> {
         };
         proto::send_request(&s, &req, &[]).ok()?;
         let r = proto::read_response(&s).ok().filter(|r| r.ok)?;
-        serde_json::from_value(r.result).ok()
+        let leases = serde_json::from_value(r.result).ok()?;
+        Some(DaemonStatus { pid, leases })
     })
     .await
     .ok()

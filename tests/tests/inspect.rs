@@ -1,0 +1,80 @@
+//! `inspect`: live state next to the records, gone guests, every guest at
+//! once; network-wrapper's names and MAC scheme. Witnesses: `ip -j`, `ip
+//! netns`.
+
+use pipework_tests::*;
+
+fn strs(v: &serde_json::Value) -> Vec<String> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|x| x.as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn inspect_reads_the_kernel_prints_gone_guests_and_all_guests() {
+    let mut s = Sandbox::new("inspectgone");
+    let a = s.guest("a");
+    let b = s.guest("b");
+    s.pipework(&["bri", &a, "10.90.0.2/24@10.90.0.1"]).ok();
+    s.pipework(&["bri", &b, "10.90.0.3/24"]).ok();
+    // An address added behind pipework's back shows in the live view only.
+    ip(&a, &["addr", "add", "10.91.0.2/24", "dev", "eth1"]);
+    let v = s.pipework(&["inspect", &a]).ok().json();
+    assert_eq!(v["guest_alive"], true, "{v}");
+    let i = &v["interfaces"][0];
+    let mut kernel = addresses(&a, "eth1");
+    kernel.sort();
+    let mut live = strs(&i["live"]["addresses"]);
+    live.sort();
+    // ip lists the IPv6 link-local address too; so does the live view.
+    assert_eq!(live, kernel, "{i}");
+    assert!(live.contains(&"10.91.0.2/24".to_string()), "{i}");
+    assert_eq!(strs(&i["addresses"]), vec!["10.90.0.2/24"], "{i}");
+    let def = ip_json(&a, &["route", "show", "default"]);
+    assert_eq!(def[0]["gateway"], "10.90.0.1");
+    assert_eq!(strs(&i["live"]["gateways"]), vec!["10.90.0.1"], "{i}");
+    assert!(i.get("dhcp").is_none(), "{i}");
+
+    // b is gone (its namespace deleted): printed from its records.
+    must(std::process::Command::new("ip").args(["netns", "del", &b]));
+    let netns = must(std::process::Command::new("ip").args(["netns", "list"]));
+    assert!(!netns.contains(&b), "{netns}");
+    let r = s.pipework(&["inspect", &b]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let v = r.json();
+    assert_eq!(v["guest_alive"], false, "{v}");
+    assert_eq!(v["guest"]["name"], b.as_str(), "{v}");
+    assert_eq!(strs(&v["interfaces"][0]["addresses"]), vec!["10.90.0.3/24"]);
+    assert_eq!(v["interfaces"][0]["live"]["present"], false, "{v}");
+    let list = s.pipework(&["list"]).ok().stdout;
+    assert!(list.contains(&format!("{b} (gone)")), "{list}");
+
+    // --all: both, alive and gone.
+    let all = s.pipework(&["inspect", "--all"]).ok().json();
+    let all = all.as_array().expect("an array");
+    assert_eq!(all.len(), 2, "{all:?}");
+    let by = |n: &str| {
+        all.iter()
+            .find(|g| g["guest"]["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by(&a)["guest_alive"], true);
+    assert_eq!(by(&b)["guest_alive"], false);
+    assert_eq!(
+        strs(&by(&a)["interfaces"][0]["live"]["gateways"]),
+        vec!["10.90.0.1"]
+    );
+
+    // Neither or both: a usage error naming the conflict.
+    for args in [vec!["inspect"], vec!["inspect", "--all", &a]] {
+        let r = s.pipework(&args);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    }
+    // A guest never seen: still an error.
+    let r = s.pipework(&["inspect", &format!("{}-nosuch", s.prefix)]);
+    assert_eq!(r.code, 2, "{r:?}");
+}
