@@ -31,9 +31,10 @@ pub enum Command {
         guest: GuestRef,
         ifname: Option<IfName>,
     },
-    /// `inspect <guest>`, or every guest (`None`: `--all`).
+    /// `inspect <guest>`, or every guest (`None`: `--all`, `inspect-all`).
     Inspect {
         guest: Option<GuestRef>,
+        format: InspectFormat,
     },
     List,
     Gc,
@@ -52,4 +53,14 @@ pub enum Command {
     Demo,
     Help,
     Version,
+}
+
+/// How `inspect` prints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum InspectFormat {
+    /// pipework's own JSON.
+    #[default]
+    Json,
+    /// network-wrapper's field names and shapes.
+    NetworkWrapper,
 }

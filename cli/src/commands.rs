@@ -16,6 +16,7 @@ use pipework_core::state::AttachmentRecord;
 use pipework_core::wait::{self, Readiness};
 use pipework_drivers::Drivers;
 
+use crate::command::InspectFormat;
 use crate::grammar::{Command, Invocation};
 
 /// Runs the command; `Ok` carries the exit code (for `tc`, the tool's own).
@@ -97,10 +98,23 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
                 print_json(&done);
             }
         }
-        Command::Inspect { guest } => match guest {
-            Some(g) => print_json(&inspect::inspect(&g, settings).await?),
-            None => print_json(&inspect::inspect_all(settings).await?),
-        },
+        Command::Inspect { guest, format } => {
+            let guests = match &guest {
+                Some(g) => vec![inspect::inspect(g, settings).await?],
+                None => inspect::inspect_all(settings).await?,
+            };
+            match format {
+                InspectFormat::Json if guest.is_some() => print_json(&guests[0]),
+                InspectFormat::Json => print_json(&guests),
+                // network-wrapper printed one object per guest, one after
+                // the other, never an array: its users' scripts read that.
+                InspectFormat::NetworkWrapper => {
+                    for v in guests.iter().flat_map(crate::nw_format::objects) {
+                        print_json(&v);
+                    }
+                }
+            }
+        }
         Command::List => {
             let items = inspect::list(settings)?;
             let (leases, running) =

@@ -45,7 +45,16 @@ fn state_dir(v: &str) -> Result<PathBuf, UsageError> {
 pub(crate) use crate::usage_error::usage;
 
 const SUBCOMMANDS: &[&str] = &[
-    "detach", "inspect", "list", "gc", "daemon", "apply", "demo", "help", "version",
+    "detach",
+    "inspect",
+    "inspect-all",
+    "list",
+    "gc",
+    "daemon",
+    "apply",
+    "demo",
+    "help",
+    "version",
 ];
 
 /// Parses the arguments after the program name.

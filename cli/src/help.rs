@@ -117,6 +117,11 @@ OTHER COMMANDS
                                     the DHCP lease as the daemon holds it, the
                                     DHCP client's PID); a gone guest is printed
                                     from its records, marked gone
+  pipework inspect-all              the same as inspect --all (network-wrapper's name)
+      --format network-wrapper      network-wrapper's JSON (Container,
+                                    NetworkSettings.HWAddr, Bridge, IPAddress,
+                                    IPPrefixLen, Gateway, DNS, DHCP_PID), one
+                                    object per interface
   pipework list [--json]            every attachment pipework remembers, and each
                                     DHCP lease with its state and expiry
   pipework gc                       clean up after guests that are gone (and end

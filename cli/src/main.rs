@@ -16,6 +16,7 @@ mod demo;
 mod grammar;
 mod grammar_hw;
 mod help;
+mod nw_format;
 mod out;
 mod subcommands;
 mod usage_error;

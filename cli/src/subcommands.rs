@@ -1,5 +1,5 @@
-//! The newer subcommands (`detach`, `inspect`, `list`, `gc`, `daemon`,
-//! `apply`, `demo`): ordinary clap commands, each turned into a
+//! The newer subcommands (`detach`, `inspect` and its alias `inspect-all`,
+//! `list`, `gc`, `daemon`, `apply`, `demo`): ordinary clap commands, each turned into a
 //! [`Command`] with its values checked.
 
 use std::time::Duration;
@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use pipework_core::docker::Endpoint;
 
-use crate::command::Command;
+use crate::command::{Command, InspectFormat};
 use crate::usage_error::{usage, UsageError};
 
 #[derive(Parser, Debug)]
@@ -29,6 +29,9 @@ enum Sub {
         /// Every guest pipework has records of, alive or gone.
         #[arg(long)]
         all: bool,
+        /// json (the default) or network-wrapper (its field names).
+        #[arg(long, value_name = "FORMAT")]
+        format: Option<String>,
     },
     /// List every attachment pipework remembers.
     List,
@@ -66,6 +69,12 @@ enum Sub {
 
 /// Parses a subcommand's arguments (the subcommand first).
 pub fn parse(args: &[String]) -> Result<Command, UsageError> {
+    // network-wrapper's `inspect-all` is `inspect --all`.
+    if args.first().is_some_and(|a| a == "inspect-all") {
+        let mut v = vec!["inspect".to_string(), "--all".to_string()];
+        v.extend(args[1..].iter().cloned());
+        return parse(&v);
+    }
     let sub = Sub::try_parse_from(args).map_err(|e| {
         let text = e.render().to_string();
         let line = text
@@ -81,18 +90,30 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
             guest: guest.parse()?,
             ifname: ifname.map(|i| i.parse()).transpose()?,
         },
-        Sub::Inspect { guest, all } => match (guest, all) {
-            (Some(g), false) => Command::Inspect {
-                guest: Some(g.parse()?),
-            },
-            (None, true) => Command::Inspect { guest: None },
-            (Some(g), true) => {
-                return Err(usage(format!(
-                    "inspect: give a guest or --all, not both (got '{g}' and --all)"
-                )))
-            }
-            (None, false) => return Err(usage("inspect needs a guest, or --all for every guest")),
-        },
+        Sub::Inspect { guest, all, format } => {
+            let format = match format.as_deref() {
+                None | Some("json") => InspectFormat::Json,
+                Some("network-wrapper") => InspectFormat::NetworkWrapper,
+                Some(f) => {
+                    return Err(usage(format!(
+                        "inspect --format: unknown format '{f}' (json or network-wrapper)"
+                    )))
+                }
+            };
+            let guest = match (guest, all) {
+                (Some(g), false) => Some(g.parse()?),
+                (None, true) => None,
+                (Some(g), true) => {
+                    return Err(usage(format!(
+                        "inspect: give a guest or --all, not both (got '{g}' and --all)"
+                    )))
+                }
+                (None, false) => {
+                    return Err(usage("inspect needs a guest, or --all for every guest"))
+                }
+            };
+            Command::Inspect { guest, format }
+        }
         Sub::List => Command::List,
         Sub::Gc => Command::Gc,
         Sub::Daemon {

@@ -5,17 +5,18 @@ _pipework() {
     local cur prev words cword
     _init_completion || return
 
-    local commands="route rule tc detach inspect list gc daemon apply demo dummy"
+    local commands="route rule tc detach inspect inspect-all list gc daemon apply demo dummy"
     local opts="--direct-phys -i -l -a --vf --vf-vlan-qos --spoofchk --trust
         --vf-link-state --max-tx-rate --min-tx-rate --ipoib-mode
         --macvlan-mode --no-announce --no-dad --timeout --dns --slaac
         --host-route --trunk --native-vlan --native-tagged --port-security
         --datapath-type --wait --link-only --json --prune --idle-exit
         --reconcile --engine --key --state-dir --ovsdb -v -vv -h --help
-        -V --version --all"
+        -V --version --all --format"
 
     case $prev in
         --state-dir) _filedir -d; return ;;
+        --format) mapfile -t COMPREPLY < <(compgen -W "json network-wrapper" -- "$cur"); return ;;
         apply) _filedir; return ;;
         -i) _available_interfaces 2>/dev/null; return ;;
         -a) mapfile -t COMPREPLY < <(compgen -W "4 6" -- "$cur"); return ;;

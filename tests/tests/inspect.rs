@@ -78,3 +78,95 @@ fn inspect_reads_the_kernel_prints_gone_guests_and_all_guests() {
     let r = s.pipework(&["inspect", &format!("{}-nosuch", s.prefix)]);
     assert_eq!(r.code, 2, "{r:?}");
 }
+
+/// One object per line-separated JSON value (network-wrapper printed its
+/// objects one after the other).
+fn stream(text: &str) -> Vec<serde_json::Value> {
+    serde_json::Deserializer::from_str(text)
+        .into_iter::<serde_json::Value>()
+        .map(|v| v.unwrap_or_else(|e| panic!("{e}: {text}")))
+        .collect()
+}
+
+#[test]
+fn network_wrapper_format_has_its_names_and_the_live_values() {
+    use pipework_tests::dhcp::{DhcpServer, ServerConfig};
+    let mut s = Sandbox::new("inspectnw");
+    let _srv = DhcpServer::start(
+        &mut s,
+        "brnw",
+        &ServerConfig {
+            extra: &["--dhcp-option=option:dns-server,10.92.0.53,10.92.0.54"],
+            ..ServerConfig::v4("10.92.0")
+        },
+    );
+    let d = s.guest("d");
+    let st = s.guest("st");
+    s.pipework(&["brnw", &d, "dhcp"]).ok();
+    s.pipework(&["brnw", &st, "10.92.0.9/24@10.92.0.1"]).ok();
+
+    let out = s
+        .pipework(&["inspect", "--format", "network-wrapper", &d])
+        .ok()
+        .stdout;
+    let v = stream(&out);
+    assert_eq!(v.len(), 1, "{out}");
+    let v = &v[0];
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["Container", "NetworkSettings"], "{v}");
+    let n = v["NetworkSettings"].as_object().unwrap();
+    let mut names: Vec<&str> = n.keys().map(String::as_str).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "Bridge",
+            "DHCP_PID",
+            "DNS",
+            "Gateway",
+            "HWAddr",
+            "IPAddress",
+            "IPPrefixLen"
+        ],
+        "{v}"
+    );
+    assert!(
+        n.values().all(|x| x.is_string()),
+        "every value a string: {v}"
+    );
+    // Each value against its witness.
+    assert_eq!(v["Container"], d.as_str());
+    let link = link(&d, "eth1").unwrap();
+    assert_eq!(n["HWAddr"], link["address"], "{v}");
+    let a = &ip_json(&d, &["-4", "addr", "show", "dev", "eth1"])[0]["addr_info"][0];
+    assert_eq!(n["IPAddress"], a["local"], "{v}");
+    assert_eq!(n["IPPrefixLen"], a["prefixlen"].to_string(), "{v}");
+    let def = ip_json(&d, &["route", "show", "default"]);
+    assert_eq!(n["Gateway"], def[0]["gateway"], "{v}");
+    assert_eq!(n["Bridge"], "brnw");
+    assert_eq!(n["DNS"], "10.92.0.53, 10.92.0.54", "{v}");
+    let daemons = netns_pids_named(&s.host, "pipework");
+    assert_eq!(daemons.len(), 1, "{daemons:?}");
+    assert_eq!(n["DHCP_PID"], daemons[0].to_string(), "{v}");
+
+    // inspect-all: network-wrapper's name, every guest, one object each.
+    let out = s
+        .pipework(&["inspect-all", "--format", "network-wrapper"])
+        .ok()
+        .stdout;
+    let all = stream(&out);
+    assert_eq!(all.len(), 2, "{out}");
+    let stat = all.iter().find(|o| o["Container"] == st.as_str()).unwrap();
+    assert_eq!(stat["NetworkSettings"]["IPAddress"], "10.92.0.9");
+    assert_eq!(stat["NetworkSettings"]["IPPrefixLen"], "24");
+    assert_eq!(stat["NetworkSettings"]["Gateway"], "10.92.0.1");
+    assert_eq!(stat["NetworkSettings"]["DHCP_PID"], "");
+    // inspect-all is inspect --all.
+    assert_eq!(
+        s.pipework(&["inspect-all"]).ok().json(),
+        s.pipework(&["inspect", "--all"]).ok().json()
+    );
+    let r = s.pipework(&["inspect", "--format", "yaml", &d]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("yaml"), "{}", r.stderr);
+}
