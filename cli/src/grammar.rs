@@ -236,6 +236,7 @@ fn parse_legacy(args: &[String]) -> Result<Command, UsageError> {
     let mut host_ifname: Option<IfName> = None;
     let mut family: Option<Family> = None;
     let mut opts = pipework_core::model::AttachOptions::default();
+    let mut mac_scheme: Option<MacSpec> = None;
     let mut pos: Vec<String> = Vec::new();
     let mut it = args.iter().cloned().peekable();
     while let Some(a) = it.next() {
@@ -261,6 +262,18 @@ fn parse_legacy(args: &[String]) -> Result<Command, UsageError> {
                 )?)
             }
             "--macvlan-mode" => opts.macvlan_mode = value(&a, it.next())?.parse::<MacvlanMode>()?,
+            "--mac-scheme" => {
+                let v = value(&a, it.next())?;
+                let scheme = match v.as_str() {
+                    "network-wrapper" => MacSpec::NetworkWrapper,
+                    _ => {
+                        return Err(usage(format!(
+                            "bad --mac-scheme '{v}': the one scheme is network-wrapper"
+                        )))
+                    }
+                };
+                mac_scheme = Some(once(&mac_scheme, "--mac-scheme", scheme)?);
+            }
             "--no-announce" => opts.announce = false,
             "--no-dad" => opts.skip_dad = true,
             "--dns" => opts.dns = true,
@@ -357,10 +370,19 @@ fn parse_legacy(args: &[String]) -> Result<Command, UsageError> {
         .get(2)
         .ok_or_else(|| usage("missing the address: <ip>/<prefix>[@gateway], 0/0 or dhcp"))?;
     let address = AddressMode::parse(addr, family)?;
-    let (mac, tag) = match pos.get(3) {
+    let (mut mac, tag) = match pos.get(3) {
         Some(m) => parse_mac_tag(m)?,
         None => (MacSpec::Random, None),
     };
+    if let Some(scheme) = mac_scheme {
+        if mac != MacSpec::Random {
+            return Err(usage(format!(
+                "--mac-scheme makes the MAC: give no MAC as well (got '{}')",
+                pos[3]
+            )));
+        }
+        mac = scheme;
+    }
     if let Some(extra) = pos.get(4) {
         return Err(usage(format!("unexpected argument '{extra}'")));
     }

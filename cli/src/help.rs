@@ -47,6 +47,9 @@ ATTACH (the original pipework grammar; -i, -l, -a in any order)
              gateway is outside the subnet). Comma-separate several (dual stack).
   <mac>      explicit unicast MAC; U:<string> derives one like the original
              (MD5 of the string); default: random locally administered
+  --mac-scheme network-wrapper   no <mac>: network-wrapper's XX:IP:IP:IP:YY:ZZ,
+             the last three octets of the host interface's IPv4 address (else
+             of the default route's source), XX and YY:ZZ random
   -i IF      interface name in the guest (default eth1)
   -l NAME    host-side veth name (default v<IF>pl<PID>, or pw<hash>; max 15 chars)
   -a 4|6     address family the address must have (-a 6 ... dhcp means DHCPv6)

@@ -12,10 +12,11 @@ _pipework() {
         --host-route --trunk --native-vlan --native-tagged --port-security
         --datapath-type --wait --link-only --json --prune --idle-exit
         --reconcile --engine --key --state-dir --ovsdb -v -vv -h --help
-        -V --version --all --format"
+        -V --version --all --format --mac-scheme"
 
     case $prev in
         --state-dir) _filedir -d; return ;;
+        --mac-scheme) mapfile -t COMPREPLY < <(compgen -W "network-wrapper" -- "$cur"); return ;;
         --format) mapfile -t COMPREPLY < <(compgen -W "json network-wrapper" -- "$cur"); return ;;
         apply) _filedir; return ;;
         -i) _available_interfaces 2>/dev/null; return ;;

@@ -170,3 +170,102 @@ fn network_wrapper_format_has_its_names_and_the_live_values() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("yaml"), "{}", r.stderr);
 }
+
+/// The guest link's MAC as `ip -j` reports it, as octets.
+fn mac_octets(ns: &str, ifname: &str) -> Vec<u8> {
+    let l = link(ns, ifname).unwrap_or_else(|| panic!("no {ifname} in {ns}"));
+    l["address"]
+        .as_str()
+        .unwrap()
+        .split(':')
+        .map(|o| u8::from_str_radix(o, 16).unwrap())
+        .collect()
+}
+
+#[test]
+fn network_wrapper_mac_scheme_carries_the_host_address() {
+    let mut s = Sandbox::new("nwmac");
+    // No bridge yet, no default route: no address to take, refused before
+    // anything changes.
+    let g0 = s.guest("g0");
+    let before = s.host_links();
+    let r = s.pipework(&[
+        "brm2",
+        &g0,
+        "10.93.9.2/24",
+        "--mac-scheme",
+        "network-wrapper",
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("--mac-scheme network-wrapper"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(s.host_links(), before);
+    assert!(link(&g0, "eth1").is_none());
+
+    // The host interface's own address: 10.93.4.5 gives 5d:04:05.
+    s.ip_host(&["link", "add", "brm", "type", "bridge"]);
+    s.ip_host(&["addr", "add", "10.93.4.5/24", "dev", "brm"]);
+    s.ip_host(&["link", "set", "brm", "up"]);
+    let mut seen = Vec::new();
+    for n in 0..4 {
+        let g = s.guest(&format!("g{}", n + 1));
+        s.pipework(&[
+            "brm",
+            &g,
+            &format!("10.93.4.{}/24", 10 + n),
+            "--mac-scheme",
+            "network-wrapper",
+        ])
+        .ok();
+        let m = mac_octets(&g, "eth1");
+        assert_eq!(m[0] & 0b11, 0b10, "unicast, locally administered: {m:02x?}");
+        assert_eq!(&m[1..4], &[0x5d, 0x04, 0x05], "{m:02x?}");
+        // The same MAC on the guest's record.
+        let v = s.pipework(&["inspect", &g]).ok().json();
+        assert_eq!(
+            v["interfaces"][0]["mac"],
+            link(&g, "eth1").unwrap()["address"]
+        );
+        assert!(ping(&g, "10.93.4.5"));
+        seen.push(m);
+    }
+    seen.dedup();
+    assert_eq!(seen.len(), 4, "the random parts vary: {seen:02x?}");
+
+    // A bridge pipework creates has no address: the default route's source.
+    s.ip_host(&["link", "add", "up0", "type", "veth", "peer", "name", "up0p"]);
+    s.ip_host(&["addr", "add", "10.94.1.2/24", "dev", "up0"]);
+    s.ip_host(&["link", "set", "up0", "up"]);
+    s.ip_host(&["link", "set", "up0p", "up"]);
+    s.ip_host(&["route", "add", "default", "via", "10.94.1.1"]);
+    s.pipework(&[
+        "brm2",
+        &g0,
+        "10.93.9.2/24",
+        "--mac-scheme",
+        "network-wrapper",
+    ])
+    .ok();
+    let m = mac_octets(&g0, "eth1");
+    assert_eq!(m[0] & 0b11, 0b10, "{m:02x?}");
+    assert_eq!(&m[1..4], &[0x5e, 0x01, 0x02], "{m:02x?}");
+
+    // With a MAC of its own: one or the other.
+    let g5 = s.guest("g5");
+    let r = s.pipework(&[
+        "brm",
+        &g5,
+        "10.93.4.30/24",
+        "02:00:00:00:00:05",
+        "--mac-scheme",
+        "network-wrapper",
+    ]);
+    assert_eq!(r.code, 2, "{r:?}");
+    let r = s.pipework(&["brm", &g5, "10.93.4.30/24", "--mac-scheme", "nw"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("'nw'"), "{}", r.stderr);
+}

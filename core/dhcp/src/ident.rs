@@ -17,7 +17,7 @@ pub fn client_id_v4(guest: &str, ifname: &str, mac_spec: &MacSpec, mac: MacAddr)
             v.extend_from_slice(&mac.0);
             v
         }
-        MacSpec::Random => {
+        MacSpec::Random | MacSpec::NetworkWrapper => {
             let mut v = vec![0];
             v.extend_from_slice(format!("pipework:{guest}/{ifname}").as_bytes());
             v
@@ -34,7 +34,7 @@ pub fn duid(guest: &str, ifname: &str, mac_spec: &MacSpec, mac: MacAddr) -> Vec<
             v.extend_from_slice(&mac.0);
             v
         }
-        MacSpec::Random => {
+        MacSpec::Random | MacSpec::NetworkWrapper => {
             let mut h = Md5::new();
             h.update(format!("pipework duid {guest}/{ifname}").as_bytes());
             let mut u: [u8; 16] = h.finalize().into();

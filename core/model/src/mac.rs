@@ -38,6 +38,16 @@ impl MacAddr {
         MacAddr(b)
     }
 
+    /// network-wrapper's scheme: `XX:IP:IP:IP:YY:ZZ`, `XX` random with
+    /// its two low bits `10` (unicast, locally administered), then the last
+    /// three octets of the host's IPv4 address, then two random octets.
+    pub fn network_wrapper(host: std::net::Ipv4Addr) -> MacAddr {
+        let mut r = [0u8; 3];
+        crate::random::fill(&mut r);
+        let o = host.octets();
+        MacAddr([(r[0] & 0xfc) | 0x02, o[1], o[2], o[3], r[1], r[2]])
+    }
+
     /// MD5 of the string followed by a newline, first five bytes, after
     /// `02`: the original's `U:` rule for a string its `echo` leaves
     /// alone. For MACs pipework derives itself (declarations, the shim);
@@ -130,6 +140,10 @@ pub enum MacSpec {
     Explicit(MacAddr),
     /// `U:<string>`: derived from the string, stable across runs.
     Unique(String),
+    /// `--mac-scheme network-wrapper`: network-wrapper's
+    /// `XX:IP:IP:IP:YY:ZZ` (see [`MacAddr::network_wrapper`]), from the
+    /// host's IPv4 address, which the attach finds.
+    NetworkWrapper,
 }
 
 impl MacSpec {
@@ -159,6 +173,9 @@ impl MacSpec {
             MacSpec::Random => MacAddr::random_local(),
             MacSpec::Explicit(m) => *m,
             MacSpec::Unique(s) => MacAddr::from_u_string(s),
+            // The attach derives it from the host's address before this
+            // is reached; random is the scheme's own fallback shape.
+            MacSpec::NetworkWrapper => MacAddr::random_local(),
         }
     }
 }

@@ -21,13 +21,14 @@ use pipework_base::settings::Settings;
 use pipework_base::state::{AttachmentRecord, StateDir, RECORD_VERSION};
 use pipework_base::undo::Replay;
 use pipework_dhcp::resolv::ResolvTarget;
-use pipework_model::{AttachRequest, Family, IfName, MacAddr, StaticAddress};
+use pipework_model::{AttachRequest, Family, IfName, MacAddr, MacSpec, StaticAddress};
 use pipework_sys::announce::Announcer;
 use pipework_sys::netlink::{Link, LinkChange, Netlink, RouteSpec};
 use pipework_sys::netns::Netns;
 
 /// How long an attach waits for IPv6 duplicate address detection.
 mod extend;
+mod host_mac;
 
 const DAD_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -202,7 +203,14 @@ impl Job<'_> {
             (None, None) => {}
         }
         let temp_name = hostname::temp_guest_name();
-        let mac = self.req.mac.resolve();
+        let mac = match self.req.mac {
+            MacSpec::NetworkWrapper => {
+                host_mac::network_wrapper_mac(self.host, host_ifname, host_link)
+                    .await
+                    .map_err(|e| e.context("step choose the MAC"))?
+            }
+            _ => self.req.mac.resolve(),
+        };
         let ctx = AttachContext {
             request: self.req,
             guest: self.guest,
