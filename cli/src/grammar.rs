@@ -335,7 +335,9 @@ fn parse_legacy(args: &[String]) -> Result<Command, UsageError> {
             })?
             .parse()?;
         let rest = &pos[2..];
-        if rest.is_empty() {
+        // `ip route` and `ip rule` alone list, and the original passed
+        // everything after the guest to them; `tc` alone only prints usage.
+        if rest.is_empty() && hostif == "tc" {
             return Err(usage(format!(
                 "missing the {hostif} arguments: pipework {hostif} <guest> <arguments>"
             )));

@@ -206,7 +206,7 @@ fn every_malformed_part_is_named() {
         ("br1 web1 0/0 --macvlan-mode weird", "macvlan mode"),
         ("br1 web1 0/0 --timeout x", "timeout"),
         ("route", "missing the guest"),
-        ("route web1", "missing the route arguments"),
+        ("tc web1", "missing the tc arguments"),
         ("route web1 frob", "route command"),
         ("route web1 add 10.0.0.0/8 via nowhere", "gateway"),
         ("rule web1 add from 10.0.0.0/8 table", "table"),

@@ -105,7 +105,8 @@ OTHER COMMANDS
   pipework route <guest> <ip route arguments>   add|del|change|replace|append|
                  prepend|test <prefix>|default [via GW] [dev IF] [metric N] [table N]
                  [src IP] [scope S] [proto P] [onlink] [mtu N] [nexthop via GW dev IF
-                 weight N ...], or show|list|flush [selectors], or get <address>
+                 weight N ...], or show|list|flush [selectors], or get <address>;
+                 nothing after the guest lists its routes, as ip route does
   pipework rule  <guest> <ip rule arguments>    add|del|show [not] [from P] [to P]
                  [table N] [priority N] [fwmark N[/M]] [iif IF] [oif IF] [TYPE]
   pipework tc    <guest> <tc arguments>      runs the tc binary inside the guest

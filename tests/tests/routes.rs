@@ -230,3 +230,44 @@ fn rules_show_not_and_defaults_as_ip() {
     pw_rule(&s, &g, "del pref 1000").ok();
     assert!(!ipw(&g, "rule show").contains("1000:"));
 }
+
+/// `route <guest>` and `rule <guest>` with nothing after the guest list, as
+/// `ip route` and `ip rule` alone do (the original passed the empty rest to
+/// them): the very lines `ip` prints, a default route and a table's
+/// routes, rules and both families included.
+#[test]
+fn route_and_rule_alone_list_like_ip() {
+    let mut s = Sandbox::new("routealone");
+    let g = guest(&mut s);
+    ip(&g, &["route", "add", "default", "via", "10.5.0.1"]);
+    ip(
+        &g,
+        &[
+            "route",
+            "add",
+            "10.7.0.0/16",
+            "via",
+            "10.6.0.1",
+            "metric",
+            "5",
+        ],
+    );
+    ip(&g, &["route", "add", "fd07::/64", "via", "fd05::1"]);
+    ip(&g, &["-6", "route", "add", "default", "via", "fd06::1"]);
+    ip(&g, &["rule", "add", "from", "10.5.0.0/24", "table", "100"]);
+    for (ours, theirs) in [("", "route"), ("-6", "-6 route"), ("-4", "-4 route")] {
+        let r = pw(&s, &g, ours).ok();
+        let want = ipw(&g, theirs);
+        assert!(want.contains("default via"), "{want}");
+        assert_eq!(r.stdout, want, "route {ours:?}");
+    }
+    let r = pw_rule(&s, &g, "").ok();
+    let want = ipw(&g, "rule");
+    assert!(want.contains("lookup 100"), "{want}");
+    assert_eq!(r.stdout, want);
+    // Listing changed nothing.
+    assert_eq!(ipw(&g, "route"), ipw(&g, "route show"));
+    // tc alone has nothing to list: still a usage error.
+    let r = s.pipework(&["tc", &g]);
+    assert_eq!(r.code, 2, "{r:?}");
+}
