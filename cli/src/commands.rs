@@ -122,10 +122,11 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
                     Some(l) => (l, true),
                     None => (LeaseStore::new(&settings.state_dir).all()?, false),
                 };
+            let live = inspect::list_live(&items).await;
             if json {
-                print_json(&inspect::list_json(&items, &leases, running));
+                print_json(&inspect::list_json(&items, &live, &leases, running));
             } else {
-                print_table(&items);
+                print_table(&items, &live);
                 print_leases(&leases, running);
             }
         }
@@ -190,7 +191,9 @@ fn print_json<T: serde::Serialize>(v: &T) {
     }
 }
 
-fn print_table(items: &[(AttachmentRecord, bool)]) {
+/// ADDRESSES: what the kernel has now (without link-local addresses),
+/// the record's for a gone guest.
+fn print_table(items: &[(AttachmentRecord, bool)], live: &[Option<serde_json::Value>]) {
     outln!(
         "{:<20} {:<10} {:<12} {:<12} {:<15} ADDRESSES",
         "GUEST",
@@ -199,13 +202,23 @@ fn print_table(items: &[(AttachmentRecord, bool)]) {
         "HOST",
         "PEER"
     );
-    for (r, alive) in items {
+    for (n, (r, alive)) in items.iter().enumerate() {
         let guest = if *alive {
             r.guest.name.clone()
         } else {
             format!("{} (gone)", r.guest.name)
         };
-        let addrs: Vec<String> = r.addresses.iter().map(|a| a.to_string()).collect();
+        let addrs: Vec<String> = match live.get(n).and_then(|l| l.as_ref()) {
+            Some(l) => l["addresses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|a| a.as_str())
+                .filter(|a| !a.starts_with("fe80:"))
+                .map(String::from)
+                .collect(),
+            None => r.addresses.iter().map(|a| a.to_string()).collect(),
+        };
         outln!(
             "{:<20} {:<10} {:<12} {:<12} {:<15} {}",
             guest,

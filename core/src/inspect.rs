@@ -181,11 +181,45 @@ pub fn list(settings: &Settings) -> Result<Vec<(AttachmentRecord, bool)>> {
         .collect())
 }
 
+/// What the kernel has now for each item of [`list`] (in its order): the
+/// link, its addresses and gateways; `None` for a gone guest, or one whose
+/// namespace could not be read (said on stderr).
+pub async fn list_live(items: &[(AttachmentRecord, bool)]) -> Vec<Option<Value>> {
+    let mut conns: BTreeMap<u64, Option<Netlink>> = BTreeMap::new();
+    let mut out = Vec::with_capacity(items.len());
+    for (r, alive) in items {
+        if !alive {
+            out.push(None);
+            continue;
+        }
+        if let std::collections::btree_map::Entry::Vacant(e) = conns.entry(r.guest.netns.0) {
+            let nl = match reopen(&r.guest) {
+                Some(ns) => Netlink::connect_in(&ns, &r.guest.name).await.ok(),
+                None => None,
+            };
+            e.insert(nl);
+        }
+        let live = match conns.get(&r.guest.netns.0).and_then(Option::as_ref) {
+            Some(nl) => match live::link_state(nl, r).await {
+                Ok(v) => Some(v),
+                Err(e) => {
+                    tracing::warn!("guest {} interface {}: {e}", r.guest.name, r.interface);
+                    None
+                }
+            },
+            None => None,
+        };
+        out.push(live);
+    }
+    out
+}
+
 /// The JSON form of `list`; each interface with the leases the daemon keeps
 /// for it (`daemon_running`: whether those came from a daemon that
 /// answered, or from the files it last saved).
 pub fn list_json(
     items: &[(AttachmentRecord, bool)],
+    live: &[Option<Value>],
     leases: &[LeaseFile],
     daemon_running: bool,
 ) -> Value {
@@ -193,8 +227,9 @@ pub fn list_json(
     Value::Array(
         items
             .iter()
-            .map(|(r, alive)| {
-                let mut v = interface_json(r, None);
+            .enumerate()
+            .map(|(n, (r, alive))| {
+                let mut v = interface_json(r, live.get(n).cloned().flatten());
                 v["guest"] = serde_json::to_value(&r.guest).unwrap_or(Value::Null);
                 v["guest_alive"] = Value::Bool(*alive);
                 let mine: Vec<Value> = leases

@@ -934,6 +934,8 @@ fn inspect_shows_the_renumbered_lease_the_live_gateway_and_the_daemon() {
         serde_json::json!(["10.88.0.1"]),
         "{i}"
     );
+    let list = s.pipework(&["list"]).ok().stdout;
+    assert!(list.contains(&now), "{list}");
     // The record still says what the attach got.
     assert!(
         i["addresses"]

@@ -36,6 +36,19 @@ fn inspect_reads_the_kernel_prints_gone_guests_and_all_guests() {
     assert_eq!(def[0]["gateway"], "10.90.0.1");
     assert_eq!(strs(&i["live"]["gateways"]), vec!["10.90.0.1"], "{i}");
     assert!(i.get("dhcp").is_none(), "{i}");
+    // list reads the kernel too: its table and its JSON.
+    let list = s.pipework(&["list"]).ok().stdout;
+    let line = list.lines().find(|l| l.starts_with(a.as_str())).unwrap();
+    assert!(line.contains("10.91.0.2/24"), "{list}");
+    let lj = s.pipework(&["list", "--json"]).ok().json();
+    let e = lj
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["guest"]["name"] == a.as_str())
+        .unwrap();
+    assert!(strs(&e["live"]["addresses"]).contains(&"10.91.0.2/24".to_string()));
+    assert_eq!(strs(&e["live"]["gateways"]), vec!["10.90.0.1"], "{e}");
 
     // b is gone (its namespace deleted): printed from its records.
     must(std::process::Command::new("ip").args(["netns", "del", &b]));
