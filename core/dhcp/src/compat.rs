@@ -217,6 +217,12 @@ pub fn run(
         // dhclient has no "exit once bound": end it the way the original
         // did, without a release, so the address stays for its lease time.
         kill_all(&rec, libc::SIGKILL);
+        // Gone before the attach returns: `inspect` right after must not
+        // find it still running.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !processes(&rec).is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
     debug!(%bin, %ifname, "compatible-mode client bound");
     Ok(())
