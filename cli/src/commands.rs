@@ -4,6 +4,7 @@ use crate::out::{errln, out, outln};
 use pipework_core::detach;
 use pipework_core::dhcp::lease::format_utc;
 use pipework_core::dhcp::store::{LeaseFile, LeaseStore};
+use pipework_core::drift::RepairScope;
 use pipework_core::error::{Context, Result};
 use pipework_core::guest::{Guest, ResolveOptions};
 use pipework_core::inspect;
@@ -98,7 +99,8 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
             }
         }
         Command::Inspect { guest } => {
-            let v = inspect::inspect(&guest, settings).await?;
+            let mut v = inspect::inspect(&guest, settings).await?;
+            port_security_live(&mut v, &guest, &drivers, settings).await;
             print_json(&v);
         }
         Command::List => {
@@ -147,12 +149,67 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
                 }
             }
         }
+        Command::Check { guest, repair } => {
+            let scope = if repair {
+                RepairScope::All
+            } else {
+                RepairScope::None
+            };
+            let drifts =
+                pipework_core::check::check(guest.as_ref(), &drivers, settings, scope).await?;
+            for d in &drifts {
+                if json {
+                    match serde_json::to_string(&d.json()) {
+                        Ok(s) => outln!("{s}"),
+                        Err(e) => errln!("pipework: cannot encode JSON: {e}"),
+                    }
+                } else {
+                    outln!("{}", d.line());
+                }
+            }
+            // The exit code says whether the host differs from the records
+            // now: after a repair, only what could not be put back counts.
+            if drifts.iter().any(|d| d.finding.repair.remains()) {
+                return Ok(1);
+            }
+        }
         Command::Apply { file, prune } => {
             return crate::apply::run(&file, prune, json, &drivers, settings).await
         }
         Command::Demo => crate::demo::run(settings, &drivers).await?,
     }
     Ok(0)
+}
+
+/// `inspect` never claims a protection that is not in place: where the
+/// record says port security but the flows are not all on the bridge now
+/// (ovs-vswitchd restarted, and no daemon put them back), the interface's
+/// `ovs_port_security` reads "missing".
+async fn port_security_live(
+    v: &mut serde_json::Value,
+    guest: &GuestRef,
+    drivers: &Drivers,
+    settings: &Settings,
+) {
+    let claims = |i: &serde_json::Value| i["details"]["ovs_port_security"] == true;
+    let Some(ifaces) = v["interfaces"].as_array_mut() else {
+        return;
+    };
+    if !ifaces.iter().any(claims) {
+        return;
+    }
+    let drifts = pipework_core::check::check(Some(guest), drivers, settings, RepairScope::None)
+        .await
+        .unwrap_or_default();
+    for i in ifaces.iter_mut().filter(|i| claims(i)) {
+        if let Some(d) = drifts
+            .iter()
+            .find(|d| d.finding.what == "ovs_flows" && i["interface"] == d.interface.as_str())
+        {
+            i["details"]["ovs_port_security"] = "missing".into();
+            i["details"]["ovs_port_security_drift"] = d.finding.detail.clone().into();
+        }
+    }
 }
 
 async fn resolve(r: &GuestRef) -> Result<Guest> {

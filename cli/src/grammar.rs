@@ -54,6 +54,10 @@ pub enum Command {
     },
     List,
     Gc,
+    Check {
+        guest: Option<GuestRef>,
+        repair: bool,
+    },
     Daemon {
         idle_exit: Option<Duration>,
         /// `--reconcile` (or `--engine`): follow a container engine; the
@@ -93,7 +97,7 @@ fn usage(msg: impl Into<String>) -> UsageError {
 }
 
 const SUBCOMMANDS: &[&str] = &[
-    "detach", "inspect", "list", "gc", "daemon", "apply", "demo", "help", "version",
+    "detach", "inspect", "list", "gc", "check", "daemon", "apply", "demo", "help", "version",
 ];
 
 /// Parses the arguments after the program name.
@@ -486,6 +490,13 @@ enum Sub {
     List,
     /// Clean up after guests that are gone.
     Gc,
+    /// Compare every attachment (or one guest's) with the host; exit 1 on any difference.
+    Check {
+        guest: Option<String>,
+        /// Put back what can be put back (flows, addresses, routes, tags).
+        #[arg(long)]
+        repair: bool,
+    },
     /// Keep DHCP leases and, with --reconcile, declared attachments (one per host).
     Daemon {
         /// Exit after this many seconds with nothing to look after.
@@ -537,6 +548,10 @@ fn parse_subcommand(args: &[String]) -> Result<Command, UsageError> {
         },
         Sub::List => Command::List,
         Sub::Gc => Command::Gc,
+        Sub::Check { guest, repair } => Command::Check {
+            guest: guest.map(|g| g.parse()).transpose()?,
+            repair,
+        },
         Sub::Daemon {
             idle_exit,
             reconcile,

@@ -198,7 +198,7 @@ async fn undo_records(
 }
 
 /// Whether a record's guest is the one the user names.
-fn names_guest(g: &GuestInfo, r: &GuestRef) -> bool {
+pub(crate) fn names_guest(g: &GuestInfo, r: &GuestRef) -> bool {
     if g.reference == *r {
         return true;
     }
