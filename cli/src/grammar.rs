@@ -2,7 +2,7 @@
 //!
 //! The original grammar is positional and irregular, so it is parsed by hand
 //! here with one clear error per malformed part. The newer subcommands
-//! (`detach`, `inspect`, `list`, `gc`, `demo`) are ordinary clap commands.
+//! (`detach`, `inspect`, `list`, `gc`, `check`, `demo`) are ordinary clap commands.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -493,7 +493,6 @@ enum Sub {
     /// Compare every attachment (or one guest's) with the host; exit 1 on any difference.
     Check {
         guest: Option<String>,
-        /// Put back what can be put back (flows, addresses, routes, tags).
         #[arg(long)]
         repair: bool,
     },
