@@ -162,7 +162,7 @@ pub async fn check_record(
     };
     match Netlink::connect_in(&ns, &rec.guest.name).await {
         Ok(nl) => {
-            if let Err(e) = guest_side(rec, &nl, scope, &mut out).await {
+            if let Err(e) = guest_side(rec, &nl, settings, scope, &mut out).await {
                 out.push(Finding::new(
                     "link",
                     format!("cannot read the guest's links: {e}"),
@@ -238,6 +238,7 @@ fn route_text(r: &RouteSpec) -> String {
 async fn guest_side(
     rec: &AttachmentRecord,
     nl: &Netlink,
+    settings: &Settings,
     scope: RepairScope,
     out: &mut Vec<Finding>,
 ) -> Result<()> {
@@ -290,6 +291,24 @@ async fn guest_side(
                     format!("{name} lacks address {address}"),
                     repair,
                 ));
+            }
+            Step::CompatClient { dir } => {
+                match pipework_dhcp::compat::dead_kept_client(settings, dir) {
+                    Ok(Some(bin)) => out.push(Finding::new(
+                        "dhcp",
+                        format!(
+                            "{name}: the {bin} client that keeps its lease is not running \
+                             (the address lasts until the lease ends)"
+                        ),
+                        left(scope, "detach and attach again to start a new client"),
+                    )),
+                    Ok(None) => {}
+                    Err(e) => out.push(Finding::new(
+                        "dhcp",
+                        format!("{name}: cannot tell whether its DHCP client runs: {e}"),
+                        left(scope, "the record is damaged"),
+                    )),
+                }
             }
             Step::GuestRouteAdded { route } => routes.push(route),
             Step::GuestDefaultRouteReplaced { ours, .. } => routes.push(ours),

@@ -108,6 +108,22 @@ fn mode(form: &str, stays: bool, net: &str) {
                 "{form}: the renewal left the address forever"
             );
         }
+        // A kept client that dies: `check` says so (exit 1).
+        assert_eq!(s.pipework(&["check", &g]).code, 0, "{form}");
+        for p in pids_in(&g) {
+            kill(p.parse().unwrap(), libc::SIGKILL);
+        }
+        assert!(
+            pipework_tests::ovs::eventually(Duration::from_secs(10), || pids_in(&g).is_empty()),
+            "{form}"
+        );
+        let r = s.pipework(&["check", &g]);
+        assert_eq!(r.code, 1, "{form}: {r:?}");
+        assert!(
+            r.stdout
+                .contains("client that keeps its lease is not running"),
+            "{form}: {r:?}"
+        );
     } else {
         assert!(
             pids.is_empty(),

@@ -316,6 +316,20 @@ fn rel_dir(settings: &Settings, dir: &Path) -> Result<String> {
     Ok(format!("compat/{name}"))
 }
 
+/// For `check`: the program name of a client that was meant to stay (the
+/// `-f` forms, dhcpcd) and no longer runs; `None` while it runs, or when it
+/// was meant to exit once bound.
+pub fn dead_kept_client(settings: &Settings, dir: &Path) -> Result<Option<&'static str>> {
+    let rel = rel_dir(settings, dir)?;
+    let state = StateDir::open_read(&settings.state_dir);
+    let Some(b) = state.read_file(&format!("{rel}/client.json"))? else {
+        return Ok(None);
+    };
+    let rec: ClientRecord = serde_json::from_slice(&b)
+        .map_err(|e| Error::failed(format!("{rel}/client.json")).with_source(e))?;
+    Ok((rec.foreground && processes(&rec).is_empty()).then(|| binary(rec.client)))
+}
+
 /// Ends a client and removes its directory. Idempotent.
 pub fn stop(settings: &Settings, dir: &Path) -> Result<()> {
     let rel = rel_dir(settings, dir)?;
