@@ -123,6 +123,23 @@ fn check_reports_lost_port_security_flows_and_repair_restores_them() {
     let i = s.pipework(&["inspect", &a]).ok().json();
     assert_eq!(i["interfaces"][0]["details"]["ovs_port_security"], true);
     assert_eq!(s.pipework(&["check"]).code, 0);
+
+    // Someone moves the port to another VLAN: reported, and put back.
+    let port = i["interfaces"][0]["host_peer"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sw.vsctl(&["set", "port", &port, "tag=20"]);
+    let r = s.pipework(&["check", &a]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("has VLAN tag 20 where the record says 10"),
+        "{r:?}"
+    );
+    assert_eq!(s.pipework(&["check", "--repair"]).code, 0);
+    assert_eq!(sw.get("Port", &port, "tag"), "10");
+    assert!(ping(&m, "10.41.0.2"), "back in VLAN 10");
 }
 
 /// `pipework daemon` (no engine) in the sandbox's host namespace.
@@ -215,6 +232,18 @@ fn the_daemon_puts_port_security_back_after_vswitchd_restarts() {
         );
     }
     assert!(d.log().contains("healed"), "{}", d.log());
+    // OVSDB changes reach it through its monitor: a tag someone changed.
+    let port = s.pipework(&["inspect", &m]).ok().json()["interfaces"][0]["host_peer"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sw.vsctl(&["set", "port", &port, "tag=20"]);
+    assert!(
+        eventually(Duration::from_secs(10), || sw.get("Port", &port, "tag")
+            == "10"),
+        "{}",
+        d.log()
+    );
     assert_eq!(s.pipework(&["check"]).code, 0);
 }
 
