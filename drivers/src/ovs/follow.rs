@@ -115,12 +115,12 @@ impl Follower {
     pub(super) async fn changed(&mut self, settings: &Settings) -> String {
         let state = StateDir::open_read(&settings.state_dir);
         let remote = remote_of(settings).ok();
-        let mut scanned = tokio::time::Instant::now() - RESCAN;
+        let mut scanned: Option<tokio::time::Instant> = None;
         let mut want = BTreeMap::new();
         loop {
-            if scanned.elapsed() >= RESCAN {
+            if scanned.is_none_or(|t| t.elapsed() >= RESCAN) {
                 want = protected(&state);
-                scanned = tokio::time::Instant::now();
+                scanned = Some(tokio::time::Instant::now());
                 self.switches.retain(|b, t| {
                     let keep = want.contains_key(b);
                     if !keep {
