@@ -140,6 +140,26 @@ fn check_reports_lost_port_security_flows_and_repair_restores_them() {
     assert_eq!(s.pipework(&["check", "--repair"]).code, 0);
     assert_eq!(sw.get("Port", &port, "tag"), "10");
     assert!(ping(&m, "10.41.0.2"), "back in VLAN 10");
+
+    // And a trunk port whose VLAN list someone narrowed.
+    let t = s.guest("t");
+    s.pipework(&["ovsk", &t, "10.41.0.30/24", "--trunk", "10,20"])
+        .ok();
+    let tp = s.pipework(&["inspect", &t]).ok().json()["interfaces"][0]["host_peer"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    sw.vsctl(&["set", "port", &tp, "trunks=10"]);
+    let r = s.pipework(&["check", &t]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("trunks VLANs 10 where the record says 10,20"),
+        "{r:?}"
+    );
+    assert_eq!(s.pipework(&["check", &t, "--repair"]).code, 0);
+    assert_eq!(sw.get("Port", &tp, "trunks"), "[10, 20]");
+    assert_eq!(s.pipework(&["check"]).code, 0);
 }
 
 /// `pipework daemon` (no engine) in the sandbox's host namespace.

@@ -1,5 +1,5 @@
 //! `pipework check` for an OVS attachment: the Port row on its bridge with
-//! the recorded VLAN tag, and the port-security flows, read back over
+//! the recorded VLAN tag and trunks, and the port-security flows, read back over
 //! OpenFlow and counted per flow set (cookie). A vswitchd restart loses
 //! every flow while OVSDB keeps the rows: the flows are what drifts.
 
@@ -8,7 +8,7 @@ use std::net::IpAddr;
 use pipework_base::drift::{Finding, Repair, RepairScope};
 use pipework_base::journal::Step;
 use pipework_base::state::AttachmentRecord;
-use pipework_model::DriverKind;
+use pipework_model::{DriverKind, VlanSet};
 use pipework_ovsdb_schemas::{bridge, datum, interface, keys, port, UUID};
 use serde_json::{Map, Value};
 
@@ -123,7 +123,12 @@ impl Ovs {
                 &remote,
                 port::TABLE,
                 by_name(&m.port),
-                &[UUID, port::TAG.name, port::EXTERNAL_IDS.name],
+                &[
+                    UUID,
+                    port::TAG.name,
+                    port::TRUNKS.name,
+                    port::EXTERNAL_IDS.name,
+                ],
             )
             .await
         {
@@ -202,6 +207,65 @@ impl Ovs {
                     m.port,
                     say(tag),
                     say(rec.vlan)
+                ),
+                repair,
+            ));
+        }
+        // The trunks the attach set (`--trunk`); none means every VLAN.
+        let mut want_trunks: Vec<i64> = rec
+            .details
+            .get("ovs_trunks")
+            .and_then(Value::as_str)
+            .and_then(|t| t.parse::<VlanSet>().ok())
+            .map(|t| t.ids().iter().map(|v| i64::from(v.get())).collect())
+            .unwrap_or_default();
+        want_trunks.sort_unstable();
+        let mut have_trunks: Vec<i64> = datum::set_members(&row[port::TRUNKS.name])
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Value::as_i64)
+            .collect();
+        have_trunks.sort_unstable();
+        if have_trunks != want_trunks {
+            let say = |v: &[i64]| {
+                if v.is_empty() {
+                    "all".to_string()
+                } else {
+                    v.iter()
+                        .map(|x| x.to_string())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                }
+            };
+            let repair = if scope.host_side() {
+                let mut r = Map::new();
+                r.insert(
+                    port::TRUNKS.name.into(),
+                    datum::set(want_trunks.iter().map(|x| Value::from(*x)).collect()),
+                );
+                Repair::of(
+                    self.transact(
+                        &remote,
+                        vec![op::update(
+                            port::TABLE,
+                            vec![op::eq(UUID, datum::uuid(&uuid))],
+                            r,
+                        )],
+                        std::time::Duration::ZERO,
+                    )
+                    .await
+                    .map(drop),
+                )
+            } else {
+                Repair::NotAsked
+            };
+            out.push(Finding::new(
+                "ovs_vlan",
+                format!(
+                    "OVS port {} trunks VLANs {} where the record says {}",
+                    m.port,
+                    say(&have_trunks),
+                    say(&want_trunks)
                 ),
                 repair,
             ));
