@@ -38,6 +38,10 @@ pub enum Command {
     },
     List,
     Gc,
+    Check {
+        guest: Option<GuestRef>,
+        repair: bool,
+    },
     Daemon {
         idle_exit: Option<Duration>,
         /// `--reconcile` (or `--engine`): follow a container engine; the

@@ -4,6 +4,7 @@ use crate::out::{errln, out, outln};
 use pipework_core::detach;
 use pipework_core::dhcp::lease::format_utc;
 use pipework_core::dhcp::store::{LeaseFile, LeaseStore};
+use pipework_core::drift::RepairScope;
 use pipework_core::error::{Context, Result};
 use pipework_core::guest::{Guest, ResolveOptions};
 use pipework_core::inspect;
@@ -103,6 +104,8 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
                 Some(g) => vec![inspect::inspect(g, settings).await?],
                 None => inspect::inspect_all(settings).await?,
             };
+            let mut guests = guests;
+            port_security_live(&mut guests, guest.as_ref(), &drivers, settings).await;
             match format {
                 InspectFormat::Json if guest.is_some() => print_json(&guests[0]),
                 InspectFormat::Json => print_json(&guests),
@@ -162,12 +165,76 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
                 }
             }
         }
+        Command::Check { guest, repair } => {
+            let scope = if repair {
+                RepairScope::All
+            } else {
+                RepairScope::None
+            };
+            let drifts =
+                pipework_core::check::check(guest.as_ref(), &drivers, settings, scope).await?;
+            for d in &drifts {
+                if json {
+                    match serde_json::to_string(&d.json()) {
+                        Ok(s) => outln!("{s}"),
+                        Err(e) => errln!("pipework: cannot encode JSON: {e}"),
+                    }
+                } else {
+                    outln!("{}", d.line());
+                }
+            }
+            // The exit code says whether the host differs from the records
+            // now: after a repair, only what could not be put back counts.
+            if drifts.iter().any(|d| d.finding.repair.remains()) {
+                return Ok(1);
+            }
+        }
         Command::Apply { file, prune } => {
             return crate::apply::run(&file, prune, json, &drivers, settings).await
         }
         Command::Demo => crate::demo::run(settings, &drivers).await?,
     }
     Ok(0)
+}
+
+/// `inspect` never claims a protection that is not in place: where the
+/// record says port security but the flows are not all on the bridge now
+/// (ovs-vswitchd restarted, and no daemon put them back), the interface's
+/// `ovs_port_security` reads "missing".
+async fn port_security_live(
+    guests: &mut [serde_json::Value],
+    guest: Option<&GuestRef>,
+    drivers: &Drivers,
+    settings: &Settings,
+) {
+    let claims = |i: &serde_json::Value| i["details"]["ovs_port_security"] == true;
+    let claimed = guests
+        .iter()
+        .filter_map(|v| v["interfaces"].as_array())
+        .flatten()
+        .any(claims);
+    if !claimed {
+        return;
+    }
+    let drifts = pipework_core::check::check(guest, drivers, settings, RepairScope::None)
+        .await
+        .unwrap_or_default();
+    for v in guests.iter_mut() {
+        let name = v["guest"]["name"].clone();
+        let Some(ifaces) = v["interfaces"].as_array_mut() else {
+            continue;
+        };
+        for i in ifaces.iter_mut().filter(|i| claims(i)) {
+            if let Some(d) = drifts.iter().find(|d| {
+                d.finding.what == "ovs_flows"
+                    && name == d.guest.as_str()
+                    && i["interface"] == d.interface.as_str()
+            }) {
+                i["details"]["ovs_port_security"] = "missing".into();
+                i["details"]["ovs_port_security_drift"] = d.finding.detail.clone().into();
+            }
+        }
+    }
 }
 
 async fn resolve(r: &GuestRef) -> Result<Guest> {

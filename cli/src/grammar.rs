@@ -50,6 +50,7 @@ const SUBCOMMANDS: &[&str] = &[
     "inspect-all",
     "list",
     "gc",
+    "check",
     "daemon",
     "apply",
     "demo",

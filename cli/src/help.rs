@@ -132,6 +132,12 @@ OTHER COMMANDS
                                     compatible-mode DHCP clients whose guest is
                                     gone, and remove OVS ports pipework owns
                                     whose interface is gone)
+  pipework check [<guest>] [--repair] [--json]
+                                    compare every attachment with the host (link,
+                                    MAC, addresses, routes, bridge port, OVS port,
+                                    tag, port-security flows); one line per
+                                    difference, exit 1 if any; --repair puts back
+                                    what it can and exits 1 only if some remains
   pipework daemon [--idle-exit SECS] keep DHCP leases (one per host; control socket
                                     <state-dir>/daemon.sock, root only)
   pipework daemon --reconcile [--engine URL] [--key KEY]

@@ -1,5 +1,5 @@
 //! The newer subcommands (`detach`, `inspect` and its alias `inspect-all`,
-//! `list`, `gc`, `daemon`, `apply`, `demo`): ordinary clap commands, each turned into a
+//! `list`, `gc`, `check`, `daemon`, `apply`, `demo`): ordinary clap commands, each turned into a
 //! [`Command`] with its values checked.
 
 use std::time::Duration;
@@ -37,6 +37,12 @@ enum Sub {
     List,
     /// Clean up after guests that are gone.
     Gc,
+    /// Compare every attachment (or one guest's) with the host; exit 1 on any difference.
+    Check {
+        guest: Option<String>,
+        #[arg(long)]
+        repair: bool,
+    },
     /// Keep DHCP leases and, with --reconcile, declared attachments (one per host).
     Daemon {
         /// Exit after this many seconds with nothing to look after.
@@ -116,6 +122,10 @@ pub fn parse(args: &[String]) -> Result<Command, UsageError> {
         }
         Sub::List => Command::List,
         Sub::Gc => Command::Gc,
+        Sub::Check { guest, repair } => Command::Check {
+            guest: guest.map(|g| g.parse()).transpose()?,
+            repair,
+        },
         Sub::Daemon {
             idle_exit,
             reconcile,

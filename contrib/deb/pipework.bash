@@ -5,12 +5,12 @@ _pipework() {
     local cur prev words cword
     _init_completion || return
 
-    local commands="route rule tc detach inspect inspect-all list gc daemon apply demo dummy"
+    local commands="route rule tc detach inspect inspect-all list gc check daemon apply demo dummy"
     local opts="--direct-phys -i -l -a --vf --vf-vlan-qos --spoofchk --trust
         --vf-link-state --max-tx-rate --min-tx-rate --ipoib-mode
         --macvlan-mode --no-announce --no-dad --timeout --dns --slaac
         --host-route --trunk --native-vlan --native-tagged --port-security
-        --datapath-type --wait --link-only --json --prune --idle-exit
+        --datapath-type --wait --link-only --json --repair --prune --idle-exit
         --reconcile --engine --key --state-dir --ovsdb -v -vv -h --help
         -V --version --all --format --mac-scheme"
 

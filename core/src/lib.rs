@@ -28,6 +28,7 @@
 #![forbid(unsafe_code)]
 
 pub mod attach;
+pub mod check;
 pub mod detach;
 pub mod gc;
 pub mod inspect;
@@ -38,7 +39,7 @@ pub mod ping;
 pub mod sweep;
 
 pub use pipework_base::{
-    docker, driver, error, fault, guest, hostname, interrupt, journal, ops, probe, routing,
+    docker, drift, driver, error, fault, guest, hostname, interrupt, journal, ops, probe, routing,
     settings, slaac, state, undo, wait,
 };
 pub use pipework_base::{Context, Error, ErrorKind, Result};

@@ -88,6 +88,10 @@ impl DriverSet for Drivers {
         self.ovs.is_bridge(name, settings).await
     }
 
+    async fn changed(&self, settings: &Settings) -> String {
+        self.ovs.changed(settings).await
+    }
+
     async fn gc(&self, settings: &Settings) -> Result<Vec<String>> {
         let mut removed = self.ovs.gc(settings).await?;
         removed.extend(shared_gc::gc(settings).await?);

@@ -4,11 +4,14 @@
 //! attachments on that VLAN (see `vlan.rs`).
 
 use async_trait::async_trait;
+use pipework_base::drift::{Finding, RepairScope};
 use pipework_base::driver::UndoContext;
 use pipework_base::driver::{AttachContext, Driver, DriverKind, MacHandling, Plan, Plugged};
 use pipework_base::error::{Context, Error, Result};
-use pipework_base::journal::{DriverData, Journal};
+use pipework_base::journal::{DriverData, Journal, Step};
 use pipework_base::ops;
+use pipework_base::settings::Settings;
+use pipework_base::state::AttachmentRecord;
 use pipework_model::{AttachRequest, MacSpec, MacvlanMode, VlanId};
 use pipework_sys::netlink::{Link, NewLink};
 use serde::{Deserialize, Serialize};
@@ -197,6 +200,32 @@ impl Driver for Macvlan {
         journal: &mut Journal,
     ) -> Result<()> {
         shim::attach(ctx, plugged, MacvlanStep::ShimUsed, journal).await
+    }
+
+    /// The host shim (`--host-route`): still there, with a host route to
+    /// each of the guest's addresses.
+    async fn check(
+        &self,
+        rec: &AttachmentRecord,
+        _settings: &Settings,
+        repair: RepairScope,
+    ) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for s in rec.journal.steps() {
+            let Step::Driver {
+                driver: DriverKind::Macvlan,
+                data,
+            } = s
+            else {
+                continue;
+            };
+            if let Ok(MacvlanStep::ShimUsed(u)) =
+                data.decode_or_legacy::<MacvlanStep, LegacyShimStep>(DriverKind::Macvlan)
+            {
+                out.extend(shim::check(&u, repair).await);
+            }
+        }
+        out
     }
 
     async fn undo(&self, data: &DriverData, ctx: &UndoContext<'_>) -> Result<()> {

@@ -19,6 +19,7 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use pipework_base::drift::{Finding, Repair, RepairScope};
 use pipework_base::driver::UndoContext;
 use pipework_base::driver::{AttachContext, DriverKind, Plugged};
 use pipework_base::error::{Context, Error, Result};
@@ -148,6 +149,73 @@ pub async fn attach<S: Serialize>(
             .step(&format!("add the host route to {ip} through {shim}"))?;
     }
     Ok(())
+}
+
+/// `pipework check` of one use of a shim: the shim link, and the host
+/// route to each guest address through it (put back when repairing).
+pub async fn check(u: &ShimUse, repair: RepairScope) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let unrepaired = |why: &str| {
+        if repair.host_side() {
+            Repair::Impossible(why.to_string())
+        } else {
+            Repair::NotAsked
+        }
+    };
+    let host = match Netlink::connect_here("host") {
+        Ok(h) => h,
+        Err(e) => {
+            out.push(Finding::new(
+                "shim",
+                format!("cannot open netlink: {e}"),
+                unrepaired("netlink failed"),
+            ));
+            return out;
+        }
+    };
+    let link = match host.link_by_name(&u.shim).await {
+        Ok(Some(l)) if l.is_kind("macvlan") => l,
+        Ok(_) => {
+            out.push(Finding::new(
+                "shim",
+                format!("the host shim {} on {} is gone", u.shim, u.parent),
+                unrepaired("detach and attach again"),
+            ));
+            return out;
+        }
+        Err(e) => {
+            out.push(Finding::new(
+                "shim",
+                format!("cannot read the host shim {}: {e}", u.shim),
+                unrepaired("netlink failed"),
+            ));
+            return out;
+        }
+    };
+    for ip in &u.routes {
+        let want = RouteSpec::host_on_link(*ip, link.index);
+        let have = host
+            .routes(pipework_model::Family::of(ip), want.table)
+            .await
+            .unwrap_or_default();
+        let present = have
+            .iter()
+            .any(|r| r.destination == want.destination && r.oif == Some(link.index));
+        if present {
+            continue;
+        }
+        let outcome = if repair.host_side() {
+            Repair::of(host.add_route(&want, true).await)
+        } else {
+            Repair::NotAsked
+        };
+        out.push(Finding::new(
+            "shim",
+            format!("the host route to {ip} through the shim {} is gone", u.shim),
+            outcome,
+        ));
+    }
+    out
 }
 
 /// The shim, created (bridge mode, up, a MAC that stays the same across

@@ -60,17 +60,7 @@ impl OvsSwitch {
         );
         sw.start_ovsdb();
         sw.vsctl(&["--no-wait", "init"]);
-        let d = dir.display();
-        must(
-            Command::new("ip")
-                .args(["netns", "exec", &s.host, "ovs-vswitchd"])
-                .arg(format!("unix:{d}/db.sock"))
-                .arg(format!("--pidfile={d}/vswitchd.pid"))
-                .arg(format!("--unixctl={d}/vswitchd.ctl"))
-                .arg(format!("--log-file={d}/vswitchd.log"))
-                .args(["--detach", "--no-chdir", "-vconsole:off"])
-                .env("OVS_RUNDIR", &dir),
-        );
+        sw.start_vswitchd();
         // Only `ip` on the PATH of pipework runs: proof that the product
         // never execs an OVS tool.
         let bin = dir.join("bin");
@@ -101,6 +91,30 @@ impl OvsSwitch {
                 .arg(format!("--log-file={d}/ovsdb.log"))
                 .args(["--detach", "--no-chdir", "-vconsole:off"]),
         );
+    }
+
+    /// (Re)starts ovs-vswitchd on the same database.
+    pub fn start_vswitchd(&self) {
+        let d = self.dir.display();
+        must(
+            Command::new("ip")
+                .args(["netns", "exec", &self.netns, "ovs-vswitchd"])
+                .arg(format!("unix:{d}/db.sock"))
+                .arg(format!("--pidfile={d}/vswitchd.pid"))
+                .arg(format!("--unixctl={d}/vswitchd.ctl"))
+                .arg(format!("--log-file={d}/vswitchd.log"))
+                .args(["--detach", "--no-chdir", "-vconsole:off"])
+                .env("OVS_RUNDIR", &self.dir),
+        );
+    }
+
+    /// Stops ovs-vswitchd (SIGTERM, as an upgrade would) and starts it
+    /// again: OVSDB keeps every row, the bridges lose every flow.
+    pub fn restart_vswitchd(&self) {
+        if let Some(p) = pid_of(&self.dir.join("vswitchd.pid")) {
+            kill_and_wait(p);
+        }
+        self.start_vswitchd();
     }
 
     /// Kills ovsdb-server at once (SIGKILL), as a crash would.

@@ -27,6 +27,19 @@ fn v4_addr(ns: &str) -> Option<String> {
         .find(|a| a.starts_with("10."))
 }
 
+/// The `valid_life_time` of one address of eth1 (`ip -j`).
+fn valid_life(ns: &str, addr: &str) -> u64 {
+    let v = ip_json(ns, &["addr", "show", "dev", "eth1"]);
+    let local = addr.split('/').next().unwrap_or_default();
+    v[0]["addr_info"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["local"] == local)
+        .and_then(|a| a["valid_life_time"].as_u64())
+        .unwrap_or_else(|| panic!("no {addr}: {v}"))
+}
+
 /// One mode end to end: a lease, a ping, the client kept (or not) as the
 /// mode says, renewals when kept, and nothing left after detach.
 fn mode(form: &str, stays: bool, net: &str) {
@@ -52,6 +65,12 @@ fn mode(form: &str, stays: bool, net: &str) {
     let addr =
         v4_addr(&g).unwrap_or_else(|| panic!("{form}: no address: {:?}", addresses(&g, "eth1")));
     assert!(addr.starts_with(&format!("{net}.1")), "{form}: {addr}");
+    if form.starts_with("udhcpc") {
+        // Our script gives the address the lease's lifetime (the
+        // default one made it permanent: 4294967295, "forever").
+        let life = valid_life(&g, &addr);
+        assert!(life > 0 && life < 24 * 3600, "{form}: valid_lft {life}");
+    }
     assert!(ping(&g, &srv.addr), "{form}");
     let pids = pids_in(&g);
     // `inspect` names the client and its PID, one of the processes the
@@ -95,6 +114,29 @@ fn mode(form: &str, stays: bool, net: &str) {
             srv.wait_count("DHCPACK", acks + 1, Duration::from_secs(15)),
             "{form}: the client kept running but did not renew: {}",
             srv.log()
+        );
+        if form.starts_with("udhcpc") {
+            let renewed = v4_addr(&g).unwrap_or_default();
+            assert!(
+                (1..24 * 3600).contains(&valid_life(&g, &renewed)),
+                "{form}: the renewal left the address forever"
+            );
+        }
+        // A kept client that dies: `check` says so (exit 1).
+        assert_eq!(s.pipework(&["check", &g]).code, 0, "{form}");
+        for p in pids_in(&g) {
+            kill(p.parse().unwrap(), libc::SIGKILL);
+        }
+        assert!(
+            pipework_tests::ovs::eventually(Duration::from_secs(10), || pids_in(&g).is_empty()),
+            "{form}"
+        );
+        let r = s.pipework(&["check", &g]);
+        assert_eq!(r.code, 1, "{form}: {r:?}");
+        assert!(
+            r.stdout
+                .contains("client that keeps its lease is not running"),
+            "{form}: {r:?}"
         );
     } else {
         assert!(

@@ -36,6 +36,23 @@ fn the_host_reaches_macvlan_guests_only_through_the_shim() {
     assert!(s.ping(&s.host, "10.90.0.3"));
     assert!(ping(&a, "10.90.0.254"), "the guest reaches the host too");
 
+    // `check` sees a host route through the shim go, and `--repair` puts
+    // it back.
+    assert_eq!(s.pipework(&["check"]).code, 0);
+    s.ip_host(&["route", "del", "10.90.0.2", "dev", "pwh-nic9"]);
+    assert!(!s.ping(&s.host, "10.90.0.2"));
+    let r = s.pipework(&["check", &a]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("the host route to 10.90.0.2 through the shim pwh-nic9 is gone"),
+        "{r:?}"
+    );
+    assert_eq!(s.pipework(&["check", "--repair"]).code, 0);
+    let routes = s.ip_host(&["route", "show", "dev", "pwh-nic9"]);
+    assert!(routes.contains("10.90.0.2 "), "{routes}");
+    assert!(s.ping(&s.host, "10.90.0.2"));
+
     // Shared: the first detach leaves it for the other guest.
     s.pipework(&["detach", &a]).ok();
     assert!(link(&s.host, "pwh-nic9").is_some());

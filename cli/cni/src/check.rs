@@ -1,8 +1,10 @@
-//! CHECK: compares the kernel with the result ADD returned.
+//! CHECK: compares the kernel with the result ADD returned, then with the
+//! attachment's record through the comparison `pipework check` makes.
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
+use pipework_core::drift::RepairScope;
 use pipework_core::guest::{Guest, ResolveOptions};
 use pipework_core::model::Family;
 use pipework_core::model::GuestRef;
@@ -124,6 +126,19 @@ pub(crate) async fn check(inv: &Invocation<'_>) -> Result<(), CniError> {
                 return Err(failed(format!("bridge {br} is gone")));
             }
         }
+    }
+    // Then what `pipework check` compares beyond prevResult: the routes
+    // the attach made, an OVS port's row, tag and port-security flows.
+    let drift = pipework_core::check::check_record(
+        &rec,
+        &Netlink::connect_here("host").map_err(|e| CniError::new(code::IO, e.to_string()))?,
+        inv.drivers,
+        settings,
+        RepairScope::None,
+    )
+    .await;
+    if let Some(f) = drift.first() {
+        return Err(failed(f.detail.clone()));
     }
     inv.delegate("CHECK")?;
     Ok(())

@@ -12,6 +12,7 @@ use async_trait::async_trait;
 
 pub use pipework_model::DriverKind;
 
+use crate::drift::{Finding, RepairScope};
 use crate::error::Result;
 use crate::guest::Guest;
 use crate::journal::{DriverData, Journal, UndoMode};
@@ -190,6 +191,19 @@ pub trait Driver: Send + Sync {
         Ok(())
     }
 
+    /// Compares what this driver made for `rec` with the host as it is now
+    /// (for `pipework check` and the daemon's healing), repairing what it
+    /// can when `repair` allows host-side repairs. One finding per
+    /// difference; none when all is as recorded.
+    async fn check(
+        &self,
+        _rec: &AttachmentRecord,
+        _settings: &Settings,
+        _repair: RepairScope,
+    ) -> Vec<Finding> {
+        Vec::new()
+    }
+
     /// Undoes a [`crate::journal::Step::Driver`] step this driver recorded
     /// (read with [`DriverData::decode`]).
     async fn undo(&self, _data: &DriverData, _ctx: &UndoContext<'_>) -> Result<()> {
@@ -214,5 +228,13 @@ pub trait DriverSet: Send + Sync {
     /// line per object removed.
     async fn gc(&self, _settings: &Settings) -> Result<Vec<String>> {
         Ok(Vec::new())
+    }
+
+    /// Returns, saying what happened, once something the drivers keep on
+    /// the host may have been lost (ovs-vswitchd restarted and forgot its
+    /// flows...): the daemon then checks every record and repairs. Called
+    /// again and again; never returns when there is nothing to follow.
+    async fn changed(&self, _settings: &Settings) -> String {
+        std::future::pending().await
     }
 }

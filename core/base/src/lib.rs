@@ -13,6 +13,7 @@
 #![forbid(unsafe_code)]
 
 pub mod docker;
+pub mod drift;
 pub mod driver;
 pub mod error;
 pub mod fault;

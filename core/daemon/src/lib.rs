@@ -19,6 +19,11 @@
 //!   anything: leases live on in their files (and in the kernel, whose
 //!   address lifetimes end them if no daemon ever comes back).
 //!
+//! - **Healing**: what attachments keep on the host side (OVS
+//!   port-security flows above all, which a vswitchd restart loses) is
+//!   checked and put back when the drivers report a change
+//!   ([`heal`]).
+//!
 //! Adding a service: implement [`service::Service`] (its `name` is the
 //! `service` field of its requests), and add it to the list in [`server::run`].
 //!
@@ -32,6 +37,7 @@
 pub mod ctx;
 pub mod declare;
 mod dhcp_service;
+mod heal;
 pub mod liveness;
 pub mod reconcile;
 pub mod server;

@@ -99,8 +99,10 @@ pub async fn run(
         settings: settings.clone(),
         drivers,
     });
-    let mut services: Vec<Arc<dyn Service>> =
-        vec![Arc::new(crate::dhcp_service::DhcpService::new(ctx.clone()))];
+    let mut services: Vec<Arc<dyn Service>> = vec![
+        Arc::new(crate::dhcp_service::DhcpService::new(ctx.clone())),
+        Arc::new(crate::heal::HealService::new(ctx.clone())),
+    ];
     if let Some(cfg) = opts.reconcile.clone() {
         services.push(Arc::new(crate::reconcile::ReconcileService::new(
             ctx.clone(),

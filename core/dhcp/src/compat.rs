@@ -61,7 +61,17 @@ fn stays(spec: &DhcpSpec) -> bool {
     spec.foreground || spec.client == DhcpClient::Dhcpcd
 }
 
-fn argv(spec: &DhcpSpec, dir: &Path, ifname: &str, host: &str, timeout: Duration) -> Vec<String> {
+/// What udhcpc runs on each lease event (see the script's own comment).
+const UDHCPC_SCRIPT: &str = include_str!("udhcpc.script");
+
+fn argv(
+    spec: &DhcpSpec,
+    dir: &Path,
+    ifname: &str,
+    host: &str,
+    timeout: Duration,
+    script: Option<&Path>,
+) -> Vec<String> {
     let d = |f: &str| dir.join(f).display().to_string();
     let mut a: Vec<String> = Vec::new();
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
@@ -79,6 +89,9 @@ fn argv(spec: &DhcpSpec, dir: &Path, ifname: &str, host: &str, timeout: Duration
                 "-T",
                 "3",
             ]));
+            if let Some(sc) = script {
+                a.extend(s(&["-s", &sc.display().to_string()]));
+            }
             if !spec.options.contains("hostname:") {
                 a.extend(s(&["-x", &format!("hostname:{host}")]));
             }
@@ -144,15 +157,26 @@ pub fn run(
     journal.record(Step::CompatClient { dir: dir.clone() });
     let host = ident::hostname(guest.name());
     let bin = binary(spec.client);
-    let private = PrivateWorld::new(&dir.join("private"), &host).map_err(|e| {
+    let mut private = PrivateWorld::new(&dir.join("private"), &host).map_err(|e| {
         Error::failed("cannot prepare the client's private directories").with_source(e)
     })?;
+    // udhcpc runs our script, which gives the address its lease's lifetime
+    // (Debian's default script makes it permanent). It lives in the private
+    // tmpfs: a state directory on a `noexec` /run could not run it.
+    let script = match spec.client {
+        DhcpClient::Udhcpc => Some(
+            private
+                .add_file("udhcpc.script", UDHCPC_SCRIPT.as_bytes(), 0o700)
+                .map_err(|e| Error::failed("cannot prepare the udhcpc script").with_source(e))?,
+        ),
+        _ => None,
+    };
     let log = sdir
         .open("client.log", OpenHow::Truncate)?
         .ok_or_else(|| Error::failed("cannot create the client log"))?;
     let netns = guest.netns.as_raw_fd();
     let mut cmd = Command::new(bin);
-    cmd.args(argv(spec, &dir, ifname, &host, timeout))
+    cmd.args(argv(spec, &dir, ifname, &host, timeout, script.as_deref()))
         .stdin(Stdio::null())
         .stdout(log.try_clone().map_err(Error::from)?)
         .stderr(log);
@@ -310,6 +334,20 @@ fn rel_dir(settings: &Settings, dir: &Path) -> Result<String> {
             ))
         })?;
     Ok(format!("compat/{name}"))
+}
+
+/// For `check`: the program name of a client that was meant to stay (the
+/// `-f` forms, dhcpcd) and no longer runs; `None` while it runs, or when it
+/// was meant to exit once bound.
+pub fn dead_kept_client(settings: &Settings, dir: &Path) -> Result<Option<&'static str>> {
+    let rel = rel_dir(settings, dir)?;
+    let state = StateDir::open_read(&settings.state_dir);
+    let Some(b) = state.read_file(&format!("{rel}/client.json"))? else {
+        return Ok(None);
+    };
+    let rec: ClientRecord = serde_json::from_slice(&b)
+        .map_err(|e| Error::failed(format!("{rel}/client.json")).with_source(e))?;
+    Ok((rec.foreground && processes(&rec).is_empty()).then(|| binary(rec.client)))
 }
 
 /// Ends a client and removes its directory. Idempotent.

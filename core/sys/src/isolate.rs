@@ -7,6 +7,7 @@ use std::ffi::CString;
 use std::fs;
 use std::io;
 use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -23,6 +24,10 @@ pub struct PrivateWorld {
     tmpfs: CString,
     overlays: Vec<(CString, CString, CString, CString)>,
     hostname: CString,
+    /// Files written into the private tmpfs once it is mounted (path,
+    /// content, mode): there, unlike in a state directory on a `noexec`
+    /// `/run`, a script can be executed.
+    files: Vec<(CString, Vec<u8>, libc::mode_t)>,
 }
 
 impl PrivateWorld {
@@ -58,7 +63,23 @@ impl PrivateWorld {
             tmpfs: CString::new("mode=0700").expect("no NUL"),
             overlays,
             hostname: CString::new(host).map_err(io::Error::other)?,
+            files: Vec::new(),
         })
+    }
+
+    /// Adds a file the child finds at `<scratch>/<name>` (mode `mode`); the
+    /// path it will have.
+    pub fn add_file(
+        &mut self,
+        name: &str,
+        content: &[u8],
+        mode: u32,
+    ) -> io::Result<std::path::PathBuf> {
+        let scratch = Path::new(std::ffi::OsStr::from_bytes(self.scratch.as_bytes()));
+        let path = scratch.join(name);
+        self.files
+            .push((cstr(&path)?, content.to_vec(), mode as libc::mode_t));
+        Ok(path)
     }
 
     /// Runs in the child between fork and exec: system calls only.
@@ -90,6 +111,19 @@ impl PrivateWorld {
                 libc::MS_NOSUID | libc::MS_NODEV,
                 self.tmpfs.as_ptr().cast(),
             ))?;
+            for (path, content, mode) in &self.files {
+                let fd = libc::open(
+                    path.as_ptr(),
+                    libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_CLOEXEC,
+                    *mode,
+                );
+                ck(fd)?;
+                let n = libc::write(fd, content.as_ptr().cast(), content.len());
+                libc::close(fd);
+                if n != content.len() as isize {
+                    return Err(io::Error::other("short write of a private file"));
+                }
+            }
             for (target, up, work, opts) in &self.overlays {
                 ck(libc::mkdir(up.as_ptr(), 0o700))?;
                 ck(libc::mkdir(work.as_ptr(), 0o700))?;

@@ -132,6 +132,27 @@ impl Connection {
         }
     }
 
+    /// Waits for the server's next notification (a `monitor`'s `update`),
+    /// answering its echoes meanwhile; its `params`.
+    pub async fn notification(&mut self) -> Result<Value, RpcError> {
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            while let Some(m) = self.next_message()? {
+                if m.get("method").is_some_and(|x| !x.is_null()) {
+                    if m["id"].is_null() {
+                        return Ok(m["params"].clone());
+                    }
+                    self.answer_request(&m).await?;
+                }
+            }
+            let n = self.stream.read(&mut chunk).await.map_err(RpcError::Io)?;
+            if n == 0 {
+                return Err(RpcError::Closed);
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
     /// The server's own requests: only `echo` expects an answer (RFC 7047
     /// section 4.1.11); notifications (`update`, `locked`...) are dropped.
     async fn answer_request(&mut self, m: &Value) -> Result<(), RpcError> {

@@ -12,7 +12,9 @@
 //! the attachment's flows, so `pipework gc` can find and remove what a dead
 //! container left even without a state record.
 
+mod check;
 mod cleanup;
+mod follow;
 pub mod jsonrpc;
 pub mod openflow;
 pub mod ovsdb;
@@ -24,6 +26,7 @@ mod steps;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use pipework_base::drift::{Finding, RepairScope};
 use pipework_base::driver::UndoContext;
 use pipework_base::driver::{AttachContext, Driver, DriverKind, MacHandling, Plan, Plugged};
 use pipework_base::error::{Context, Error, Result};
@@ -57,6 +60,7 @@ const GENERATION_BITS: u64 = 0xff;
 #[derive(Default)]
 pub struct Ovs {
     db: Mutex<Option<Ovsdb>>,
+    follower: Mutex<follow::Follower>,
 }
 
 /// What `validate` found for `create`.
@@ -171,6 +175,12 @@ impl Ovs {
             )
             .await?;
         Ok(ovsdb::rows(&r[0]))
+    }
+
+    /// `DriverSet::changed`: returns once flows pipework owns may have been
+    /// lost (see [`follow`]).
+    pub async fn changed(&self, settings: &Settings) -> String {
+        self.follower.lock().await.changed(settings).await
     }
 
     /// `DriverSet::is_ovs_bridge`: asks OVSDB. An unreachable server is an
@@ -490,6 +500,15 @@ impl Driver for Ovs {
             .await
             .map_err(|e| Error::failed(format!("{}: {e}", sock.display())))
             .step("add port-security flows for the new addresses")
+    }
+
+    async fn check(
+        &self,
+        rec: &AttachmentRecord,
+        _settings: &Settings,
+        repair: RepairScope,
+    ) -> Vec<Finding> {
+        self.check_record(rec, repair).await
     }
 
     async fn undo(&self, data: &DriverData, ctx: &UndoContext<'_>) -> Result<()> {

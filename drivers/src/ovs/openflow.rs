@@ -406,6 +406,34 @@ impl Switch {
         }
     }
 
+    /// Returns when the switch closes the connection (ovs-vswitchd
+    /// stopped, or the bridge went), answering its echoes until then.
+    pub async fn closed(&mut self) {
+        loop {
+            let mut h = [0u8; 8];
+            if self.stream.read_exact(&mut h).await.is_err() {
+                return;
+            }
+            let len = usize::from(u16::from_be_bytes([h[2], h[3]]));
+            let mut body = vec![0u8; len.saturating_sub(8)];
+            if self.stream.read_exact(&mut body).await.is_err() {
+                return;
+            }
+            if h[1] == OFPT_ECHO_REQUEST {
+                let mut r = Vec::new();
+                header(
+                    &mut r,
+                    OFPT_ECHO_REPLY,
+                    u32::from_be_bytes([h[4], h[5], h[6], h[7]]),
+                );
+                r.extend_from_slice(&body);
+                if self.send(&finish(r)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+
     async fn send_and_sync(&mut self, mut batch: Vec<u8>) -> Result<(), OfError> {
         let barrier = self.next_xid();
         batch.extend(bare(OFPT_BARRIER_REQUEST, barrier));
