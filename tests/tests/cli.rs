@@ -1,5 +1,8 @@
 //! The command line: bad input is refused with one line and exit code 2, the
 //! host untouched; the smaller commands work.
+//!
+//! Long file: one test binary per area keeps the suite's link time down
+//! (each binary links the whole harness).
 
 use pipework_tests::*;
 
