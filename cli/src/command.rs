@@ -6,6 +6,7 @@ use std::time::Duration;
 use pipework_core::docker::Endpoint;
 use pipework_core::model::{AttachRequest, GuestRef, IfName};
 use pipework_core::routing::{RouteCommand, RuleCommand};
+use pipework_core::wait::WaitFor;
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
@@ -25,7 +26,7 @@ pub enum Command {
     Wait {
         ifname: IfName,
         timeout: Option<Duration>,
-        need_address: bool,
+        wait_for: WaitFor,
     },
     Detach {
         guest: GuestRef,

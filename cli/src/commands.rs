@@ -80,14 +80,14 @@ pub async fn run(inv: Invocation, settings: &Settings) -> Result<u8> {
         Command::Wait {
             ifname,
             timeout,
-            need_address,
+            wait_for,
         } => {
             let nl = Netlink::connect_here("this").step("open netlink")?;
             wait::wait_ready(
                 &nl,
                 &Readiness {
                     ifname: ifname.to_string(),
-                    need_address,
+                    wait_for,
                     timeout,
                 },
             )

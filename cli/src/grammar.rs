@@ -12,6 +12,7 @@ use pipework_core::model::{
     MacvlanMode, Tag, VlanId, VlanSet,
 };
 use pipework_core::routing;
+use pipework_core::wait::WaitFor;
 
 /// Options valid with every command.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -200,20 +201,30 @@ fn parse_command(args: &[String]) -> Result<Command, UsageError> {
 fn parse_wait(args: &[String]) -> Result<Command, UsageError> {
     let mut ifname: IfName = "eth1".parse().expect("valid");
     let mut timeout = None;
-    let mut need_address = true;
+    let mut wait_for = WaitFor::Configured;
     let mut it = args.iter().cloned();
     while let Some(a) = it.next() {
         match a.as_str() {
             "-i" => ifname = value("-i", it.next())?.parse()?,
             "--timeout" => timeout = Some(seconds(&value("--timeout", it.next())?)?),
-            "--link-only" => need_address = false,
-            other => return Err(usage(format!("--wait does not take '{other}' (use: --wait [-i IF] [--timeout SECS] [--link-only])"))),
+            "--link-only" | "--address" => {
+                let w = if a == "--link-only" {
+                    WaitFor::Carrier
+                } else {
+                    WaitFor::Address
+                };
+                if wait_for != WaitFor::Configured && wait_for != w {
+                    return Err(usage("--wait takes --link-only or --address, not both"));
+                }
+                wait_for = w;
+            }
+            other => return Err(usage(format!("--wait does not take '{other}' (use: --wait [-i IF] [--timeout SECS] [--link-only | --address])"))),
         }
     }
     Ok(Command::Wait {
         ifname,
         timeout,
-        need_address,
+        wait_for,
     })
 }
 

@@ -79,9 +79,18 @@ fn forms() {
         Command::Wait {
             ifname: "eth2".parse().unwrap(),
             timeout: Some(Duration::from_secs(3)),
-            need_address: true
+            wait_for: WaitFor::Configured
         }
     );
+    for (words, wait_for) in [
+        ("--wait --link-only", WaitFor::Carrier),
+        ("--wait --address", WaitFor::Address),
+    ] {
+        assert!(matches!(
+            p(words).unwrap().command,
+            Command::Wait { wait_for: w, .. } if w == wait_for
+        ));
+    }
     assert!(matches!(
         p("detach web1 -i eth1").unwrap().command,
         Command::Detach { .. }
@@ -215,6 +224,7 @@ fn every_malformed_part_is_named() {
             "route takes no",
         ),
         ("--wait -x", "--wait does not take"),
+        ("--wait --link-only --address", "not both"),
         ("detach", "required"),
         ("detach web1 extra", "unexpected"),
         ("inspect", "needs a guest"),

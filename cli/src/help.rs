@@ -110,9 +110,12 @@ OTHER COMMANDS
   pipework rule  <guest> <ip rule arguments>    add|del|show [not] [from P] [to P]
                  [table N] [priority N] [fwmark N[/M]] [iif IF] [oif IF] [TYPE]
   pipework tc    <guest> <tc arguments>      runs the tc binary inside the guest
-  pipework --wait [-i IF] [--timeout SECS] [--link-only]
-                 run inside a guest: wait until IF is up, has carrier and its
-                 addresses (IPv6 DAD finished); exit 1 on timeout
+  pipework --wait [-i IF] [--timeout SECS] [--link-only | --address]
+                 run inside a guest: wait until IF is up, has carrier and
+                 pipework's attach of it is done (its addresses and lease there,
+                 IPv6 DAD finished; with 0/0 as soon as the link is up);
+                 --link-only: up and carrier alone; --address: also an address
+                 that is not link-local, whoever adds it; exit 1 on timeout
   pipework detach <guest> [-i IF]   remove what attach created, restore the
                                     previous default route
   pipework inspect <guest>|--all    the guest's (or every guest's) attachments as

@@ -10,7 +10,7 @@ _pipework() {
         --vf-link-state --max-tx-rate --min-tx-rate --ipoib-mode
         --macvlan-mode --no-announce --no-dad --timeout --dns --slaac
         --host-route --trunk --native-vlan --native-tagged --port-security
-        --datapath-type --wait --link-only --json --repair --prune --idle-exit
+        --datapath-type --wait --link-only --address --json --repair --prune --idle-exit
         --reconcile --engine --key --state-dir --ovsdb -v -vv -h --help
         -V --version --all --format --mac-scheme"
 

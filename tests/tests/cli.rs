@@ -1,5 +1,8 @@
 //! The command line: bad input is refused with one line and exit code 2, the
 //! host untouched; the smaller commands work.
+//!
+//! Long file: one test binary per area keeps the suite's link time down
+//! (each binary links the whole harness).
 
 use pipework_tests::*;
 
@@ -481,17 +484,54 @@ fn wait_returns_when_ready_and_times_out_otherwise() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    // A link without address: --link-only returns, the default waits.
+    // The attach was done when it returned: the address there, past DAD.
+    let a = ip_json(&g, &["addr", "show", "dev", "eth1"]).to_string();
+    assert!(a.contains("fd00:95::2"), "{a}");
+    assert!(!a.contains("tentative"), "{a}");
+    // The original README's flow: `pipework --wait -i eth2` runs in the
+    // guest first, the host attaches with 0/0 after it; it returns once the
+    // link is up with carrier, nothing else to wait for.
+    let waiter = std::thread::spawn({
+        let g = g.clone();
+        let bin = bin.clone();
+        move || {
+            run(std::process::Command::new("ip")
+                .args(["netns", "exec", &g])
+                .arg(&bin)
+                .args(["--wait", "-i", "eth2", "--timeout", "20"]))
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
     s.pipework(&["brw", "-i", "eth2", &g, "0/0"]).ok();
+    let o = waiter.join().unwrap();
     assert_eq!(
-        wait(&["-i", "eth2", "--link-only", "--timeout", "5"])
-            .status
-            .code(),
-        Some(0)
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
     );
-    assert_eq!(
-        wait(&["-i", "eth2", "--timeout", "0.5"]).status.code(),
-        Some(1)
+    let l = link(&g, "eth2").expect("eth2");
+    let flags = l["flags"].to_string();
+    assert!(
+        flags.contains("\"UP\"") && flags.contains("LOWER_UP"),
+        "{l}"
+    );
+    assert!(
+        l.get("ifalias").is_none(),
+        "the attaching marker stayed: {l}"
+    );
+    // Started after: the same. --link-only too; --address waits for an
+    // address nobody gives it.
+    for args in [&[][..], &["--link-only"]] {
+        let o = wait(&[&["-i", "eth2", "--timeout", "5"][..], args].concat());
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+    }
+    let o = wait(&["-i", "eth2", "--address", "--timeout", "0.5"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("has no address yet"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
     );
 }
 

@@ -214,6 +214,72 @@ fn dns_goes_to_the_guest_only_when_asked() {
     drop(srv);
 }
 
+/// `dhcp,dhcp6 --dns`: both leases' name servers and search domains in the
+/// one file, v4 first; a detach puts the original back, and a named netns
+/// that is deleted (both leases end at once) leaves no file behind.
+#[test]
+fn dual_stack_dns_writes_both_families() {
+    let mut s = Sandbox::new("dhcpdns46");
+    let srv = DhcpServer::start(
+        &mut s,
+        "brd12",
+        &ServerConfig {
+            v6: Some("fd91"),
+            extra: &[
+                "--dhcp-option=option:dns-server,10.91.0.1",
+                "--dhcp-option=option:domain-name,four.test",
+                "--dhcp-option=option6:dns-server,[fd91::53]",
+                "--dhcp-option=option6:domain-search,six.test",
+            ],
+            ..ServerConfig::v4("10.91.0")
+        },
+    );
+    let servers_and_search = |content: &str| {
+        let servers: Vec<String> = content
+            .lines()
+            .filter_map(|l| l.strip_prefix("nameserver "))
+            .map(String::from)
+            .collect();
+        let search: Vec<String> = content
+            .lines()
+            .filter_map(|l| l.strip_prefix("search "))
+            .flat_map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
+            .collect();
+        (servers, search)
+    };
+    // A container-like guest with a file of its own.
+    let rooted = RootedGuest::spawn("dns46");
+    let pid = rooted.pid().to_string();
+    s.pipework(&["brd12", &pid, "dhcp,dhcp6", "--dns"]).ok();
+    let content = std::fs::read_to_string(&rooted.resolv).unwrap();
+    let (servers, search) = servers_and_search(&content);
+    assert_eq!(servers, ["10.91.0.1", "fd91::53"], "{content}");
+    assert_eq!(search, ["four.test", "six.test"], "{content}");
+    s.pipework(&["detach", &pid]).ok();
+    let content = std::fs::read_to_string(&rooted.resolv).unwrap();
+    assert_eq!(content, "nameserver 192.0.2.53\n", "restored on detach");
+
+    // A named netns, seen as `ip netns exec` shows it; deleted under both
+    // leases, which end together.
+    let named = s.guest("named");
+    s.pipework(&["brd12", &named, "dhcp,dhcp6", "--dns"]).ok();
+    let seen = exec(&named, &["cat", "/etc/resolv.conf"]);
+    let (servers, _) = servers_and_search(&seen);
+    assert_eq!(servers, ["10.91.0.1", "fd91::53"], "{seen}");
+    let dir = std::path::Path::new("/etc/netns").join(&named);
+    must(std::process::Command::new("ip").args(["netns", "del", &named]));
+    let end = Instant::now() + Duration::from_secs(10);
+    while dir.exists() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        !dir.exists(),
+        "left behind: {:?}",
+        std::fs::read_to_string(dir.join("resolv.conf"))
+    );
+    drop(srv);
+}
+
 /// A guest whose root (a directory of its own, `chroot`) has no
 /// resolv.conf gets one with `--dns` and has none again after the detach;
 /// a root without /etc fails naming the file it could not write.

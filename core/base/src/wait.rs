@@ -7,12 +7,34 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use pipework_sys::netlink::Netlink;
 
+/// The interface alias an attach in progress gives the guest link, from
+/// the request that brings it up until its last step: the link is up with
+/// carrier before its addresses, routes and lease are there, and a guest
+/// has no other way to see that pipework is still at work on it (its
+/// `/run/pipework` is not the host's). Links moved in from the host
+/// (`--direct-phys`, SR-IOV VFs) keep their host name in the alias and get
+/// no marker.
+pub const ATTACHING_ALIAS: &str = "pipework: attaching";
+
+/// What `--wait` waits for, besides the link being there, up, with carrier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitFor {
+    /// Nothing more (`--link-only`): the original's check.
+    Carrier,
+    /// The default: pipework's attach of it finished (so the addresses,
+    /// routes and lease that attach configured are there, and nothing with
+    /// `0/0`), and no address still in duplicate address detection.
+    Configured,
+    /// `--address`: [`WaitFor::Configured`] and an address that is not
+    /// IPv6 link-local, whoever adds it (a DHCP client run in the guest).
+    Address,
+}
+
 /// What "ready" means for `--wait`.
 #[derive(Clone, Debug)]
 pub struct Readiness {
     pub ifname: String,
-    /// Require at least one address that is not IPv6 link-local.
-    pub need_address: bool,
+    pub wait_for: WaitFor,
     /// `None`: wait forever, like the original.
     pub timeout: Option<Duration>,
 }
@@ -28,6 +50,12 @@ async fn not_ready(nl: &Netlink, r: &Readiness) -> Result<Option<String>> {
     if !l.carrier {
         return Ok(Some(format!("{} has no carrier", r.ifname)));
     }
+    if r.wait_for == WaitFor::Carrier {
+        return Ok(None);
+    }
+    if l.alias.as_deref() == Some(ATTACHING_ALIAS) {
+        return Ok(Some(format!("pipework is still attaching {}", r.ifname)));
+    }
     let addrs = nl.addresses(l.index).await?;
     if let Some(a) = addrs.iter().find(|a| a.dad_failed) {
         return Err(Error::failed(format!(
@@ -41,7 +69,7 @@ async fn not_ready(nl: &Netlink, r: &Readiness) -> Result<Option<String>> {
             a.address
         )));
     }
-    if r.need_address && !addrs.iter().any(|a| !a.scope_link) {
+    if r.wait_for == WaitFor::Address && !addrs.iter().any(|a| !a.scope_link) {
         return Ok(Some(format!("{} has no address yet", r.ifname)));
     }
     Ok(None)

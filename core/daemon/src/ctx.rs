@@ -22,4 +22,8 @@ pub struct DaemonCtx {
     pub drivers: Arc<dyn DriverSet>,
     /// Removals under `/run/netns`, for guests that are named namespaces.
     pub netns_events: Option<broadcast::Sender<()>>,
+    /// Held while a lease writes or gives up the guest's `resolv.conf`
+    /// and saves that it did: the two leases of one interface share the
+    /// file (see `pipework_dhcp::resolv_share`).
+    pub resolv_lock: tokio::sync::Mutex<()>,
 }

@@ -98,6 +98,7 @@ pub async fn run(
         state: state.clone(),
         settings: settings.clone(),
         drivers,
+        resolv_lock: tokio::sync::Mutex::new(()),
     });
     let mut services: Vec<Arc<dyn Service>> = vec![
         Arc::new(crate::dhcp_service::DhcpService::new(ctx.clone())),

@@ -23,7 +23,7 @@ use pipework_dhcp::lease::{Lease, LeaseSpec, Phase, Proto};
 use pipework_dhcp::store::{LeaseFile, LeaseStore};
 use pipework_dhcp::v4::{Client4, Outcome};
 use pipework_dhcp::v6::Client6;
-use pipework_dhcp::{apply, Drops};
+use pipework_dhcp::{apply, resolv, resolv_share, Drops};
 use pipework_sys::netlink::Netlink;
 
 /// What the daemon can ask of a running lease task.
@@ -98,7 +98,28 @@ impl Keeper {
 
     /// Undoes what the lease configured.
     async fn unapply(&mut self) {
-        let journal = std::mem::take(&mut self.file.applied);
+        let ctx = self.ctx.clone();
+        let _shared = ctx.resolv_lock.lock().await;
+        self.unapply_locked().await;
+    }
+
+    /// [`Self::unapply`], the `resolv.conf` lock held: a `resolv.conf` the
+    /// sibling lease still writes gets the sibling's servers alone rather
+    /// than the original back.
+    async fn unapply_locked(&mut self) {
+        let mut journal = std::mem::take(&mut self.file.applied);
+        if let Some(target) = self.spec().resolv.clone() {
+            if let Some(sib) = resolv_share::sibling(&self.ctx.leases, self.spec()) {
+                let (rest, content) =
+                    resolv_share::hand_over(journal, &target, &sib, &self.file.spec.ifname);
+                journal = rest;
+                if let Some(c) = content {
+                    if let Err(e) = resolv::write(&target, &c) {
+                        warn!(key = %self.file.spec.key, "cannot write {target}: {e}");
+                    }
+                }
+            }
+        }
         let ctx = Replay {
             ctx: UndoContext {
                 host: &self.ctx.host,
@@ -114,6 +135,9 @@ impl Keeper {
         for e in journal.undo_all(&ctx).await {
             warn!(key = %self.file.spec.key, "undoing the lease: {e}");
         }
+        // Published before the lock goes: the sibling must not count on
+        // this lease's write any more.
+        self.save();
     }
 
     /// Applies a new lease (after undoing the previous one if it differs).
@@ -129,14 +153,28 @@ impl Keeper {
             if let Some(old) = &self.file.lease {
                 info!(key = %self.spec().key, "lease changed from {} to {}", old.address, lease.address);
             }
-            self.unapply().await;
+            let ctx = self.ctx.clone();
+            let _shared = ctx.resolv_lock.lock().await;
+            self.unapply_locked().await;
+            let sibling = resolv_share::sibling(&self.ctx.leases, self.spec());
             // Straight into the file's journal: if this task is cancelled
             // half-way, what was done is still known and undone later.
-            let res = apply::apply(&self.nl, &self.file.spec, &lease, &mut self.file.applied).await;
+            let res = apply::apply(
+                &self.nl,
+                &self.file.spec,
+                &lease,
+                sibling.as_ref(),
+                &mut self.file.applied,
+            )
+            .await;
             if let Err(e) = res {
-                self.unapply().await;
+                self.unapply_locked().await;
                 return Err(e);
             }
+            self.file.lease = Some(lease);
+            self.file.phase = Phase::Bound;
+            self.save();
+            return Ok(());
         }
         self.file.lease = Some(lease);
         self.file.phase = Phase::Bound;

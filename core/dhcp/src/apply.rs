@@ -7,18 +7,21 @@ use std::net::IpAddr;
 use tracing::debug;
 
 use super::lease::{Lease, LeaseSpec};
-use super::resolv;
+use super::store::LeaseFile;
+use super::{resolv, resolv_share};
 use pipework_base::error::{Context, Error, Result};
 use pipework_base::journal::{Journal, Step};
 use pipework_base::ops;
 use pipework_model::Family;
 use pipework_sys::netlink::{LinkChange, Netlink, RouteSpec};
 
-/// Configures the guest interface from `lease`.
+/// Configures the guest interface from `lease`. `sibling` is the other
+/// lease of the interface, as saved (see [`crate::resolv_share`]).
 pub async fn apply(
     nl: &Netlink,
     spec: &LeaseSpec,
     lease: &Lease,
+    sibling: Option<&LeaseFile>,
     journal: &mut Journal,
 ) -> Result<()> {
     let ifindex = spec.ifindex;
@@ -59,16 +62,23 @@ pub async fn apply(
     routes(nl, ifindex, lease, journal).await?;
     if let Some(target) = &spec.resolv {
         if !lease.dns.is_empty() {
-            let previous = resolv::read(target)
-                .map_err(|e| Error::failed(format!("cannot read {target}")).with_source(e))
-                .step("read the guest's resolv.conf")?;
+            let shared = sibling.and_then(|f| resolv_share::written(f, target));
+            // The sibling's write holds the original: the file now is ours.
+            let previous = match shared {
+                Some((_, original)) => original.map(String::from),
+                None => resolv::read(target)
+                    .map_err(|e| Error::failed(format!("cannot read {target}")).with_source(e))
+                    .step("read the guest's resolv.conf")?,
+            };
+            let mut leases = vec![lease];
+            leases.extend(shared.map(|(l, _)| l));
             // Journaled first: a kill during the write still has what was
             // there put back.
             journal.record(Step::GuestResolvConfWritten {
                 target: target.clone(),
                 previous,
             });
-            resolv::write(target, &resolv::render(lease, &spec.ifname))
+            resolv::write(target, &resolv::render(&leases, &spec.ifname))
                 .map_err(|e| Error::failed(format!("cannot write {target}")).with_source(e))
                 .step("write the guest's resolv.conf")?;
         }

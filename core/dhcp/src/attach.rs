@@ -78,7 +78,7 @@ pub async fn run(l: &Link<'_>, journal: &mut Journal) -> Result<(Vec<Lease>, Vec
         if (proto == Proto::V4 && !spec.v4) || (proto == Proto::V6 && !spec.v6) {
             continue;
         }
-        let lease = native(l, proto, spec.v4, journal)
+        let lease = native(l, proto, journal)
             .await
             .map_err(|e| e.context(format!("step {}", proto.as_str())))?;
         leases.push(lease);
@@ -87,7 +87,7 @@ pub async fn run(l: &Link<'_>, journal: &mut Journal) -> Result<(Vec<Lease>, Vec
     Ok((leases, addrs))
 }
 
-fn spec_for(l: &Link<'_>, proto: Proto, v4_too: bool, link_mtu: Option<u32>) -> LeaseSpec {
+fn spec_for(l: &Link<'_>, proto: Proto, link_mtu: Option<u32>) -> LeaseSpec {
     let info = &l.guest.info;
     let name = l.guest.name();
     let mac_spec = &l.req.mac;
@@ -105,19 +105,15 @@ fn spec_for(l: &Link<'_>, proto: Proto, v4_too: bool, link_mtu: Option<u32>) -> 
         },
         iaid: ident::iaid(l.ifname),
         link_mtu,
-        // One writer per file: the IPv4 lease when there is one.
-        resolv: if proto == Proto::V4 || !v4_too {
-            l.resolv.clone()
-        } else {
-            None
-        },
+        // Both leases write the one file (see `resolv_share`).
+        resolv: l.resolv.clone(),
     }
 }
 
-async fn native(l: &Link<'_>, proto: Proto, v4_too: bool, journal: &mut Journal) -> Result<Lease> {
+async fn native(l: &Link<'_>, proto: Proto, journal: &mut Journal) -> Result<Lease> {
     // The link as created, before any lease: the most a lease's MTU may be.
     let link_mtu = l.guest_nl.link_by_index(l.ifindex).await?.map(|k| k.mtu);
-    let spec = spec_for(l, proto, v4_too, link_mtu);
+    let spec = spec_for(l, proto, link_mtu);
     // Journaled first: whatever happens next, undo asks for a release.
     journal.record(Step::DhcpLease {
         key: spec.key.clone(),

@@ -38,6 +38,7 @@ pub mod daemon;
 pub mod ident;
 pub mod lease;
 pub mod resolv;
+pub mod resolv_share;
 pub mod store;
 pub mod undo;
 pub mod v4;

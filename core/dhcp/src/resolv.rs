@@ -12,6 +12,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::net::IpAddr;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -70,14 +71,40 @@ pub fn target_for(guest: &Guest) -> Result<ResolvTarget> {
     Ok(target)
 }
 
-/// The file's contents for a lease.
-pub fn render(lease: &Lease, ifname: &str) -> String {
-    let mut s = format!("# Written by pipework from the DHCP lease of {ifname}.\n");
-    if !lease.search.is_empty() {
-        s.push_str(&format!("search {}\n", lease.search.join(" ")));
+/// The file's contents for the leases of one interface: the IPv4 lease's
+/// search domains and servers first, then the IPv6 one's.
+pub fn render(leases: &[&Lease], ifname: &str) -> String {
+    let mut leases = leases.to_vec();
+    leases.sort_by_key(|l| l.address.addr().is_ipv6());
+    let what = if leases.len() > 1 { "leases" } else { "lease" };
+    let mut s = format!("# Written by pipework from the DHCP {what} of {ifname}.\n");
+    let mut search: Vec<&str> = Vec::new();
+    for d in leases.iter().flat_map(|l| &l.search) {
+        if !search.contains(&d.as_str()) {
+            search.push(d);
+        }
     }
-    // The resolver reads at most three (MAXNS).
-    for d in lease.dns.iter().take(3) {
+    if !search.is_empty() {
+        s.push_str(&format!("search {}\n", search.join(" ")));
+    }
+    // The resolver reads at most three (MAXNS): each family's first server
+    // before any family's second, so both families are asked.
+    let mut servers: Vec<IpAddr> = Vec::new();
+    for i in 0.. {
+        let round: Vec<IpAddr> = leases
+            .iter()
+            .filter_map(|l| l.dns.get(i).copied())
+            .collect();
+        if round.is_empty() {
+            break;
+        }
+        for a in round {
+            if !servers.contains(&a) {
+                servers.push(a);
+            }
+        }
+    }
+    for d in servers.iter().take(3) {
         s.push_str(&format!("nameserver {d}\n"));
     }
     s
@@ -230,28 +257,55 @@ pub fn restore(target: &ResolvTarget, previous: Option<&str>) -> io::Result<()> 
 mod tests {
     use super::*;
 
-    #[test]
-    fn renders_search_and_at_most_three_servers() {
-        let l = Lease {
-            address: "10.0.0.5/24".parse().unwrap(),
+    fn lease(address: &str, dns: &[&str], search: &[&str]) -> Lease {
+        Lease {
+            address: address.parse().unwrap(),
             server: "10.0.0.1".parse().unwrap(),
             server_duid: vec![],
             routers: vec![],
             routes: vec![],
-            dns: ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"]
-                .iter()
-                .map(|s| s.parse().unwrap())
-                .collect(),
-            search: vec!["a.test".into(), "b.test".into()],
+            dns: dns.iter().map(|s| s.parse().unwrap()).collect(),
+            search: search.iter().map(|s| s.to_string()).collect(),
             mtu: None,
             acquired_at: 0,
             lease_secs: 60,
             preferred_secs: 60,
             t1: 30,
             t2: 50,
-        };
-        let s = render(&l, "eth1");
+        }
+    }
+
+    #[test]
+    fn renders_search_and_at_most_three_servers() {
+        let l = lease(
+            "10.0.0.5/24",
+            &["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"],
+            &["a.test", "b.test"],
+        );
+        let s = render(&[&l], "eth1");
         assert!(s.contains("search a.test b.test\n"));
         assert_eq!(s.matches("nameserver").count(), 3);
+    }
+
+    #[test]
+    fn both_families_share_the_three_servers_v4_first() {
+        let v4 = lease(
+            "10.0.0.5/24",
+            &["10.0.0.1", "10.0.0.2", "10.0.0.3"],
+            &["a.test"],
+        );
+        let v6 = lease(
+            "fd00::5/128",
+            &["fd00::1", "fd00::2"],
+            &["a.test", "six.test"],
+        );
+        let s = render(&[&v6, &v4], "eth1");
+        let servers: Vec<&str> = s
+            .lines()
+            .filter_map(|l| l.strip_prefix("nameserver "))
+            .collect();
+        assert_eq!(servers, ["10.0.0.1", "fd00::1", "10.0.0.2"]);
+        assert!(s.contains("search a.test six.test\n"), "{s}");
+        assert!(s.contains("leases of eth1"), "{s}");
     }
 }

@@ -290,6 +290,13 @@ impl Job<'_> {
         if !slaac {
             change = change.up();
         }
+        // `--wait` in the guest sees the link up from here on: the marker
+        // tells it the attach is not done (cleared by `attach_done`). A link
+        // moved in from the host keeps its host name in the alias instead.
+        let marked = !matches!(kind, DriverKind::Phys | DriverKind::SriovVf);
+        if marked {
+            change = change.alias(wait::ATTACHING_ALIAS);
+        }
         if plugged.mac == MacHandling::SetByOrchestrator {
             change = change.mac(ctx.mac);
         }
@@ -364,6 +371,16 @@ impl Job<'_> {
         self.announce(plugged.guest_ifindex, mac, statics, notify_on)
             .await?;
 
+        if marked {
+            self.guest_nl
+                .change_link(
+                    LinkChange::new(plugged.guest_ifindex)
+                        .alias("")
+                        .describe("clear the attaching marker"),
+                )
+                .await
+                .step("mark the attach done")?;
+        }
         fault::point("before-commit")?;
         if !self.guest.is_alive() {
             return Err(Error::failed("the guest exited during the attach").context("step commit"));
