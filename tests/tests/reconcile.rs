@@ -1,6 +1,9 @@
 //! The reconciler against a real engine: Podman's Docker-compatible API,
 //! real containers (network none), the daemon in the sandbox's host
 //! namespace.
+//!
+//! Long file: one test binary per area keeps the suite's link time down,
+//! and the reconciler's cases share one engine setup.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
