@@ -16,6 +16,7 @@ use pipework_base::settings::Settings;
 use pipework_base::state::{AttachmentRecord, StateDir};
 use pipework_model::GuestRef;
 use pipework_sys::netlink::{LinkChange, Netlink, RouteSpec};
+use pipework_sys::netns::Netns;
 
 /// How long the daemon's healing waits for a guest's lock.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
@@ -162,7 +163,7 @@ pub async fn check_record(
     };
     match Netlink::connect_in(&ns, &rec.guest.name).await {
         Ok(nl) => {
-            if let Err(e) = guest_side(rec, &nl, settings, scope, &mut out).await {
+            if let Err(e) = guest_side(rec, &nl, &ns, settings, scope, &mut out).await {
                 out.push(Finding::new(
                     "link",
                     format!("cannot read the guest's links: {e}"),
@@ -188,6 +189,10 @@ pub async fn check_record(
     }
     out
 }
+
+/// How long `--repair` waits for a restarted kept DHCP client's lease
+/// (the attach's own default wait).
+const KEPT_CLIENT_LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn left(scope: RepairScope, why: &str) -> Repair {
     if scope == RepairScope::None {
@@ -238,6 +243,7 @@ fn route_text(r: &RouteSpec) -> String {
 async fn guest_side(
     rec: &AttachmentRecord,
     nl: &Netlink,
+    ns: &Netns,
     settings: &Settings,
     scope: RepairScope,
     out: &mut Vec<Finding>,
@@ -294,14 +300,27 @@ async fn guest_side(
             }
             Step::CompatClient { dir } => {
                 match pipework_dhcp::compat::dead_kept_client(settings, dir) {
-                    Ok(Some(bin)) => out.push(Finding::new(
-                        "dhcp",
-                        format!(
-                            "{name}: the {bin} client that keeps its lease is not running \
-                             (the address lasts until the lease ends)"
-                        ),
-                        left(scope, "detach and attach again to start a new client"),
-                    )),
+                    Ok(Some(bin)) => {
+                        // Started again as the attach started it, and
+                        // repaired once it has a lease again.
+                        let repair = guest_repair(scope, async {
+                            pipework_dhcp::compat::restart_kept_client(
+                                settings,
+                                dir,
+                                ns,
+                                KEPT_CLIENT_LEASE_WAIT,
+                            )
+                        })
+                        .await;
+                        out.push(Finding::new(
+                            "dhcp",
+                            format!(
+                                "{name}: the {bin} client that keeps its lease is not running \
+                                 (the address lasts until the lease ends)"
+                            ),
+                            repair,
+                        ))
+                    }
                     Ok(None) => {}
                     Err(e) => out.push(Finding::new(
                         "dhcp",

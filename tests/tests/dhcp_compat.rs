@@ -138,6 +138,21 @@ fn mode(form: &str, stays: bool, net: &str) {
                 .contains("client that keeps its lease is not running"),
             "{form}: {r:?}"
         );
+        // `check --repair` starts it again as the attach did: a new
+        // client in the guest that gets a lease (dnsmasq's log), after
+        // which `check` finds nothing.
+        let acks = srv.count("DHCPACK");
+        let r = s.pipework(&["check", "--repair", &g]);
+        assert_eq!(r.code, 0, "{form}: nothing should remain: {r:?}");
+        assert!(r.stdout.contains(": repaired"), "{form}: {r:?}");
+        assert!(!pids_in(&g).is_empty(), "{form}: no client after --repair");
+        assert!(
+            srv.wait_count("DHCPACK", acks + 1, Duration::from_secs(15)),
+            "{form}: the restarted client got no lease: {}",
+            srv.log()
+        );
+        let r = s.pipework(&["check", &g]);
+        assert_eq!(r.code, 0, "{form}: {r:?}");
     } else {
         assert!(
             pids.is_empty(),

@@ -35,6 +35,7 @@ use pipework_base::settings::Settings;
 use pipework_base::state::{OpenHow, StateDir};
 use pipework_model::{DhcpClient, DhcpSpec};
 use pipework_sys::isolate::PrivateWorld;
+use pipework_sys::netns::Netns;
 
 /// What `<dir>/client.json` remembers of a running client.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -45,6 +46,11 @@ pub struct ClientRecord {
     /// Inode of the client's private mount namespace.
     pub mntns: u64,
     pub foreground: bool,
+    /// The options given after the mode's `:`, so that `check --repair`
+    /// starts a dead kept client as the attach did (empty in records
+    /// written before this field).
+    #[serde(default)]
+    pub options: String,
 }
 
 fn binary(c: DhcpClient) -> &'static str {
@@ -145,7 +151,27 @@ pub fn run(
     timeout: Duration,
     journal: &mut Journal,
 ) -> Result<()> {
-    let dir = dir_for(settings, &guest.info, ifname);
+    run_in(
+        spec,
+        &guest.info,
+        &guest.netns,
+        ifname,
+        settings,
+        timeout,
+        journal,
+    )
+}
+
+fn run_in(
+    spec: &DhcpSpec,
+    info: &GuestInfo,
+    netns: &Netns,
+    ifname: &str,
+    settings: &Settings,
+    timeout: Duration,
+    journal: &mut Journal,
+) -> Result<()> {
+    let dir = dir_for(settings, info, ifname);
     let state = StateDir::open_read(&settings.state_dir);
     let rel = rel_dir(settings, &dir)?;
     if state.dir(&rel, false)?.is_some() {
@@ -155,7 +181,7 @@ pub fn run(
         .dir(&rel, true)?
         .ok_or_else(|| Error::failed(format!("cannot create {}", dir.display())))?;
     journal.record(Step::CompatClient { dir: dir.clone() });
-    let host = ident::hostname(guest.name());
+    let host = ident::hostname(&info.name);
     let bin = binary(spec.client);
     let mut private = PrivateWorld::new(&dir.join("private"), &host).map_err(|e| {
         Error::failed("cannot prepare the client's private directories").with_source(e)
@@ -174,7 +200,7 @@ pub fn run(
     let log = sdir
         .open("client.log", OpenHow::Truncate)?
         .ok_or_else(|| Error::failed("cannot create the client log"))?;
-    let netns = guest.netns.as_raw_fd();
+    let netns = netns.as_raw_fd();
     let mut cmd = Command::new(bin);
     cmd.args(argv(spec, &dir, ifname, &host, timeout, script.as_deref()))
         .stdin(Stdio::null())
@@ -195,9 +221,10 @@ pub fn run(
     let rec = ClientRecord {
         client: spec.client,
         ifname: ifname.to_string(),
-        guest: guest.info.clone(),
+        guest: info.clone(),
         mntns,
         foreground: stays(spec),
+        options: spec.options.clone(),
     };
     let json =
         serde_json::to_vec_pretty(&rec).map_err(|e| Error::failed("encode").with_source(e))?;
@@ -348,6 +375,42 @@ pub fn dead_kept_client(settings: &Settings, dir: &Path) -> Result<Option<&'stat
     let rec: ClientRecord = serde_json::from_slice(&b)
         .map_err(|e| Error::failed(format!("{rel}/client.json")).with_source(e))?;
     Ok((rec.foreground && processes(&rec).is_empty()).then(|| binary(rec.client)))
+}
+
+/// For `check --repair`: starts a kept client that died again, as the
+/// attach started it (same program, options and directory), and waits for
+/// its lease as the attach did. The record's journal already names the
+/// directory, so what this run journals is dropped.
+pub fn restart_kept_client(
+    settings: &Settings,
+    dir: &Path,
+    netns: &Netns,
+    timeout: Duration,
+) -> Result<()> {
+    let rel = rel_dir(settings, dir)?;
+    let state = StateDir::open_read(&settings.state_dir);
+    let b = state
+        .read_file(&format!("{rel}/client.json"))?
+        .ok_or_else(|| Error::failed(format!("{rel}/client.json is missing")))?;
+    let rec: ClientRecord = serde_json::from_slice(&b)
+        .map_err(|e| Error::failed(format!("{rel}/client.json")).with_source(e))?;
+    let spec = DhcpSpec {
+        client: rec.client,
+        foreground: rec.foreground,
+        options: rec.options.clone(),
+        v4: true,
+        v6: false,
+    };
+    let mut scratch = Journal::new();
+    run_in(
+        &spec,
+        &rec.guest,
+        netns,
+        &rec.ifname,
+        settings,
+        timeout,
+        &mut scratch,
+    )
 }
 
 /// Ends a client and removes its directory. Idempotent.
