@@ -194,6 +194,19 @@ pub async fn check_record(
 /// (the attach's own default wait).
 const KEPT_CLIENT_LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Runs the client's start (which waits for its lease, seconds) off the
+/// async threads, so a daemon keeps serving meanwhile.
+async fn restart_kept_client(settings: &Settings, dir: &std::path::Path, ns: &Netns) -> Result<()> {
+    let settings = settings.clone();
+    let dir = dir.to_path_buf();
+    let ns = ns.try_clone().map_err(Error::from)?;
+    tokio::task::spawn_blocking(move || {
+        pipework_dhcp::compat::restart_kept_client(&settings, &dir, &ns, KEPT_CLIENT_LEASE_WAIT)
+    })
+    .await
+    .map_err(|e| Error::failed("the client's start did not finish").with_source(e))?
+}
+
 fn left(scope: RepairScope, why: &str) -> Repair {
     if scope == RepairScope::None {
         Repair::NotAsked
@@ -302,16 +315,14 @@ async fn guest_side(
                 match pipework_dhcp::compat::dead_kept_client(settings, dir) {
                     Ok(Some(bin)) => {
                         // Started again as the attach started it, and
-                        // repaired once it has a lease again.
-                        let repair = guest_repair(scope, async {
-                            pipework_dhcp::compat::restart_kept_client(
-                                settings,
-                                dir,
-                                ns,
-                                KEPT_CLIENT_LEASE_WAIT,
-                            )
-                        })
-                        .await;
+                        // repaired once it has a lease again. The daemon
+                        // does this too: the client is a process of ours,
+                        // started from the host, and changes in the guest
+                        // only what the attach had it change.
+                        let repair = match scope {
+                            RepairScope::None => Repair::NotAsked,
+                            _ => Repair::of(restart_kept_client(settings, dir, ns).await),
+                        };
                         out.push(Finding::new(
                             "dhcp",
                             format!(

@@ -1,6 +1,7 @@
 //! Attachments that stay as promised: `pipework check` compares every
 //! record with the host and `--repair` puts back what drifted; the daemon
-//! puts port-security flows back on its own after ovs-vswitchd restarts.
+//! puts port-security flows back on its own after ovs-vswitchd restarts, and
+//! starts a kept DHCP client that was killed again.
 //! Witnesses: `ovs-ofctl dump-flows`, `ip -j`, and traffic (a guest
 //! spoofing an address it was not given).
 
@@ -351,4 +352,52 @@ fn bad_input_to_check_exits_2_with_one_line() {
     }
     // Nothing recorded: nothing differs.
     assert_eq!(s.pipework(&["check"]).code, 0);
+}
+
+/// The PIDs in a guest's namespace (`ip netns pids`: the kernel's view).
+fn pids_in(ns: &str) -> Vec<i32> {
+    must(Command::new("ip").args(["netns", "pids", ns]))
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
+#[test]
+fn the_daemon_starts_a_dead_kept_dhcp_client_again() {
+    use pipework_tests::dhcp::{DhcpServer, ServerConfig};
+    let mut s = Sandbox::new("healclient");
+    let srv = DhcpServer::start(&mut s, "brh", &ServerConfig::v4("10.46.0"));
+    let g = s.guest("g");
+    s.pipework(&["brh", &g, "udhcpc-f"]).ok();
+    let first = pids_in(&g);
+    assert!(!first.is_empty(), "udhcpc-f kept no client");
+    let d = Daemon::start(&s);
+    let acks = srv.count("DHCPACK");
+    for p in &first {
+        kill(*p, libc::SIGKILL);
+    }
+    // The daemon's watch sees the death within seconds, and its pass starts
+    // the client again as the attach did: a new process in the guest, a
+    // lease from dnsmasq.
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let now = pids_in(&g);
+            !now.is_empty() && now.iter().all(|p| !first.contains(p))
+        }),
+        "no new client: {}",
+        d.log()
+    );
+    assert!(
+        srv.wait_count("DHCPACK", acks + 1, Duration::from_secs(20)),
+        "the new client got no lease: {}",
+        srv.log()
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || d.log().contains("healed")),
+        "{}",
+        d.log()
+    );
+    let i = s.pipework(&["inspect", &g]).ok().json();
+    assert_eq!(i["interfaces"][0]["dhcp"]["compat"]["running"], true, "{i}");
+    assert_eq!(s.pipework(&["check", &g]).code, 0);
 }

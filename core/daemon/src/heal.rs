@@ -11,10 +11,17 @@
 //! periodic pass catches anything no event announced.
 //!
 //! Inside guests nothing is repaired: an address or a route someone
-//! removed there is theirs to have removed; `check` reports it.
+//! removed there is theirs to have removed; `check` reports it. The one
+//! thing started again is a kept compatible-mode DHCP client that exited
+//! (`udhcpc-f`, `dhclient-f`, `dhcpcd`): a process of ours, started from
+//! the host, that changes in the guest only what the attach had it change.
+//! A watch looks for such deaths every few seconds and runs a pass when it
+//! sees a new one; a client that cannot be started again is retried by the
+//! periodic pass and logged once.
 
 use std::collections::BTreeSet;
 use std::os::fd::OwnedFd;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +37,10 @@ use pipework_base::error::{Error, Result};
 
 /// The pass that runs even when no event came.
 const PERIOD: Duration = Duration::from_secs(30);
+
+/// How often the watch looks for kept DHCP clients that exited (a scan of
+/// `/proc` per client).
+const CLIENT_WATCH: Duration = Duration::from_secs(3);
 
 pub struct HealService {
     ctx: Arc<DaemonCtx>,
@@ -79,6 +90,30 @@ async fn pass(ctx: &DaemonCtx, why: &str, reported: &mut BTreeSet<String>) {
     *reported = now;
 }
 
+/// Returns once a kept DHCP client not seen dead before has exited.
+/// `known` holds the dead ones seen, so that one the pass could not start
+/// again does not wake it every few seconds (the periodic pass retries).
+async fn a_kept_client_died(
+    settings: &pipework_base::settings::Settings,
+    known: &mut BTreeSet<PathBuf>,
+) -> String {
+    loop {
+        tokio::time::sleep(CLIENT_WATCH).await;
+        let s = settings.clone();
+        let dead: BTreeSet<PathBuf> =
+            tokio::task::spawn_blocking(move || pipework_dhcp::compat::dead_kept_clients(&s))
+                .await
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+        let new = dead.difference(known).next().cloned();
+        *known = dead;
+        if let Some(d) = new {
+            return format!("the kept DHCP client of {} exited", d.display());
+        }
+    }
+}
+
 #[async_trait]
 impl Service for HealService {
     fn name(&self) -> &'static str {
@@ -90,10 +125,12 @@ impl Service for HealService {
         let task = tokio::spawn(async move {
             let mut reported = BTreeSet::new();
             let mut why = "the daemon started".to_string();
+            let mut dead_clients = BTreeSet::new();
             loop {
                 pass(&ctx, &why, &mut reported).await;
                 why = tokio::select! {
                     w = ctx.drivers.changed(&ctx.settings) => w,
+                    w = a_kept_client_died(&ctx.settings, &mut dead_clients) => w,
                     _ = tokio::time::sleep(PERIOD) => "periodic check".to_string(),
                 };
             }

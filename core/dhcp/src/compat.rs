@@ -413,6 +413,31 @@ pub fn restart_kept_client(
     )
 }
 
+/// For the daemon's watch: the directories of kept clients whose guest
+/// lives and that no longer run.
+pub fn dead_kept_clients(settings: &Settings) -> Vec<PathBuf> {
+    let state = StateDir::open_read(&settings.state_dir);
+    let Ok(names) = state.list("compat") else {
+        return Vec::new();
+    };
+    names
+        .into_iter()
+        .filter(|name| {
+            state
+                .read_file(&format!("compat/{name}/client.json"))
+                .ok()
+                .flatten()
+                .and_then(|b| serde_json::from_slice::<ClientRecord>(&b).ok())
+                .is_some_and(|rec| {
+                    rec.foreground
+                        && pipework_base::guest::guest_alive(&rec.guest)
+                        && processes(&rec).is_empty()
+                })
+        })
+        .map(|name| settings.state_dir.join("compat").join(name))
+        .collect()
+}
+
 /// Ends a client and removes its directory. Idempotent.
 pub fn stop(settings: &Settings, dir: &Path) -> Result<()> {
     let rel = rel_dir(settings, dir)?;
