@@ -194,6 +194,39 @@ pub async fn check_record(
 /// (the attach's own default wait).
 const KEPT_CLIENT_LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// A native lease nobody renews: no daemon runs, or the one that runs does
+/// not hold it. `--repair` starts the daemon, which carries on from the
+/// lease saved on disk (renewing it, or obtaining a new one once expired).
+async fn lease_not_kept(
+    settings: &Settings,
+    scope: RepairScope,
+    name: &str,
+    key: &str,
+) -> Option<Finding> {
+    use pipework_dhcp::daemon::client;
+    let holds = |s: &client::DaemonStatus| s.leases.iter().any(|f| f.spec.key == key);
+    let why = match client::status(settings).await {
+        Some(s) if holds(&s) => return None,
+        Some(_) => "the pipework daemon does not hold it",
+        None => "no pipework daemon runs to renew it",
+    };
+    let repair = match scope {
+        RepairScope::None => Repair::NotAsked,
+        _ => match client::ensure_running(settings).await {
+            Ok(s) if holds(&s) => Repair::Repaired,
+            Ok(_) => Repair::Impossible(
+                "the daemon does not take it up again: detach and attach again".into(),
+            ),
+            Err(e) => Repair::Failed(e.to_string()),
+        },
+    };
+    Some(Finding::new(
+        "dhcp",
+        format!("{name}: its DHCP lease {key} is not kept: {why}"),
+        repair,
+    ))
+}
+
 /// Runs the client's start (which waits for its lease, seconds) off the
 /// async threads, so a daemon keeps serving meanwhile.
 async fn restart_kept_client(settings: &Settings, dir: &std::path::Path, ns: &Netns) -> Result<()> {
@@ -339,6 +372,10 @@ async fn guest_side(
                         left(scope, "the record is damaged"),
                     )),
                 }
+            }
+            // The daemon's own heal pass does not ask itself.
+            Step::DhcpLease { key } if scope != RepairScope::HostSide => {
+                out.extend(lease_not_kept(settings, scope, name, key).await);
             }
             Step::GuestRouteAdded { route } => routes.push(route),
             Step::GuestDefaultRouteReplaced { ours, .. } => routes.push(ours),

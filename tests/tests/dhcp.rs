@@ -1067,4 +1067,22 @@ fn without_the_daemon_the_lease_shows_as_not_renewed_then_expired() {
         .unwrap()
         .clone();
     assert_eq!(e["leases"][0]["state"], "expired", "{e}");
+    // `check` says nobody keeps it; `--repair` starts the daemon, which
+    // carries on from the saved lease: a new lease, the address back.
+    let r = s.pipework(&["check", &g]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains("is not kept: no pipework daemon runs"),
+        "{r:?}"
+    );
+    let r = s.pipework(&["check", "--repair", &g]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains(": repaired"), "{r:?}");
+    assert!(
+        pipework_tests::ovs::eventually(Duration::from_secs(20), || leased_addr(&g)
+            == "10.89.0.50/24"),
+        "the restarted daemon did not lease again"
+    );
+    let r = s.pipework(&["check", &g]);
+    assert_eq!(r.code, 0, "{r:?}");
 }

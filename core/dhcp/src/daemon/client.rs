@@ -222,6 +222,24 @@ pub async fn status(settings: &Settings) -> Option<DaemonStatus> {
     .flatten()
 }
 
+/// Starts the daemon if none answers (a daemon carries on with every lease
+/// saved in the state directory), then returns what it answers.
+pub async fn ensure_running(settings: &Settings) -> Result<DaemonStatus> {
+    call(
+        settings,
+        Request {
+            service: "dhcp".into(),
+            op: "list".into(),
+            args: Value::Null,
+        },
+        Vec::new(),
+    )
+    .await?;
+    status(settings)
+        .await
+        .ok_or_else(|| Error::failed("the pipework daemon started but does not answer"))
+}
+
 /// Asks the daemon to release a lease; nothing to do (and no daemon
 /// started) when no such lease is on record.
 pub async fn release(settings: &Settings, key: &str) -> Result<()> {
