@@ -24,6 +24,7 @@ pub mod phys;
 mod shared_gc;
 pub mod shim;
 pub mod sriov;
+mod sriov_check;
 mod veth;
 mod vlan;
 

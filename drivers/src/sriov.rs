@@ -10,11 +10,14 @@
 //! same one; a VF whose netdev is not in the host namespace is in use.
 
 use async_trait::async_trait;
+use pipework_base::drift::{Finding, RepairScope};
 use pipework_base::driver::UndoContext;
 use pipework_base::driver::{AttachContext, Driver, DriverKind, MacHandling, Plan, Plugged};
 use pipework_base::error::{Context, Error, Result};
 use pipework_base::journal::{DriverData, Journal};
 use pipework_base::ops;
+use pipework_base::settings::Settings;
+use pipework_base::state::AttachmentRecord;
 use pipework_model::{HwOptions, MacAddr, VfSelect, VlanId};
 use pipework_sys::netlink::{Link, LinkChange, Netlink, VfConfig, VfSetting};
 use pipework_sys::sysfs::Sysfs;
@@ -120,8 +123,9 @@ impl Driver for SriovVf {
                 pf.name
             ))
         })?;
-        for s in wanted(ctx.mac, vlan, hw, &original) {
-            apply(ctx.host, pf, vf, &s, &original, journal).await?;
+        let settings = wanted(ctx.mac, vlan, hw, &original);
+        for s in &settings {
+            apply(ctx.host, pf, vf, s, &original, journal).await?;
         }
         if let Some(mac) = netdev.mac {
             journal.record_driver(
@@ -152,6 +156,11 @@ impl Driver for SriovVf {
         details.insert("pf".into(), pf.name.clone().into());
         details.insert("vf".into(), vf.into());
         details.insert("vf_netdev".into(), netdev.name.clone().into());
+        // What `check` compares the PF's view of the VF with.
+        details.insert(
+            "vf_settings".into(),
+            serde_json::to_value(&settings).map_err(|e| Error::failed("encode").with_source(e))?,
+        );
         if let Some(pci) = sys.vf_pci_address(&pf.name, vf) {
             details.insert("pci".into(), pci.into());
         }
@@ -166,6 +175,17 @@ impl Driver for SriovVf {
             mtu: moved.mtu,
             details,
         })
+    }
+
+    /// The PF's view of the VF against the settings the attach made;
+    /// `--repair` and the daemon set them again (the PF is the host's).
+    async fn check(
+        &self,
+        rec: &AttachmentRecord,
+        _settings: &Settings,
+        scope: RepairScope,
+    ) -> Vec<Finding> {
+        crate::sriov_check::vf_settings(rec, scope).await
     }
 
     async fn undo(&self, data: &DriverData, ctx: &UndoContext<'_>) -> Result<()> {

@@ -84,6 +84,22 @@ fn two_vfs_into_two_guests_and_back() {
     let r = s.pipework(&[&pf, "--vf", "7", &c, "10.76.0.4/24"]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("no VF 7"), "{}", r.stderr);
+    // Someone changes a VF setting through the PF: `check` says so, and
+    // `--repair` sets it again (witness: the PF's VF list).
+    assert_eq!(s.pipework(&["check"]).code, 0);
+    s.ip_host(&["link", "set", &pf, "vf", "0", "spoofchk", "on"]);
+    assert_eq!(s.vfinfo(&pf)[0]["spoofchk"], true);
+    let r = s.pipework(&["check", &a]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout.contains("VF 0 of") && r.stdout.contains("spoof check"),
+        "{r:?}"
+    );
+    let r = s.pipework(&["check", "--repair", &a]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains(": repaired"), "{r:?}");
+    assert_eq!(s.vfinfo(&pf)[0]["spoofchk"], false);
+    assert_eq!(s.pipework(&["check"]).code, 0);
     // Detach: home under their names, every VF setting as it was.
     s.pipework(&["detach", &a]).ok();
     s.pipework(&["detach", &b]).ok();

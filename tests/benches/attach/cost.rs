@@ -1,7 +1,7 @@
 //! What one attach costs besides time: system calls and netlink requests
 //! (counted with strace, following every thread and child), peak resident
-//! memory (the kernel's `ru_maxrss` of the waited process, read by a small
-//! Python parent), and the binaries' sizes as built and stripped.
+//! memory (the kernel's `ru_maxrss` of the largest process, through GNU
+//! `time`), and the binaries' sizes as built and stripped.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -72,81 +72,68 @@ fn commands(
     out
 }
 
-/// strace's per-syscall summary of `cmd` (followed into threads and
-/// children): (all calls, clone-like calls, netlink requests).
+/// One decoding trace of `cmd` (followed into threads and children; `-yy`
+/// names each socket's protocol): (all calls, clone-like calls, messages
+/// sent on netlink sockets). One run only: a second run of the same attach
+/// would be an extend of what the first made.
 fn strace_counts(cmd: &[String]) -> (u64, u64, u64) {
-    let summary = std::env::temp_dir().join(format!("pw-bench-strace-{}", std::process::id()));
     let trace = std::env::temp_dir().join(format!("pw-bench-trace-{}", std::process::id()));
     let ok = Command::new("strace")
-        .args(["-f", "-qq", "-c", "-o"])
-        .arg(&summary)
-        .args(cmd)
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(ok, "strace -c {cmd:?} failed");
-    let text = std::fs::read_to_string(&summary).unwrap_or_default();
-    let (mut total, mut clones) = (0u64, 0u64);
-    for line in text.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        // "% time seconds usecs/call calls [errors] syscall"
-        if f.len() >= 5 && f[0].parse::<f64>().is_ok() {
-            let calls: u64 = f[3].parse().unwrap_or(0);
-            let name = *f.last().unwrap();
-            if name == "total" {
-                total = calls;
-            } else if matches!(name, "clone" | "clone3" | "fork" | "vfork") {
-                clones += calls;
-            }
-        }
-    }
-    let _ = std::fs::remove_file(&summary);
-    (total, clones, netlink_requests(cmd, &trace))
-}
-
-/// Messages sent on netlink sockets (route and generic netlink), counted
-/// from a second, decoding trace (`-yy` names each socket's protocol).
-fn netlink_requests(cmd: &[String], trace: &Path) -> u64 {
-    let ok = Command::new("strace")
-        .args([
-            "-f",
-            "-qq",
-            "-yy",
-            "-e",
-            "trace=sendto,sendmsg,sendmmsg",
-            "-o",
-        ])
-        .arg(trace)
+        .args(["-f", "-qq", "-yy", "-o"])
+        .arg(&trace)
         .args(cmd)
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     assert!(ok, "strace {cmd:?} failed");
-    let n = std::fs::read_to_string(trace)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| l.contains("NETLINK"))
-        .count() as u64;
-    let _ = std::fs::remove_file(trace);
-    n
+    let text = std::fs::read_to_string(&trace).unwrap_or_default();
+    let _ = std::fs::remove_file(&trace);
+    let (mut total, mut clones, mut netlink) = (0u64, 0u64, 0u64);
+    for line in text.lines() {
+        // "PID name(args) = result"; a call split by another thread's is
+        // counted at its "unfinished" half, not at its "resumed" one.
+        let call = line
+            .split_once(' ')
+            .map_or(line, |(_, rest)| rest)
+            .trim_start();
+        if call.starts_with("<...") || call.starts_with("+++") || call.starts_with("---") {
+            continue;
+        }
+        let Some((name, _)) = call.split_once('(') else {
+            continue;
+        };
+        total += 1;
+        match name {
+            "clone" | "clone3" | "fork" | "vfork" => clones += 1,
+            "sendto" | "sendmsg" | "sendmmsg" if call.contains("NETLINK") => netlink += 1,
+            _ => {}
+        }
+    }
+    (total, clones, netlink)
 }
 
-/// The peak resident set of `cmd`, in KiB.
+/// The peak resident set of `cmd`, in KiB, as GNU time reports it (the
+/// `time` package). Not through a Python or Rust parent: the kernel counts
+/// the parent's resident pages as the child's high-water mark up to its
+/// exec, so every command then "used" the parent's size.
 fn peak_rss(cmd: &[String]) -> u64 {
-    let out = Command::new("python3")
-        .args([
-            "-c",
-            "import resource,subprocess,sys\n\
-             r=subprocess.run(sys.argv[1:],stdout=subprocess.DEVNULL)\n\
-             print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)",
-        ])
+    let out = std::env::temp_dir().join(format!("pw-bench-rss-{}", std::process::id()));
+    let ok = Command::new("/usr/bin/time")
+        .args(["-f", "%M", "-o"])
+        .arg(&out)
         .args(cmd)
-        .output()
-        .expect("python3");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut f = text.split_whitespace();
-    assert_eq!(f.next(), Some("0"), "{cmd:?} failed under python3");
-    f.next().and_then(|x| x.parse().ok()).unwrap_or(0)
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "/usr/bin/time {cmd:?} failed (apt-get install time)");
+    let kib = std::fs::read_to_string(&out)
+        .unwrap_or_default()
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(0);
+    let _ = std::fs::remove_file(&out);
+    kib
 }
 
 /// Measures each route on fresh guests (one for the counts, one for RSS).
@@ -195,7 +182,7 @@ pub fn run(bins: &[(&str, PathBuf)], state: &Path, tag: &str) -> Vec<Cost> {
 }
 
 pub fn print(costs: &[Cost], bins: &[(&str, PathBuf)], leftover: usize) {
-    println!("## Cost of one attach (strace -f; ru_maxrss)");
+    println!("## Cost of one attach (strace -f; GNU time's maximum resident set)");
     println!();
     println!(
         "| route | system calls | netlink requests | processes + threads started | peak RSS |"
