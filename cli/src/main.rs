@@ -107,6 +107,10 @@ fn init_logging(verbose: u8) {
         tracing_subscriber::fmt()
             .with_max_level(tracing::Level::WARN)
             .with_writer(std::io::stderr)
+            // On a write error tracing-subscriber says so with `eprint!`,
+            // which panics when stderr is a closed pipe: half an attach,
+            // nothing rolled back. A log line lost is only a log line.
+            .log_internal_errors(false)
             .with_target(false)
             .with_ansi(ansi)
             .without_time()
@@ -128,6 +132,7 @@ fn init_logging(verbose: u8) {
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .with_target(true)
         .with_ansi(ansi);
     if verbose > 1 {

@@ -616,4 +616,19 @@ fn a_closed_or_full_stdout_is_one_line_and_the_exit_code_stays_true() {
         &pipework_to(&s, &["list", "--json"], full()),
         "list --json > /dev/full",
     );
+    // `-vv` logging into a closed stderr (`2>&1 | head -c1`): the log lines
+    // are lost, the attach is not (it once panicked half-way, leaving a
+    // temporary link and a pending file).
+    let o = std::process::Command::new("ip")
+        .args(["netns", "exec", &s.host])
+        .arg(pipework_bin())
+        .args(["-vv", "brout0", "-i", "eth2", &g, "10.7.0.3/24"])
+        .env("PIPEWORK_STATE_DIR", &s.state_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(closed_pipe())
+        .status()
+        .expect("pipework runs");
+    assert_eq!(o.code(), Some(0), "attach -vv 2> closed");
+    assert!(ip(&g, &["-j", "addr", "show", "eth2"]).contains("10.7.0.3"));
+    assert!(s.pipework(&["list"]).ok().stdout.contains("eth2"));
 }
