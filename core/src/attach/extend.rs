@@ -128,7 +128,8 @@ impl Job<'_> {
                 d.extend(self.req, &rec, statics, self.settings, &mut journal)
                     .await?;
             }
-            self.announce(link.index, rec.mac, statics, false).await?;
+            self.announce(link.index, rec.mac, statics, false, false)
+                .await?;
             fault::point("before-commit")?;
             rec.addresses.extend(statics.iter().map(|a| a.address));
             rec.gateways

@@ -368,10 +368,11 @@ impl Job<'_> {
         self.extra_routes(plugged.guest_ifindex, journal).await?;
 
         driver.after_up(ctx, &mut plugged, journal).await?;
-        self.announce(plugged.guest_ifindex, mac, statics, notify_on)
+        let cleared = self
+            .announce(plugged.guest_ifindex, mac, statics, notify_on, marked)
             .await?;
 
-        if marked {
+        if marked && !cleared {
             self.guest_nl
                 .change_link(
                     LinkChange::new(plugged.guest_ifindex)
@@ -482,21 +483,46 @@ impl Job<'_> {
         Ok(())
     }
 
+    /// Announces the static addresses. Returns whether the attaching
+    /// marker was cleared on the way: a fresh link (`notify_on`) announces
+    /// its IPv4 addresses with one request, its MAC set again, and the
+    /// marker's clearing rides in that request instead of one of its own.
     async fn announce(
         &self,
         ifindex: u32,
         mac: MacAddr,
         statics: &[StaticAddress],
         notify_on: bool,
-    ) -> Result<()> {
+        marked: bool,
+    ) -> Result<bool> {
+        let mut cleared = false;
         if let Some(a) = self.announcer {
-            let addrs: Vec<IpAddr> = statics.iter().map(|a| a.address.addr()).collect();
-            if let Err(e) = a.send(self.guest_nl, ifindex, mac, &addrs, notify_on).await {
-                // Neighbours learn the address on first use anyway.
-                warn!("gratuitous ARP / unsolicited NA not sent: {e}");
+            let mut addrs: Vec<IpAddr> = statics.iter().map(|a| a.address.addr()).collect();
+            if notify_on && marked && addrs.iter().any(IpAddr::is_ipv4) {
+                let poke = LinkChange::new(ifindex)
+                    .mac(mac)
+                    .alias("")
+                    .describe(format!(
+                        "announce the IPv4 addresses of link #{ifindex} and mark the attach done"
+                    ));
+                match self.guest_nl.change_link(poke).await {
+                    Ok(()) => {
+                        cleared = true;
+                        addrs.retain(IpAddr::is_ipv6);
+                    }
+                    // The announcer tries the IPv4 announcement again below.
+                    Err(e) => warn!("gratuitous ARP not sent: {e}"),
+                }
+            }
+            if !addrs.is_empty() {
+                if let Err(e) = a.send(self.guest_nl, ifindex, mac, &addrs, notify_on).await {
+                    // Neighbours learn the address on first use anyway.
+                    warn!("gratuitous ARP / unsolicited NA not sent: {e}");
+                }
             }
         }
-        fault::point("announced")
+        fault::point("announced")?;
+        Ok(cleared)
     }
 
     fn record(
