@@ -157,7 +157,7 @@ pub async fn check_record(
         out.push(Finding::new(
             "guest",
             "the guest is gone",
-            left(scope, "`pipework gc` removes what is left of it"),
+            Repair::left(scope, "`pipework gc` removes what is left of it"),
         ));
         return out;
     };
@@ -167,21 +167,21 @@ pub async fn check_record(
                 out.push(Finding::new(
                     "link",
                     format!("cannot read the guest's links: {e}"),
-                    left(scope, "netlink failed"),
+                    Repair::left(scope, "netlink failed"),
                 ));
             }
         }
         Err(e) => out.push(Finding::new(
             "link",
             format!("cannot open netlink in the guest: {e}"),
-            left(scope, "netlink failed"),
+            Repair::left(scope, "netlink failed"),
         )),
     }
     if let Err(e) = host_side(rec, host, scope, &mut out).await {
         out.push(Finding::new(
             "host_peer",
             format!("cannot read the host's links: {e}"),
-            left(scope, "netlink failed"),
+            Repair::left(scope, "netlink failed"),
         ));
     }
     if let Some(d) = drivers.get(rec.driver) {
@@ -240,14 +240,6 @@ async fn restart_kept_client(settings: &Settings, dir: &std::path::Path, ns: &Ne
     .map_err(|e| Error::failed("the client's start did not finish").with_source(e))?
 }
 
-fn left(scope: RepairScope, why: &str) -> Repair {
-    if scope == RepairScope::None {
-        Repair::NotAsked
-    } else {
-        Repair::Impossible(why.to_string())
-    }
-}
-
 /// A repair inside the guest, when the scope allows one.
 async fn guest_repair<F, E>(scope: RepairScope, f: F) -> Repair
 where
@@ -299,7 +291,7 @@ async fn guest_side(
         out.push(Finding::new(
             "link",
             format!("{name} (index {}) is gone from the guest", rec.ifindex),
-            left(scope, "detach and attach again"),
+            Repair::left(scope, "detach and attach again"),
         ));
         return Ok(());
     };
@@ -310,7 +302,7 @@ async fn guest_side(
                 "interface index {} is named {}, not {name}",
                 rec.ifindex, link.name
             ),
-            left(scope, "renamed by someone else"),
+            Repair::left(scope, "renamed by someone else"),
         ));
         return Ok(());
     }
@@ -369,7 +361,7 @@ async fn guest_side(
                     Err(e) => out.push(Finding::new(
                         "dhcp",
                         format!("{name}: cannot tell whether its DHCP client runs: {e}"),
-                        left(scope, "the record is damaged"),
+                        Repair::left(scope, "the record is damaged"),
                     )),
                 }
             }
@@ -414,7 +406,7 @@ async fn host_side(
         out.push(Finding::new(
             "host_peer",
             format!("host interface {peer} is gone"),
-            left(scope, "detach and attach again"),
+            Repair::left(scope, "detach and attach again"),
         ));
         return Ok(());
     };
@@ -443,7 +435,7 @@ async fn host_side(
         None if rec.driver == pipework_model::DriverKind::LinuxBridge => out.push(Finding::new(
             "bridge",
             format!("bridge {br} is gone"),
-            left(scope, "detach and attach again"),
+            Repair::left(scope, "detach and attach again"),
         )),
         None => {}
     }

@@ -155,13 +155,7 @@ pub async fn attach<S: Serialize>(
 /// route to each guest address through it (put back when repairing).
 pub async fn check(u: &ShimUse, repair: RepairScope) -> Vec<Finding> {
     let mut out = Vec::new();
-    let unrepaired = |why: &str| {
-        if repair.host_side() {
-            Repair::Impossible(why.to_string())
-        } else {
-            Repair::NotAsked
-        }
-    };
+    let unrepaired = |why: &str| Repair::left(repair, why);
     let host = match Netlink::connect_here("host") {
         Ok(h) => h,
         Err(e) => {

@@ -8,14 +8,6 @@ use pipework_base::state::AttachmentRecord;
 use pipework_sys::netlink::{LinkChange, Netlink, VfSetting};
 use serde_json::Value;
 
-fn left(scope: RepairScope, why: &str) -> Repair {
-    if scope == RepairScope::None {
-        Repair::NotAsked
-    } else {
-        Repair::Impossible(why.to_string())
-    }
-}
-
 /// The differences between the record's VF settings and the PF's view;
 /// with a repair scope (the PF is the host's), each is set again.
 pub async fn vf_settings(rec: &AttachmentRecord, scope: RepairScope) -> Vec<Finding> {
@@ -39,7 +31,7 @@ pub async fn vf_settings(rec: &AttachmentRecord, scope: RepairScope) -> Vec<Find
         Err(e) => {
             return vec![finding(
                 format!("cannot open netlink: {e}"),
-                left(scope, "netlink failed"),
+                Repair::left(scope, "netlink failed"),
             )]
         }
     };
@@ -48,13 +40,13 @@ pub async fn vf_settings(rec: &AttachmentRecord, scope: RepairScope) -> Vec<Find
         Ok(None) => {
             return vec![finding(
                 format!("the PF {pf_name} of VF {vf} is gone"),
-                left(scope, "detach and attach again"),
+                Repair::left(scope, "detach and attach again"),
             )]
         }
         Err(e) => {
             return vec![finding(
                 format!("cannot read {pf_name}: {e}"),
-                left(scope, "netlink failed"),
+                Repair::left(scope, "netlink failed"),
             )]
         }
     };
@@ -63,14 +55,14 @@ pub async fn vf_settings(rec: &AttachmentRecord, scope: RepairScope) -> Vec<Find
         Err(e) => {
             return vec![finding(
                 format!("cannot read the VF settings of {pf_name}: {e}"),
-                left(scope, "netlink failed"),
+                Repair::left(scope, "netlink failed"),
             )]
         }
     };
     let Some(now) = now else {
         return vec![finding(
             format!("{pf_name} no longer reports VF {vf}"),
-            left(scope, "its VFs were disabled: detach and attach again"),
+            Repair::left(scope, "its VFs were disabled: detach and attach again"),
         )];
     };
     let mut out = Vec::new();

@@ -23,6 +23,16 @@ impl Repair {
         !matches!(self, Repair::Repaired)
     }
 
+    /// What a difference nothing can repair is left as: not asked about
+    /// without a repair scope, else impossible, saying why.
+    pub fn left(scope: RepairScope, why: &str) -> Repair {
+        if scope.host_side() {
+            Repair::Impossible(why.to_string())
+        } else {
+            Repair::NotAsked
+        }
+    }
+
     /// The outcome of a repair step.
     pub fn of<E: std::fmt::Display>(r: std::result::Result<(), E>) -> Repair {
         match r {
@@ -37,7 +47,7 @@ impl Repair {
 pub struct Finding {
     /// What differs, a stable word for scripts: `guest`, `link`, `mac`,
     /// `address`, `route`, `host_peer`, `bridge`, `ovs_port`, `ovs_vlan`,
-    /// `ovs_flows`, `shim`, `dhcp`.
+    /// `ovs_flows`, `shim`, `dhcp`, `vf`.
     pub what: &'static str,
     /// The difference in words, naming what is missing or wrong.
     pub detail: String,

@@ -75,15 +75,6 @@ fn made(rec: &AttachmentRecord) -> Result<Option<Made>, String> {
     }))
 }
 
-/// What a difference the caller did not ask to repair is left as.
-fn left(scope: RepairScope, why: &str) -> Repair {
-    if scope.host_side() {
-        Repair::Impossible(why.to_string())
-    } else {
-        Repair::NotAsked
-    }
-}
-
 impl Ovs {
     pub(super) async fn check_record(
         &self,
@@ -98,7 +89,7 @@ impl Ovs {
                 out.push(Finding::new(
                     "ovs_port",
                     format!("the record's OVS steps cannot be read: {e}"),
-                    left(scope, "the record is damaged"),
+                    Repair::left(scope, "the record is damaged"),
                 ));
                 return out;
             }
@@ -106,7 +97,11 @@ impl Ovs {
         let remote: Remote = match m.ovsdb.parse() {
             Ok(r) => r,
             Err(e) => {
-                out.push(Finding::new("ovs_port", e, left(scope, "bad record")));
+                out.push(Finding::new(
+                    "ovs_port",
+                    e,
+                    Repair::left(scope, "bad record"),
+                ));
                 return out;
             }
         };
@@ -114,7 +109,7 @@ impl Ovs {
             Finding::new(
                 "ovs_port",
                 format!("cannot read OVSDB at {remote}: {e}"),
-                left(scope, "OVSDB does not answer"),
+                Repair::left(scope, "OVSDB does not answer"),
             )
         };
         let by_name = |n: &str| vec![op::eq("name", n.into())];
@@ -144,7 +139,7 @@ impl Ovs {
             out.push(Finding::new(
                 "ovs_port",
                 format!("OVS port {} is gone from bridge {}", m.port, m.bridge),
-                left(scope, "detach and attach again"),
+                Repair::left(scope, "detach and attach again"),
             ));
             return out;
         };
@@ -166,7 +161,7 @@ impl Ovs {
                 out.push(Finding::new(
                     "bridge",
                     format!("OVS port {} is not a port of bridge {}", m.port, m.bridge),
-                    left(scope, "detach and attach again"),
+                    Repair::left(scope, "detach and attach again"),
                 ));
                 return out;
             }
@@ -178,28 +173,10 @@ impl Ovs {
         let tag = datum::optional_int(&row[port::TAG.name]).and_then(|t| u16::try_from(t).ok());
         if tag != rec.vlan {
             let say = |t: Option<u16>| t.map_or_else(|| "none".to_string(), |t| t.to_string());
-            let repair = if scope.host_side() {
-                let mut r = Map::new();
-                r.insert(
-                    port::TAG.name.into(),
-                    rec.vlan.map_or_else(datum::empty_set, Value::from),
-                );
-                Repair::of(
-                    self.transact(
-                        &remote,
-                        vec![op::update(
-                            port::TABLE,
-                            vec![op::eq(UUID, datum::uuid(&uuid))],
-                            r,
-                        )],
-                        std::time::Duration::ZERO,
-                    )
-                    .await
-                    .map(drop),
-                )
-            } else {
-                Repair::NotAsked
-            };
+            let value = rec.vlan.map_or_else(datum::empty_set, Value::from);
+            let repair = self
+                .set_port_column(&remote, &uuid, port::TAG.name, value, scope)
+                .await;
             out.push(Finding::new(
                 "ovs_vlan",
                 format!(
@@ -237,28 +214,10 @@ impl Ovs {
                         .join(",")
                 }
             };
-            let repair = if scope.host_side() {
-                let mut r = Map::new();
-                r.insert(
-                    port::TRUNKS.name.into(),
-                    datum::set(want_trunks.iter().map(|x| Value::from(*x)).collect()),
-                );
-                Repair::of(
-                    self.transact(
-                        &remote,
-                        vec![op::update(
-                            port::TABLE,
-                            vec![op::eq(UUID, datum::uuid(&uuid))],
-                            r,
-                        )],
-                        std::time::Duration::ZERO,
-                    )
-                    .await
-                    .map(drop),
-                )
-            } else {
-                Repair::NotAsked
-            };
+            let value = datum::set(want_trunks.iter().map(|x| Value::from(*x)).collect());
+            let repair = self
+                .set_port_column(&remote, &uuid, port::TRUNKS.name, value, scope)
+                .await;
             out.push(Finding::new(
                 "ovs_vlan",
                 format!(
@@ -280,6 +239,29 @@ impl Ovs {
 
     /// The port-security flows: every flow set complete, else one finding
     /// (and every set installed again, when repairing).
+    /// Repairs one column of a Port row (its tag, its trunks) when the
+    /// scope allows it.
+    async fn set_port_column(
+        &self,
+        remote: &Remote,
+        uuid: &str,
+        column: &str,
+        value: Value,
+        scope: RepairScope,
+    ) -> Repair {
+        if !scope.host_side() {
+            return Repair::NotAsked;
+        }
+        let mut row = Map::new();
+        row.insert(column.into(), value);
+        let update = op::update(port::TABLE, vec![op::eq(UUID, datum::uuid(uuid))], row);
+        Repair::of(
+            self.transact(remote, vec![update], std::time::Duration::ZERO)
+                .await
+                .map(drop),
+        )
+    }
+
     async fn check_flows(
         &self,
         rec: &AttachmentRecord,
@@ -304,7 +286,7 @@ impl Ovs {
                 return Some(Finding::new(
                     "ovs_flows",
                     format!("cannot read OVSDB at {remote}: {e}"),
-                    left(scope, "OVSDB does not answer"),
+                    Repair::left(scope, "OVSDB does not answer"),
                 ))
             }
         };
@@ -319,7 +301,7 @@ impl Ovs {
                         l.map_or("none".into(), |l| l.to_string()),
                         r.map_or("none".into(), |r| r.to_string())
                     ),
-                    left(scope, "detach and attach again"),
+                    Repair::left(scope, "detach and attach again"),
                 ))
             }
         };
@@ -329,7 +311,7 @@ impl Ovs {
                 return Some(Finding::new(
                     "ovs_flows",
                     format!("bad cookie {cookie} in the record"),
-                    left(scope, "the record is damaged"),
+                    Repair::left(scope, "the record is damaged"),
                 ));
             };
             let set = if i == 0 {
@@ -351,7 +333,7 @@ impl Ovs {
                         m.bridge,
                         sock.display()
                     ),
-                    left(scope, "ovs-vswitchd does not answer"),
+                    Repair::left(scope, "ovs-vswitchd does not answer"),
                 ))
             }
         };
@@ -364,7 +346,7 @@ impl Ovs {
                     return Some(Finding::new(
                         "ovs_flows",
                         format!("cannot read the flows of bridge {}: {e}", m.bridge),
-                        left(scope, "ovs-vswitchd does not answer"),
+                        Repair::left(scope, "ovs-vswitchd does not answer"),
                     ))
                 }
             }
