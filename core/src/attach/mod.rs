@@ -27,6 +27,7 @@ use pipework_sys::netlink::{Link, LinkChange, Netlink, RouteSpec};
 use pipework_sys::netns::Netns;
 
 /// How long an attach waits for IPv6 duplicate address detection.
+mod announce;
 mod extend;
 mod host_mac;
 
@@ -481,48 +482,6 @@ impl Job<'_> {
                 .map_err(|e| e.context(format!("step route {r}")))?;
         }
         Ok(())
-    }
-
-    /// Announces the static addresses. Returns whether the attaching
-    /// marker was cleared on the way: a fresh link (`notify_on`) announces
-    /// its IPv4 addresses with one request, its MAC set again, and the
-    /// marker's clearing rides in that request instead of one of its own.
-    async fn announce(
-        &self,
-        ifindex: u32,
-        mac: MacAddr,
-        statics: &[StaticAddress],
-        notify_on: bool,
-        marked: bool,
-    ) -> Result<bool> {
-        let mut cleared = false;
-        if let Some(a) = self.announcer {
-            let mut addrs: Vec<IpAddr> = statics.iter().map(|a| a.address.addr()).collect();
-            if notify_on && marked && addrs.iter().any(IpAddr::is_ipv4) {
-                let poke = LinkChange::new(ifindex)
-                    .mac(mac)
-                    .alias("")
-                    .describe(format!(
-                        "announce the IPv4 addresses of link #{ifindex} and mark the attach done"
-                    ));
-                match self.guest_nl.change_link(poke).await {
-                    Ok(()) => {
-                        cleared = true;
-                        addrs.retain(IpAddr::is_ipv6);
-                    }
-                    // The announcer tries the IPv4 announcement again below.
-                    Err(e) => warn!("gratuitous ARP not sent: {e}"),
-                }
-            }
-            if !addrs.is_empty() {
-                if let Err(e) = a.send(self.guest_nl, ifindex, mac, &addrs, notify_on).await {
-                    // Neighbours learn the address on first use anyway.
-                    warn!("gratuitous ARP / unsolicited NA not sent: {e}");
-                }
-            }
-        }
-        fault::point("announced")?;
-        Ok(cleared)
     }
 
     fn record(
