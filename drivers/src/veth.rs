@@ -1,5 +1,12 @@
 //! The veth pair shared by the bridge drivers: host end a bridge port, guest
-//! end created directly in the guest under its temporary name.
+//! end created directly in the guest under its final name.
+//!
+//! Not under the temporary name other drivers use: renaming a link makes the
+//! kernel register its per-interface sysctls (IPv4 and IPv6 `conf/<name>`)
+//! again, the largest single item of the attach's kernel time. A kill right
+//! after the creation then leaves a link with the guest's own name, which no
+//! `gc` could tell from one of the guest's; so the host end is journaled
+//! before the pair exists (write-ahead), and undoing it deletes both ends.
 
 use pipework_base::driver::AttachContext;
 use pipework_base::error::{Context, Error, Result};
@@ -33,7 +40,7 @@ pub async fn create(
         name = hostname::random_host_peer();
     }
     for attempt in 0..3 {
-        let peer = NewLink::veth_peer(ctx.temp_name)
+        let peer = NewLink::veth_peer(ctx.guest_ifname.as_str())
             .mtu(mtu)
             .mac(ctx.mac)
             .netns(std::os::fd::AsFd::as_fd(&ctx.guest.netns));
@@ -41,7 +48,7 @@ pub async fn create(
         if let Some(m) = master {
             new = new.master(m);
         }
-        match ops::create_host_link(ctx.host, name.as_str(), new, journal).await {
+        match ops::create_host_link_ahead(ctx.host, name.as_str(), new, journal).await {
             Ok(host) => {
                 // A veth's IFLA_LINK is its peer's index (in the peer's
                 // namespace): no need to look the guest end up.
@@ -49,12 +56,12 @@ pub async fn create(
                     Some(i) if i != 0 => i,
                     _ => {
                         ctx.guest_nl
-                            .link_by_name(ctx.temp_name)
+                            .link_by_name(ctx.guest_ifname.as_str())
                             .await?
                             .ok_or_else(|| {
                                 Error::failed(format!(
                                     "{} did not appear in the guest",
-                                    ctx.temp_name
+                                    ctx.guest_ifname
                                 ))
                             })
                             .step("create veth")?
@@ -62,6 +69,21 @@ pub async fn create(
                     }
                 };
                 return Ok(VethPair { host, guest_index });
+            }
+            // Something in the guest made a link of that name since the
+            // attach looked (the guest's lock keeps other attaches out).
+            Err(e)
+                if e.is(libc::EEXIST)
+                    && ctx
+                        .guest_nl
+                        .link_by_name(ctx.guest_ifname.as_str())
+                        .await?
+                        .is_some() =>
+            {
+                return Err(Error::usage(format!(
+                    "the guest already has an interface {} (choose another with -i)",
+                    ctx.guest_ifname
+                )));
             }
             // Another run took the name between our check and our request.
             Err(e) if e.is(libc::EEXIST) && explicit.is_none() && attempt < 2 => {

@@ -118,7 +118,8 @@ pub enum MacHandling {
 /// What a driver created, for the orchestrator and the attachment record.
 #[derive(Clone, Debug, Default)]
 pub struct Plugged {
-    /// The guest link's index in the guest namespace (under `temp_name`).
+    /// The guest link's index in the guest namespace (under `temp_name`,
+    /// or already under its final name: a veth's guest end).
     pub guest_ifindex: u32,
     /// Who gives the link its MAC.
     pub mac: MacHandling,

@@ -41,6 +41,46 @@ pub async fn create_host_link(
     }
 }
 
+/// Like [`create_host_link`], but the step is journaled *before* the
+/// request (write-ahead): for a link whose other end is created in the guest
+/// under its final name, where nothing else would let a later `gc` find
+/// the pair after a kill between the kernel's answer and the journal. The
+/// step (undone by name while its index is 0) is taken back if the kernel
+/// refuses the request. The name must be one no other run uses at the same
+/// time (pipework's host-side names are per guest and interface, and the
+/// guest's lock is held).
+pub async fn create_host_link_ahead(
+    host: &Netlink,
+    name: &str,
+    new: NewLink,
+    journal: &mut Journal,
+) -> Result<Link, NlError> {
+    journal.record(Step::HostLinkCreated {
+        name: name.to_string(),
+        ifindex: 0,
+    });
+    if let Err(e) = host.create_link(new).await {
+        journal.steps_mut().pop();
+        journal.persist();
+        return Err(e);
+    }
+    let link = host.link_by_name(name).await?;
+    match link {
+        Some(l) => {
+            if let Some(Step::HostLinkCreated { ifindex, .. }) = journal.last_mut() {
+                *ifindex = l.index;
+            }
+            journal.persist();
+            Ok(l)
+        }
+        None => Err(NlError::other(
+            format!("find link {name}"),
+            host.label(),
+            "vanished right after creation".into(),
+        )),
+    }
+}
+
 /// Creates a link directly inside the guest (the request carries the guest's
 /// netns fd and goes through the host socket, so the parent can be a host
 /// link), then finds it there by its temporary name and records it.

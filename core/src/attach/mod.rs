@@ -278,16 +278,14 @@ impl Job<'_> {
 
         // One RTM_SETLINK: final name (and MAC), then up; the kernel applies
         // the name before the flags, so renaming a down link and bringing it
-        // up is a single request.
+        // up is a single request (a veth's guest end has its final name
+        // already: the same name again costs the kernel nothing).
         // With --slaac the link comes up only once it accepts router
         // advertisements (below), so that its first solicitation counts.
         let slaac = self.req.options.slaac;
         let mut change = LinkChange::new(plugged.guest_ifindex)
             .name(ctx.guest_ifname.as_str())
-            .describe(format!(
-                "rename {} to {} and set it up",
-                ctx.temp_name, ctx.guest_ifname
-            ));
+            .describe(format!("name {} and set it up", ctx.guest_ifname));
         if !slaac {
             change = change.up();
         }
