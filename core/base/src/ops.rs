@@ -24,21 +24,7 @@ pub async fn create_host_link(
         name: name.to_string(),
         ifindex: 0,
     });
-    let link = host.link_by_name(name).await?;
-    match link {
-        Some(l) => {
-            if let Some(Step::HostLinkCreated { ifindex, .. }) = journal.last_mut() {
-                *ifindex = l.index;
-            }
-            journal.persist();
-            Ok(l)
-        }
-        None => Err(NlError::other(
-            format!("find link {name}"),
-            host.label(),
-            "vanished right after creation".into(),
-        )),
-    }
+    complete_host_link(host, name, journal).await
 }
 
 /// Like [`create_host_link`], but the step is journaled *before* the
@@ -64,21 +50,28 @@ pub async fn create_host_link_ahead(
         journal.persist();
         return Err(e);
     }
-    let link = host.link_by_name(name).await?;
-    match link {
-        Some(l) => {
-            if let Some(Step::HostLinkCreated { ifindex, .. }) = journal.last_mut() {
-                *ifindex = l.index;
-            }
-            journal.persist();
-            Ok(l)
-        }
-        None => Err(NlError::other(
+    complete_host_link(host, name, journal).await
+}
+
+/// Finds the host link just made under `name` and completes its journal
+/// step (the last one) with its index.
+async fn complete_host_link(
+    host: &Netlink,
+    name: &str,
+    journal: &mut Journal,
+) -> Result<Link, NlError> {
+    let Some(l) = host.link_by_name(name).await? else {
+        return Err(NlError::other(
             format!("find link {name}"),
             host.label(),
             "vanished right after creation".into(),
-        )),
+        ));
+    };
+    if let Some(Step::HostLinkCreated { ifindex, .. }) = journal.last_mut() {
+        *ifindex = l.index;
     }
+    journal.persist();
+    Ok(l)
 }
 
 /// Creates a link directly inside the guest (the request carries the guest's
