@@ -420,21 +420,47 @@ pub fn dead_kept_clients(settings: &Settings) -> Vec<PathBuf> {
     let Ok(names) = state.list("compat") else {
         return Vec::new();
     };
-    names
+    let kept: Vec<(String, ClientRecord)> = names
         .into_iter()
-        .filter(|name| {
-            state
+        .filter_map(|name| {
+            let b = state
                 .read_file(&format!("compat/{name}/client.json"))
                 .ok()
-                .flatten()
-                .and_then(|b| serde_json::from_slice::<ClientRecord>(&b).ok())
-                .is_some_and(|rec| {
-                    rec.foreground
-                        && pipework_base::guest::guest_alive(&rec.guest)
-                        && processes(&rec).is_empty()
-                })
+                .flatten()?;
+            let rec = serde_json::from_slice::<ClientRecord>(&b).ok()?;
+            rec.foreground.then_some((name, rec))
         })
-        .map(|name| settings.state_dir.join("compat").join(name))
+        .collect();
+    if kept.is_empty() {
+        return Vec::new();
+    }
+    // One pass over /proc for all clients (this runs every few seconds).
+    let running = running_namespaces();
+    kept.into_iter()
+        .filter(|(_, rec)| {
+            rec.mntns != 0
+                && !running.contains(&(rec.mntns, rec.guest.netns.0))
+                && pipework_base::guest::guest_alive(&rec.guest)
+        })
+        .map(|(name, _)| settings.state_dir.join("compat").join(name))
+        .collect()
+}
+
+/// The (mount, network) namespace pairs of every process now.
+fn running_namespaces() -> std::collections::HashSet<(u64, u64)> {
+    let Ok(rd) = fs::read_dir("/proc") else {
+        return Default::default();
+    };
+    rd.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| {
+            let ino = |ns: &str| {
+                fs::metadata(format!("/proc/{pid}/ns/{ns}"))
+                    .map(|m| m.ino())
+                    .ok()
+            };
+            Some((ino("mnt")?, ino("net")?))
+        })
         .collect()
 }
 
