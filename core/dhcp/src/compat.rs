@@ -299,20 +299,28 @@ fn processes(rec: &ClientRecord) -> Vec<i32> {
     if rec.mntns == 0 {
         return Vec::new();
     }
-    let Ok(rd) = fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    rd.flatten()
+    process_namespaces()
+        .filter(|&(_, mnt, net)| mnt == rec.mntns && net == rec.guest.netns.0)
+        .map(|(pid, _, _)| pid)
+        .collect()
+}
+
+/// Every process now, with its mount and network namespaces' inodes (one
+/// pass over `/proc`; processes that exit meanwhile are left out).
+fn process_namespaces() -> impl Iterator<Item = (i32, u64, u64)> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
+        .filter_map(|pid| {
             let ino = |ns: &str| {
                 fs::metadata(format!("/proc/{pid}/ns/{ns}"))
                     .map(|m| m.ino())
                     .ok()
             };
-            ino("mnt") == Some(rec.mntns) && ino("net") == Some(rec.guest.netns.0)
+            Some((pid, ino("mnt")?, ino("net")?))
         })
-        .collect()
 }
 
 fn kill_all(rec: &ClientRecord, sig: libc::c_int) -> usize {
@@ -435,7 +443,9 @@ pub fn dead_kept_clients(settings: &Settings) -> Vec<PathBuf> {
         return Vec::new();
     }
     // One pass over /proc for all clients (this runs every few seconds).
-    let running = running_namespaces();
+    let running: std::collections::HashSet<(u64, u64)> = process_namespaces()
+        .map(|(_, mnt, net)| (mnt, net))
+        .collect();
     kept.into_iter()
         .filter(|(_, rec)| {
             rec.mntns != 0
@@ -443,24 +453,6 @@ pub fn dead_kept_clients(settings: &Settings) -> Vec<PathBuf> {
                 && pipework_base::guest::guest_alive(&rec.guest)
         })
         .map(|(name, _)| settings.state_dir.join("compat").join(name))
-        .collect()
-}
-
-/// The (mount, network) namespace pairs of every process now.
-fn running_namespaces() -> std::collections::HashSet<(u64, u64)> {
-    let Ok(rd) = fs::read_dir("/proc") else {
-        return Default::default();
-    };
-    rd.flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter_map(|pid| {
-            let ino = |ns: &str| {
-                fs::metadata(format!("/proc/{pid}/ns/{ns}"))
-                    .map(|m| m.ino())
-                    .ok()
-            };
-            Some((ino("mnt")?, ino("net")?))
-        })
         .collect()
 }
 
