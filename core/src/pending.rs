@@ -245,16 +245,30 @@ async fn sweep_temp_links(ctx: &Replay<'_>) -> Result<()> {
 }
 
 /// Settles the pending files of one guest (the caller holds its lock).
+///
+/// A temporary link in the guest is only ever left by an attach killed
+/// half-way, and such an attach always leaves its pending file (written
+/// before its first change): with none for this guest there is nothing to
+/// sweep, and the guest's links are not listed (the common case, a
+/// request saved on every attach).
 pub async fn settle_guest(ctx: &Replay<'_>, netns: NetnsId) -> Result<()> {
-    sweep_temp_links(ctx).await?;
     let prefix = format!("{netns}-");
-    for name in ctx.state.list(DIR)? {
-        if let Some(ifname) = name
-            .strip_prefix(&prefix)
-            .and_then(|n| n.strip_suffix(".json"))
-        {
-            settle_one(ctx, netns, ifname).await?;
-        }
+    let ours: Vec<String> = ctx
+        .state
+        .list(DIR)?
+        .into_iter()
+        .filter_map(|name| {
+            name.strip_prefix(&prefix)
+                .and_then(|n| n.strip_suffix(".json"))
+                .map(str::to_string)
+        })
+        .collect();
+    if ours.is_empty() {
+        return Ok(());
+    }
+    sweep_temp_links(ctx).await?;
+    for ifname in &ours {
+        settle_one(ctx, netns, ifname).await?;
     }
     Ok(())
 }

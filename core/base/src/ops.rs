@@ -18,13 +18,19 @@ pub async fn create_host_link(
     new: NewLink,
     journal: &mut Journal,
 ) -> Result<Link, NlError> {
-    host.create_link(new).await?;
+    let echoed = host.create_link_echo(new).await?;
     // Recorded before the lookup so that even a failed lookup is undone by name.
     journal.record(Step::HostLinkCreated {
         name: name.to_string(),
         ifindex: 0,
     });
-    complete_host_link(host, name, journal).await
+    match echoed {
+        Some(l) if l.name == name && l.index != 0 => {
+            complete_step(journal, l.index);
+            Ok(l)
+        }
+        _ => complete_host_link(host, name, journal).await,
+    }
 }
 
 /// Like [`create_host_link`], but the step is journaled *before* the
@@ -45,12 +51,28 @@ pub async fn create_host_link_ahead(
         name: name.to_string(),
         ifindex: 0,
     });
-    if let Err(e) = host.create_link(new).await {
-        journal.steps_mut().pop();
-        journal.persist();
-        return Err(e);
+    match host.create_link_echo(new).await {
+        Err(e) => {
+            journal.steps_mut().pop();
+            journal.persist();
+            Err(e)
+        }
+        // The kernel's echo names the link: no lookup (one request fewer
+        // per attach on kernels from 6.3).
+        Ok(Some(l)) if l.name == name && l.index != 0 => {
+            complete_step(journal, l.index);
+            Ok(l)
+        }
+        Ok(_) => complete_host_link(host, name, journal).await,
     }
-    complete_host_link(host, name, journal).await
+}
+
+/// Fills in the index of the host link the last journal step names.
+fn complete_step(journal: &mut Journal, index: u32) {
+    if let Some(Step::HostLinkCreated { ifindex, .. }) = journal.last_mut() {
+        *ifindex = index;
+    }
+    journal.persist();
 }
 
 /// Finds the host link just made under `name` and completes its journal
@@ -67,10 +89,7 @@ async fn complete_host_link(
             "vanished right after creation".into(),
         ));
     };
-    if let Some(Step::HostLinkCreated { ifindex, .. }) = journal.last_mut() {
-        *ifindex = l.index;
-    }
-    journal.persist();
+    complete_step(journal, l.index);
     Ok(l)
 }
 

@@ -143,7 +143,7 @@ impl Job<'_> {
             Ok(r) => Ok(r),
             Err(e) => Err(self.rollback(e, &journal).await),
         };
-        pending.clear();
+        self.finish(&pending);
         res
     }
 }

@@ -3,6 +3,7 @@
 //! journal is undone in reverse and the host is as it was.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tracing::{debug, warn};
@@ -153,6 +154,7 @@ pub async fn attach_to(
             settings,
             state: &state,
             announcer: announcer.as_ref(),
+            rollback_left_some: AtomicBool::new(false),
         };
         job.run(driver, kind, &facts.name, facts.link.as_ref(), &ifname)
             .await
@@ -175,6 +177,11 @@ struct Job<'a> {
     settings: &'a Settings,
     state: &'a StateDir,
     announcer: Option<&'a Announcer>,
+    /// A rollback could not undo every step: the pending file stays, so the
+    /// next attach to this guest, `gc` or the daemon finishes the undo (and
+    /// sweeps the guest's temporary links, which it does only when a pending
+    /// file is there).
+    rollback_left_some: AtomicBool,
 }
 
 impl Job<'_> {
@@ -244,7 +251,7 @@ impl Job<'_> {
                     Ok(a) => a,
                     Err(e) => {
                         let e = self.rollback(e, &journal).await;
-                        pending.clear();
+                        self.finish(&pending);
                         return Err(e);
                     }
                 }
@@ -261,8 +268,20 @@ impl Job<'_> {
         if let Some(a) = aside {
             a.settle(self.host, res.is_ok()).await;
         }
-        pending.clear();
+        self.finish(&pending);
         res
+    }
+
+    /// The attach is over: its pending file goes, unless a rollback left
+    /// something to undo.
+    fn finish(&self, pending: &Pending) {
+        if self.rollback_left_some.load(Ordering::Relaxed) {
+            warn!(
+                "the rollback did not finish: the attach in progress stays recorded for the next attach, gc or the daemon to undo"
+            );
+        } else {
+            pending.clear();
+        }
     }
 
     async fn build(
@@ -550,6 +569,7 @@ impl Job<'_> {
         if failures.is_empty() {
             err
         } else {
+            self.rollback_left_some.store(true, Ordering::Relaxed);
             let msg = failures
                 .iter()
                 .map(|e| e.to_string())

@@ -4,7 +4,9 @@
 //! so a PID that exits and is reused cannot redirect us to another namespace.
 //! Code that must *run* inside a namespace (opening a netlink or packet socket,
 //! writing a sysctl) does so on a fresh OS thread that calls `setns` and then
-//! ends: tokio's worker and blocking-pool threads are never moved.
+//! ends ([`Netns::run`], [`Netns::run_async`]). The one exception is
+//! [`Netns::enter_briefly`], for a few non-blocking system calls: the calling
+//! thread enters and comes back before anything else can run on it.
 
 use std::fs::File;
 use std::io;
@@ -100,6 +102,24 @@ impl Netns {
         format!("/proc/{}/fd/{}", std::process::id(), self.fd.as_raw_fd())
     }
 
+    /// Runs `f` on the calling thread inside this namespace, then takes the
+    /// thread back to the namespace it was in.
+    ///
+    /// Why not a thread, as [`Netns::run`]: starting one (its stack, the
+    /// clone, waking the caller when it is done) was the largest part of an
+    /// attach's start-up, for two socket() calls. `f` must be short and must
+    /// neither block nor await: nothing else runs on the thread meanwhile, so
+    /// no other code (a tokio task, a signal handler's effects) ever sees it
+    /// in the other namespace. Sockets opened by `f` stay bound to this
+    /// namespace after the thread leaves it.
+    pub fn enter_briefly<T>(&self, f: impl FnOnce() -> T) -> io::Result<T> {
+        let home = File::open("/proc/thread-self/ns/net")?;
+        setns(&self.fd, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+        // Taken back on every way out of `f`, unwinding included.
+        let _back = GoBack(home.into());
+        Ok(f())
+    }
+
     /// Runs `f` on a new OS thread that has entered this namespace, and waits.
     pub fn run<T, F>(&self, f: F) -> io::Result<T>
     where
@@ -138,6 +158,25 @@ impl Netns {
     }
 }
 
+/// Takes the thread back to the namespace it came from ([`Netns::enter_briefly`]).
+struct GoBack(OwnedFd);
+
+impl Drop for GoBack {
+    fn drop(&mut self) {
+        if let Err(e) = setns(&self.0, CloneFlags::CLONE_NEWNET) {
+            // Going on would make every later link, address and socket of
+            // this process in the other namespace (a guest's, usually).
+            // Nothing done from here could be trusted, so the process stops
+            // at once; an attach's pending journal lets the next run settle
+            // what it had begun. setns back into a namespace we hold an fd
+            // of, with the capability we just used, does not fail in
+            // practice.
+            eprintln!("pipework: cannot return to the host's network namespace: {e}; stopping");
+            std::process::abort();
+        }
+    }
+}
+
 impl AsFd for Netns {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
@@ -160,6 +199,17 @@ mod tests {
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
         let e = Netns::open(Path::new("/proc/self/ns/uts")).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+    }
+
+    #[test]
+    fn enter_briefly_comes_back() {
+        let home = Netns::current().unwrap();
+        let other = Netns::create_anonymous().unwrap();
+        let inside = other
+            .enter_briefly(|| Netns::current().unwrap().id())
+            .unwrap();
+        assert_eq!(inside, other.id());
+        assert_eq!(Netns::current().unwrap().id(), home.id());
     }
 
     #[test]

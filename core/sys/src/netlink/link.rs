@@ -3,7 +3,7 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use netlink_packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
+use netlink_packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL};
 use netlink_packet_route::link::{
     AfSpecInet, AfSpecUnspec, InetDevConf, InfoBridgePort, InfoData, InfoKind, InfoPortData,
     InfoVeth, InfoVlan, IpoibMode, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
@@ -455,6 +455,26 @@ impl Netlink {
         )
         .await
         .map(drop)
+    }
+
+    /// Like [`Netlink::create_link`], asking the kernel to echo the new
+    /// link back (`NLM_F_ECHO`): what a lookup by name would say, without
+    /// the request. Kernels before 6.3 ignore the flag for links: `None`
+    /// then, and the caller looks the link up. The echo is sent before a
+    /// master is set, so it has no `master`.
+    pub async fn create_link_echo(&self, l: NewLink) -> Result<Option<Link>, NlError> {
+        let what = l.what.clone();
+        let replies = self
+            .request(
+                RouteNetlinkMessage::NewLink(l.into_message()),
+                NLM_F_CREATE | NLM_F_EXCL | NLM_F_ECHO,
+                || what,
+            )
+            .await?;
+        Ok(replies.iter().find_map(|r| match r {
+            RouteNetlinkMessage::NewLink(m) => Some(Link::from_message(m)),
+            _ => None,
+        }))
     }
 
     pub async fn change_link(&self, c: LinkChange) -> Result<(), NlError> {

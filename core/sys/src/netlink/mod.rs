@@ -52,13 +52,15 @@ impl Netlink {
         Ok(Netlink::from_socket(sock, label))
     }
 
-    /// A connection in `ns`: the socket is created on a thread inside it.
+    /// A connection in `ns`: the calling thread enters it for the socket
+    /// call ([`Netns::enter_briefly`]).
     pub async fn connect_in(ns: &Netns, label: &str) -> io::Result<Netlink> {
         Ok(Netlink::connect_in_with(ns, label, || ()).await?.0)
     }
 
-    /// Like [`Netlink::connect_in`], also running `extra` on the same thread
-    /// inside the namespace (to open other sockets there in the same trip).
+    /// Like [`Netlink::connect_in`], also running `extra` inside the
+    /// namespace (to open other sockets there in the same trip; it must not
+    /// block).
     pub async fn connect_in_with<T, F>(
         ns: &Netns,
         label: &str,
@@ -68,9 +70,7 @@ impl Netlink {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (sock, t) = ns
-            .run_async(move || open_socket().map(|s| (s, extra())))
-            .await??;
+        let (sock, t) = ns.enter_briefly(move || open_socket().map(|s| (s, extra())))??;
         Ok((Netlink::from_socket(sock, label), t))
     }
 
