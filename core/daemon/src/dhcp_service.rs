@@ -79,14 +79,21 @@ impl DhcpService {
             join,
             drops,
         };
-        let old = self.tasks.lock().expect("tasks lock").insert(key, task);
+        let old = self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, task);
         if let Some(t) = old {
             t.join.abort();
         }
     }
 
     fn take(&self, key: &str) -> Option<Task> {
-        self.tasks.lock().expect("tasks lock").remove(key)
+        self.tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key)
     }
 
     async fn release(&self, key: &str) -> Result<()> {
@@ -200,7 +207,7 @@ impl Service for DhcpService {
             }
             "list" => {
                 let mut files = self.ctx.leases.all()?;
-                let tasks = self.tasks.lock().expect("tasks lock");
+                let tasks = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
                 for f in &mut files {
                     if let Some(t) = tasks.get(&f.spec.key) {
                         f.drops = t.drops.snapshot();
@@ -214,7 +221,7 @@ impl Service for DhcpService {
     }
 
     fn busy(&self) -> bool {
-        let mut t = self.tasks.lock().expect("tasks lock");
+        let mut t = self.tasks.lock().unwrap_or_else(|e| e.into_inner());
         t.retain(|_, task| !task.join.is_finished());
         !t.is_empty()
     }
@@ -223,7 +230,7 @@ impl Service for DhcpService {
         let tasks: Vec<Task> = self
             .tasks
             .lock()
-            .expect("tasks lock")
+            .unwrap_or_else(|e| e.into_inner())
             .drain()
             .map(|(_, t)| t)
             .collect();

@@ -47,6 +47,12 @@ fn main() {
     common::ip(&["link", "set", "lo", "up"]);
     let state = PathBuf::from(format!("/run/pipework-bench-{}", std::process::id()));
     let tag = format!("pwb{}", std::process::id());
+    // Whatever way the bench ends (a failed step panics), its namespaces
+    // and state go: a failed run once left ~120 behind.
+    let _cleanup = Cleanup {
+        tag: tag.clone(),
+        state: state.clone(),
+    };
     let date = Command::new("date")
         .arg("-u")
         .output()
@@ -83,5 +89,38 @@ fn main() {
     ];
     let costs = cost::run(&named, &state.join("cost"), &tag);
     cost::print(&costs, &named, leftover);
-    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// Deletes the bench's namespaces (their names start with its tag) and its
+/// state directory when dropped, also while a panic unwinds.
+struct Cleanup {
+    tag: String,
+    state: PathBuf,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let names: Vec<String> = std::fs::read_dir("/run/netns")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.starts_with(&self.tag))
+            .collect();
+        if !names.is_empty() {
+            let input: String = names.iter().map(|n| format!("netns del {n}\n")).collect();
+            // Not `common::time_stdin`: nothing may panic while unwinding.
+            if let Ok(mut child) = Command::new("ip")
+                .args(["-batch", "-"])
+                .stdin(std::process::Stdio::piped())
+                .spawn()
+            {
+                if let Some(mut stdin) = child.stdin.take() {
+                    let _ = std::io::Write::write_all(&mut stdin, input.as_bytes());
+                }
+                let _ = child.wait();
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
 }

@@ -103,7 +103,7 @@ impl Shared {
             return;
         }
         {
-            let mut q = self.queue.lock().expect("queue lock");
+            let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(again) = q.get_mut(&id) {
                 *again = true;
                 return;
@@ -120,7 +120,7 @@ impl Shared {
                         me.retry_later(&id, ok);
                     }
                 }
-                let mut q = me.queue.lock().expect("queue lock");
+                let mut q = me.queue.lock().unwrap_or_else(|e| e.into_inner());
                 if q.get(&id) == Some(&true) && !me.stopping.load(Ordering::SeqCst) {
                     q.insert(id.clone(), false);
                     continue;
@@ -137,7 +137,7 @@ impl Shared {
     /// After a failed look, another one later, each wait twice the last
     /// (up to a minute); a look that works resets it.
     fn retry_later(self: &Arc<Self>, id: &str, ok: bool) {
-        let mut r = self.retries.lock().expect("retries lock");
+        let mut r = self.retries.lock().unwrap_or_else(|e| e.into_inner());
         if ok {
             r.remove(id);
             return;
@@ -261,7 +261,7 @@ impl Service for ReconcileService {
     /// daemon's own socket, which is served only once every service started.
     async fn start(&self) -> Result<()> {
         let task = tokio::spawn(self.shared.clone().run());
-        *self.main.lock().expect("main lock") = Some(task);
+        *self.main.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
         Ok(())
     }
 
@@ -292,7 +292,7 @@ impl Service for ReconcileService {
 
     async fn stop(&self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
-        if let Some(t) = self.main.lock().expect("main lock").take() {
+        if let Some(t) = self.main.lock().unwrap_or_else(|e| e.into_inner()).take() {
             t.abort();
         }
         // Let the attaches under way finish (anything cut short is still
