@@ -190,10 +190,6 @@ pub async fn check_record(
     out
 }
 
-/// How long `--repair` waits for a restarted kept DHCP client's lease
-/// (the attach's own default wait).
-const KEPT_CLIENT_LEASE_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// A native lease nobody renews: no daemon runs, or the one that runs does
 /// not hold it. `--repair` starts the daemon, which carries on from the
 /// lease saved on disk (renewing it, or obtaining a new one once expired).
@@ -225,19 +221,6 @@ async fn lease_not_kept(
         format!("{name}: its DHCP lease {key} is not kept: {why}"),
         repair,
     ))
-}
-
-/// Runs the client's start (which waits for its lease, seconds) off the
-/// async threads, so a daemon keeps serving meanwhile.
-async fn restart_kept_client(settings: &Settings, dir: &std::path::Path, ns: &Netns) -> Result<()> {
-    let settings = settings.clone();
-    let dir = dir.to_path_buf();
-    let ns = ns.try_clone().map_err(Error::from)?;
-    tokio::task::spawn_blocking(move || {
-        pipework_dhcp::compat::restart_kept_client(&settings, &dir, &ns, KEPT_CLIENT_LEASE_WAIT)
-    })
-    .await
-    .map_err(|e| Error::failed("the client's start did not finish").with_source(e))?
 }
 
 /// A repair inside the guest, when the scope allows one.
@@ -346,7 +329,14 @@ async fn guest_side(
                         // only what the attach had it change.
                         let repair = match scope {
                             RepairScope::None => Repair::NotAsked,
-                            _ => Repair::of(restart_kept_client(settings, dir, ns).await),
+                            // The daemon's watch starts it again on a task
+                            // of its own (`kept_client::restart_dead`):
+                            // waiting here for its lease, seconds, would
+                            // hold back every other repair of the pass.
+                            RepairScope::HostSide => Repair::NotAsked,
+                            RepairScope::All => {
+                                Repair::of(crate::kept_client::restart(settings, dir, ns).await)
+                            }
                         };
                         out.push(Finding::new(
                             "dhcp",

@@ -32,6 +32,7 @@ pub mod check;
 pub mod detach;
 pub mod gc;
 pub mod inspect;
+pub mod kept_client;
 pub mod live;
 pub mod local_name;
 pub mod pending;

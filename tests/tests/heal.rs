@@ -401,3 +401,63 @@ fn the_daemon_starts_a_dead_kept_dhcp_client_again() {
     assert_eq!(i["interfaces"][0]["dhcp"]["compat"]["running"], true, "{i}");
     assert_eq!(s.pipework(&["check", &g]).code, 0);
 }
+
+/// A kept client started again waits for its lease (here it never comes:
+/// the DHCP server is gone); the flows of another attachment lost meanwhile
+/// come back all the same, without waiting behind it.
+#[test]
+fn a_client_waiting_for_its_lease_does_not_hold_back_flows() {
+    use pipework_tests::dhcp::{DhcpServer, ServerConfig};
+    let mut s = Sandbox::new("healboth");
+    let sw = OvsSwitch::start(&mut s);
+    let (_a, m) = protected_pair(&mut s, &sw, "ovsb");
+    let installed = our_flows(&sw, "ovsb");
+    // The switch leaves only `ip` on pipework's PATH; the client is wanted too.
+    let path = s
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .unwrap()
+        .1
+        .clone();
+    let udhcpc = ["/usr/sbin/udhcpc", "/sbin/udhcpc", "/usr/bin/udhcpc"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("udhcpc (busybox-udhcpc)");
+    std::os::unix::fs::symlink(udhcpc, std::path::Path::new(&path).join("udhcpc")).unwrap();
+    let srv = DhcpServer::start(&mut s, "brb", &ServerConfig::v4("10.47.0"));
+    let g = s.guest("g");
+    s.pipework(&["brb", &g, "udhcpc-f"]).ok();
+    drop(srv);
+    let first = pids_in(&g);
+    assert!(!first.is_empty(), "udhcpc-f kept no client");
+    let d = Daemon::start(&s);
+    for p in &first {
+        kill(*p, libc::SIGKILL);
+    }
+    // The watch starts a new client, which now waits (up to 30 s) for a
+    // lease no server gives.
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            let now = pids_in(&g);
+            !now.is_empty() && now.iter().all(|p| !first.contains(p))
+        }),
+        "no new client: {}",
+        d.log()
+    );
+    sw.restart_vswitchd();
+    assert!(
+        eventually(Duration::from_secs(15), || our_flows(&sw, "ovsb")
+            == installed),
+        "flows not back: {:#?}\n{}",
+        sw.flows("ovsb"),
+        d.log()
+    );
+    assert!(
+        !d.log().contains("it has its lease"),
+        "the flows came back only after the client's wait: {}",
+        d.log()
+    );
+    assert!(!spoof_gets_through(&m), "spoofing is dropped again");
+}

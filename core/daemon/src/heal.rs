@@ -15,15 +15,17 @@
 //! thing started again is a kept compatible-mode DHCP client that exited
 //! (`udhcpc-f`, `dhclient-f`, `dhcpcd`): a process of ours, started from
 //! the host, that changes in the guest only what the attach had it change.
-//! A watch looks for such deaths every few seconds and runs a pass when it
-//! sees a new one; a client that cannot be started again is retried by the
-//! periodic pass and logged once.
+//! A watch looks for such deaths every few seconds and starts each dead
+//! one again on a task of its own (it waits for the lease, seconds), apart
+//! from the passes, so that a flow is never left missing behind a DHCP
+//! wait; a client that cannot be started again is logged once and retried
+//! after the periodic pass's interval.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::{json, Value};
@@ -34,24 +36,26 @@ use crate::ctx::DaemonCtx;
 use crate::service::{Hangup, Service};
 use pipework_base::drift::{Repair, RepairScope};
 use pipework_base::error::{Error, Result};
+use pipework_core::kept_client::{self, Restarted};
 
 /// The pass that runs even when no event came.
 const PERIOD: Duration = Duration::from_secs(30);
 
-/// How often the watch looks for kept DHCP clients that exited (a scan of
-/// `/proc` per client).
+/// How often the watch looks for kept DHCP clients that exited (one scan
+/// of `/proc` for all of them).
 const CLIENT_WATCH: Duration = Duration::from_secs(3);
 
 pub struct HealService {
     ctx: Arc<DaemonCtx>,
-    task: Mutex<Option<JoinHandle<()>>>,
+    /// The passes, and the watch of kept DHCP clients.
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl HealService {
     pub fn new(ctx: Arc<DaemonCtx>) -> HealService {
         HealService {
             ctx,
-            task: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
         }
     }
 }
@@ -90,26 +94,53 @@ async fn pass(ctx: &DaemonCtx, why: &str, reported: &mut BTreeSet<String>) {
     *reported = now;
 }
 
-/// Returns once a kept DHCP client not seen dead before has exited.
-/// `known` holds the dead ones seen, so that one the pass could not start
-/// again does not wake it every few seconds (the periodic pass retries).
-async fn a_kept_client_died(
-    settings: &pipework_base::settings::Settings,
-    known: &mut BTreeSet<PathBuf>,
-) -> String {
+/// Starts kept DHCP clients that exited again, each on a task of its own,
+/// for as long as the daemon runs.
+async fn keep_clients(ctx: Arc<DaemonCtx>) {
+    let mut running: HashMap<PathBuf, JoinHandle<Result<Restarted>>> = HashMap::new();
+    // When a restart last failed: retried after `PERIOD`, logged once.
+    let mut failed: HashMap<PathBuf, Instant> = HashMap::new();
     loop {
         tokio::time::sleep(CLIENT_WATCH).await;
-        let s = settings.clone();
-        let dead: BTreeSet<PathBuf> =
+        for (dir, h) in std::mem::take(&mut running) {
+            if !h.is_finished() {
+                running.insert(dir, h);
+                continue;
+            }
+            match h.await {
+                Ok(Ok(Restarted::Leased { guest, interface })) => {
+                    failed.remove(&dir);
+                    info!("healed: the kept DHCP client of {guest} {interface} exited; started again, it has its lease");
+                }
+                Ok(Ok(Restarted::NotNeeded)) => {
+                    failed.remove(&dir);
+                }
+                Ok(Err(e)) => {
+                    if failed.insert(dir.clone(), Instant::now()).is_none() {
+                        warn!("heal: the kept DHCP client of {} exited and could not be started again: {e}", dir.display());
+                    }
+                }
+                Err(e) => warn!(
+                    "heal: restarting the kept DHCP client of {}: {e}",
+                    dir.display()
+                ),
+            }
+        }
+        let s = ctx.settings.clone();
+        let dead =
             tokio::task::spawn_blocking(move || pipework_dhcp::compat::dead_kept_clients(&s))
                 .await
-                .unwrap_or_default()
-                .into_iter()
-                .collect();
-        let new = dead.difference(known).next().cloned();
-        *known = dead;
-        if let Some(d) = new {
-            return format!("the kept DHCP client of {} exited", d.display());
+                .unwrap_or_default();
+        for dir in dead {
+            let retry_later = failed.get(&dir).is_some_and(|t| t.elapsed() < PERIOD);
+            if running.contains_key(&dir) || retry_later {
+                continue;
+            }
+            let ctx = ctx.clone();
+            let d = dir.clone();
+            let task =
+                tokio::spawn(async move { kept_client::restart_dead(&ctx.settings, &d).await });
+            running.insert(dir, task);
         }
     }
 }
@@ -122,21 +153,20 @@ impl Service for HealService {
 
     async fn start(&self) -> Result<()> {
         let ctx = self.ctx.clone();
-        let task = tokio::spawn(async move {
+        let passes = tokio::spawn(async move {
             let mut reported = BTreeSet::new();
             let mut why = "the daemon started".to_string();
-            let mut dead_clients = BTreeSet::new();
             loop {
                 pass(&ctx, &why, &mut reported).await;
                 why = tokio::select! {
                     w = ctx.drivers.changed(&ctx.settings) => w,
-                    w = a_kept_client_died(&ctx.settings, &mut dead_clients) => w,
                     _ = tokio::time::sleep(PERIOD) => "periodic check".to_string(),
                 };
             }
         });
-        if let Ok(mut t) = self.task.lock() {
-            *t = Some(task);
+        let clients = tokio::spawn(keep_clients(self.ctx.clone()));
+        if let Ok(mut t) = self.tasks.lock() {
+            t.extend([passes, clients]);
         }
         Ok(())
     }
@@ -168,7 +198,8 @@ impl Service for HealService {
     }
 
     async fn stop(&self) {
-        if let Some(t) = self.task.lock().ok().and_then(|mut t| t.take()) {
+        let tasks = self.tasks.lock().map(|mut t| std::mem::take(&mut *t));
+        for t in tasks.unwrap_or_default() {
             t.abort();
         }
     }
