@@ -140,6 +140,16 @@ pub fn quiet(c: &mut Command) {
     );
 }
 
+/// A private tmpfs (mode 0700, as pipework wants its state directory) on
+/// `dir`.
+pub fn mount_tmpfs(dir: &Path) {
+    quiet(
+        Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "mode=0700", "pipework-bench"])
+            .arg(dir),
+    );
+}
+
 pub fn ip(args: &[&str]) {
     quiet(Command::new("ip").args(args));
 }
