@@ -362,6 +362,24 @@ fn pids_in(ns: &str) -> Vec<i32> {
         .collect()
 }
 
+/// Kills the guest's kept client (its processes) and waits for the
+/// daemon's watch to start a new one there.
+fn kill_client_and_see_a_new_one(g: &str, d: &Daemon, within: Duration) {
+    let first = pids_in(g);
+    assert!(!first.is_empty(), "udhcpc-f kept no client");
+    for p in &first {
+        kill(*p, libc::SIGKILL);
+    }
+    assert!(
+        eventually(within, || {
+            let now = pids_in(g);
+            !now.is_empty() && now.iter().all(|p| !first.contains(p))
+        }),
+        "no new client: {}",
+        d.log()
+    );
+}
+
 #[test]
 fn the_daemon_starts_a_dead_kept_dhcp_client_again() {
     use pipework_tests::dhcp::{DhcpServer, ServerConfig};
@@ -369,24 +387,12 @@ fn the_daemon_starts_a_dead_kept_dhcp_client_again() {
     let srv = DhcpServer::start(&mut s, "brh", &ServerConfig::v4("10.46.0"));
     let g = s.guest("g");
     s.pipework(&["brh", &g, "udhcpc-f"]).ok();
-    let first = pids_in(&g);
-    assert!(!first.is_empty(), "udhcpc-f kept no client");
     let d = Daemon::start(&s);
     let acks = srv.count("DHCPACK");
-    for p in &first {
-        kill(*p, libc::SIGKILL);
-    }
-    // The daemon's watch sees the death within seconds, and its pass starts
-    // the client again as the attach did: a new process in the guest, a
-    // lease from dnsmasq.
-    assert!(
-        eventually(Duration::from_secs(30), || {
-            let now = pids_in(&g);
-            !now.is_empty() && now.iter().all(|p| !first.contains(p))
-        }),
-        "no new client: {}",
-        d.log()
-    );
+    // The daemon's watch sees the death within seconds and starts the
+    // client again as the attach did: a new process in the guest, a lease
+    // from dnsmasq.
+    kill_client_and_see_a_new_one(&g, &d, Duration::from_secs(30));
     assert!(
         srv.wait_count("DHCPACK", acks + 1, Duration::from_secs(20)),
         "the new client got no lease: {}",
@@ -430,22 +436,10 @@ fn a_client_waiting_for_its_lease_does_not_hold_back_flows() {
     let g = s.guest("g");
     s.pipework(&["brb", &g, "udhcpc-f"]).ok();
     drop(srv);
-    let first = pids_in(&g);
-    assert!(!first.is_empty(), "udhcpc-f kept no client");
     let d = Daemon::start(&s);
-    for p in &first {
-        kill(*p, libc::SIGKILL);
-    }
     // The watch starts a new client, which now waits (up to 30 s) for a
     // lease no server gives.
-    assert!(
-        eventually(Duration::from_secs(20), || {
-            let now = pids_in(&g);
-            !now.is_empty() && now.iter().all(|p| !first.contains(p))
-        }),
-        "no new client: {}",
-        d.log()
-    );
+    kill_client_and_see_a_new_one(&g, &d, Duration::from_secs(20));
     sw.restart_vswitchd();
     assert!(
         eventually(Duration::from_secs(15), || our_flows(&sw, "ovsb")
