@@ -455,3 +455,63 @@ fn a_client_waiting_for_its_lease_does_not_hold_back_flows() {
     );
     assert!(!spoof_gets_through(&m), "spoofing is dropped again");
 }
+
+/// An OVS port given another OpenFlow number keeps flows naming the old
+/// one (which another port may get): check reports it, `--repair` (and the
+/// daemon, on OVSDB's word) moves the flows to the new number.
+#[test]
+fn a_port_given_another_openflow_number_gets_its_flows_moved() {
+    let mut s = Sandbox::new("healofport");
+    let sw = OvsSwitch::start(&mut s);
+    let (_a, m) = protected_pair(&mut s, &sw, "ovso");
+    let port = s.pipework(&["inspect", &m]).ok().json()["interfaces"][0]["host_peer"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let names = |n: &str| {
+        our_flows(&sw, "ovso")
+            .iter()
+            .any(|f| f.contains(&format!("in_port={n},")) || f.contains(&format!("in_port={n} ")))
+    };
+    let old = sw.get("Interface", &port, "ofport");
+    assert!(names(&old), "{:#?}", sw.flows("ovso"));
+    sw.vsctl(&["set", "Interface", &port, "ofport_request=77"]);
+    assert!(eventually(Duration::from_secs(10), || sw.get(
+        "Interface",
+        &port,
+        "ofport"
+    ) == "77"));
+
+    let r = s.pipework(&["check", &m]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stdout
+            .contains(&format!("OpenFlow number 77 where its flows name {old}")),
+        "{r:?}"
+    );
+    let r = s.pipework(&["check", "--repair", &m]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(names("77") && !names(&old), "{:#?}", sw.flows("ovso"));
+    assert!(
+        !spoof_gets_through(&m),
+        "port security holds on the new number"
+    );
+    assert!(ping(&m, "10.41.0.2"), "the honest address passes");
+    assert_eq!(s.pipework(&["check"]).code, 0, "the record names 77 now");
+
+    // The daemon does the same on its own.
+    let d = Daemon::start(&s);
+    sw.vsctl(&["set", "Interface", &port, "ofport_request=78"]);
+    assert!(
+        eventually(Duration::from_secs(15), || names("78") && !names("77")),
+        "{:#?}\n{}",
+        sw.flows("ovso"),
+        d.log()
+    );
+    assert!(!spoof_gets_through(&m));
+    assert!(
+        eventually(Duration::from_secs(10), || s.pipework(&["check"]).code == 0),
+        "{}",
+        d.log()
+    );
+}

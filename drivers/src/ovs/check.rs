@@ -6,8 +6,10 @@
 use std::net::IpAddr;
 
 use pipework_base::drift::{Finding, Repair, RepairScope};
+use pipework_base::error::Error;
 use pipework_base::journal::Step;
-use pipework_base::state::AttachmentRecord;
+use pipework_base::settings::Settings;
+use pipework_base::state::{AttachmentRecord, StateDir};
 use pipework_model::{DriverKind, VlanSet};
 use pipework_ovsdb_schemas::{bridge, datum, interface, keys, port, UUID};
 use serde_json::{Map, Value};
@@ -79,6 +81,7 @@ impl Ovs {
     pub(super) async fn check_record(
         &self,
         rec: &AttachmentRecord,
+        settings: &Settings,
         scope: RepairScope,
     ) -> Vec<Finding> {
         let mut out = Vec::new();
@@ -230,7 +233,7 @@ impl Ovs {
             ));
         }
         if !m.flows.is_empty() {
-            if let Some(f) = self.check_flows(rec, &m, &remote, scope).await {
+            if let Some(f) = self.check_flows(rec, &m, &remote, settings, scope).await {
                 out.push(f);
             }
         }
@@ -267,6 +270,7 @@ impl Ovs {
         rec: &AttachmentRecord,
         m: &Made,
         remote: &Remote,
+        settings: &Settings,
         scope: RepairScope,
     ) -> Option<Finding> {
         let recorded = rec.details.get("ovs_ofport").and_then(Value::as_u64);
@@ -290,17 +294,34 @@ impl Ovs {
                 ))
             }
         };
-        let ofport = match (recorded, live) {
-            (Some(r), Some(l)) if l == r as i64 => r as u32,
-            (r, l) => {
+        let renumbered = |l: Option<i64>| {
+            format!(
+                "OVS port {} has OpenFlow number {} where its flows name {}",
+                m.port,
+                l.map_or("none".into(), |l| l.to_string()),
+                recorded.map_or("none".into(), |r| r.to_string())
+            )
+        };
+        // The port got another OpenFlow number (deleted and added again, an
+        // `ofport_request`): the flows still name the old one, which may now
+        // be another guest's port, whose traffic they would judge by this
+        // guest's MAC and addresses. Moved to the new number on repair.
+        let (ofport, moved_from) = match (recorded, live) {
+            (Some(r), Some(l)) if l == r as i64 => (r as u32, None),
+            (r, Some(l)) if l > 0 && l < i64::from(u16::MAX) => {
+                if !scope.host_side() {
+                    return Some(Finding::new(
+                        "ovs_flows",
+                        renumbered(Some(l)),
+                        Repair::NotAsked,
+                    ));
+                }
+                (l as u32, Some(r))
+            }
+            (_, l) => {
                 return Some(Finding::new(
                     "ovs_flows",
-                    format!(
-                        "OVS port {} has OpenFlow number {} where its flows name {}",
-                        m.port,
-                        l.map_or("none".into(), |l| l.to_string()),
-                        r.map_or("none".into(), |r| r.to_string())
-                    ),
+                    renumbered(l),
                     Repair::left(scope, "detach and attach again"),
                 ))
             }
@@ -337,6 +358,17 @@ impl Ovs {
                 ))
             }
         };
+        if moved_from.is_some() {
+            let all: Vec<Flow> = want.iter().flat_map(|(_, s)| s.clone()).collect();
+            let cookies: Vec<u64> = want.iter().map(|(c, _)| *c).collect();
+            let repair =
+                Repair::of(move_flows(&mut sw, &cookies, &all, settings, rec, ofport).await);
+            return Some(Finding::new(
+                "ovs_flows",
+                renumbered(Some(i64::from(ofport))),
+                repair,
+            ));
+        }
         let (mut have, mut total) = (0, 0);
         for (c, set) in &want {
             total += set.len();
@@ -369,4 +401,32 @@ impl Ovs {
             repair,
         ))
     }
+}
+
+/// Replaces a record's port-security flows (every cookie of it) with `all`,
+/// built for the port's new OpenFlow number, and records that number. The
+/// flows go first: a record saved after them that fails leaves the old
+/// number recorded, and the next check moves the flows again (the same
+/// result), then saves.
+async fn move_flows(
+    sw: &mut Switch,
+    cookies: &[u64],
+    all: &[Flow],
+    settings: &Settings,
+    rec: &AttachmentRecord,
+    ofport: u32,
+) -> pipework_base::error::Result<()> {
+    let of = |e: super::openflow::OfError| Error::failed(e.to_string());
+    for c in cookies {
+        sw.delete_cookie(*c, u64::MAX).await.map_err(of)?;
+    }
+    sw.add_flows(all).await.map_err(of)?;
+    // The caller (check) holds the guest's lock: no attach or detach of this
+    // guest changes the record meanwhile.
+    let state = StateDir::open(&settings.state_dir)?;
+    let mut now = state
+        .load(rec.guest.netns, &rec.interface)?
+        .ok_or_else(|| Error::failed("the record is gone"))?;
+    now.details.insert("ovs_ofport".into(), ofport.into());
+    state.save(&now)
 }

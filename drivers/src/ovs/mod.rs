@@ -505,10 +505,10 @@ impl Driver for Ovs {
     async fn check(
         &self,
         rec: &AttachmentRecord,
-        _settings: &Settings,
+        settings: &Settings,
         repair: RepairScope,
     ) -> Vec<Finding> {
-        self.check_record(rec, repair).await
+        self.check_record(rec, settings, repair).await
     }
 
     async fn undo(&self, data: &DriverData, ctx: &UndoContext<'_>) -> Result<()> {
