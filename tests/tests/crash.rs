@@ -353,3 +353,57 @@ fn a_second_attach_refuses_what_it_cannot_change() {
     s.pipework(&["detach", &g]).ok();
     s.pipework(&["detach", &m]).ok();
 }
+
+/// The veth's host end is journaled before the request, without an index.
+/// Killed after the kernel refused the pair because another link had the
+/// name (possible only in a race), that step names somebody else's link:
+/// `gc` deletes only what the request would have made, a veth whose peer is
+/// in another namespace.
+#[test]
+fn a_write_ahead_step_never_deletes_another_link_of_its_name() {
+    if !is_root() {
+        return;
+    }
+    use pipework_tests::{ip, link};
+    let mut s = Sandbox::new("crahead");
+    let g = s.guest("g");
+    ip(
+        &s.host,
+        &[
+            "link", "add", "pwaheadv", "type", "veth", "peer", "name", "pwaheadp",
+        ],
+    );
+    ip(&s.host, &["link", "add", "pwaheadb", "type", "bridge"]);
+    ip(
+        &s.host,
+        &[
+            "link", "add", "pwaheadg", "type", "veth", "peer", "name", "eth5", "netns", &g,
+        ],
+    );
+    let steps: Vec<serde_json::Value> = ["pwaheadv", "pwaheadb", "pwaheadg"]
+        .iter()
+        .map(|n| serde_json::json!({"op": "host_link_created", "name": n, "ifindex": 0}))
+        .collect();
+    let journal = serde_json::json!({
+        "guest": {"name": "gone", "kind": "netns", "reference": {"auto": "gone"}, "netns": 1},
+        "interface": "eth9",
+        "journal": steps,
+    });
+    let pending = s.state_dir.join("pending");
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&pending)
+        .unwrap();
+    std::fs::write(pending.join("1-eth9.json"), format!("{journal}\n")).unwrap();
+    s.pipework(&["gc"]).ok();
+    assert!(
+        link(&s.host, "pwaheadv").is_some(),
+        "a host-only veth was deleted"
+    );
+    assert!(link(&s.host, "pwaheadb").is_some(), "a bridge was deleted");
+    assert!(
+        link(&s.host, "pwaheadg").is_none(),
+        "the pair the step stands for stays"
+    );
+    assert!(link(&g, "eth5").is_none());
+    assert!(!pending.join("1-eth9.json").exists());
+}

@@ -11,30 +11,8 @@ use pipework_model::Family;
 use pipework_sys::netlink::{Link, LinkChange, Netlink, NewLink, NlError, RouteSpec};
 use pipework_sys::netns::Netns;
 
-/// Creates a link in the host namespace and records it.
-pub async fn create_host_link(
-    host: &Netlink,
-    name: &str,
-    new: NewLink,
-    journal: &mut Journal,
-) -> Result<Link, NlError> {
-    let echoed = host.create_link_echo(new).await?;
-    // Recorded before the lookup so that even a failed lookup is undone by name.
-    journal.record(Step::HostLinkCreated {
-        name: name.to_string(),
-        ifindex: 0,
-    });
-    match echoed {
-        Some(l) if l.name == name && l.index != 0 => {
-            complete_step(journal, l.index);
-            Ok(l)
-        }
-        _ => complete_host_link(host, name, journal).await,
-    }
-}
-
-/// Like [`create_host_link`], but the step is journaled *before* the
-/// request (write-ahead): for a link whose other end is created in the guest
+/// Creates a veth in the host namespace whose step is journaled *before*
+/// the request (write-ahead): for a link whose other end is created in the guest
 /// under its final name, where nothing else would let a later `gc` find
 /// the pair after a kill between the kernel's answer and the journal. The
 /// step (undone by name while its index is 0) is taken back if the kernel

@@ -245,6 +245,13 @@ async fn delete_if_same(
         nl.link_by_index(ifindex).await?
     };
     match found {
+        // A step still without its index was written ahead of a veth's
+        // creation (`ops::create_host_link_ahead`): the kernel may have
+        // refused the pair because another link has the name, and a kill
+        // before the step was taken back leaves it naming that link. Only
+        // what the request would have made is deleted: a veth whose peer is
+        // in another namespace.
+        Some(l) if ifindex == 0 && !(l.is_kind("veth") && l.parent_netnsid.is_some()) => Ok(()),
         Some(l) if l.name == name => gone_ok(nl.delete_link(l.index, name).await),
         _ => Ok(()),
     }
