@@ -306,9 +306,9 @@ impl Ovs {
         // `ofport_request`): the flows still name the old one, which may now
         // be another guest's port, whose traffic they would judge by this
         // guest's MAC and addresses. Moved to the new number on repair.
-        let (ofport, moved_from) = match (recorded, live) {
-            (Some(r), Some(l)) if l == r as i64 => (r as u32, None),
-            (r, Some(l)) if l > 0 && l < i64::from(u16::MAX) => {
+        let (ofport, moved) = match (recorded, live) {
+            (Some(r), Some(l)) if l == r as i64 => (r as u32, false),
+            (_, Some(l)) if l > 0 && l < i64::from(u16::MAX) => {
                 if !scope.host_side() {
                     return Some(Finding::new(
                         "ovs_flows",
@@ -316,7 +316,7 @@ impl Ovs {
                         Repair::NotAsked,
                     ));
                 }
-                (l as u32, Some(r))
+                (l as u32, true)
             }
             (_, l) => {
                 return Some(Finding::new(
@@ -358,7 +358,7 @@ impl Ovs {
                 ))
             }
         };
-        if moved_from.is_some() {
+        if moved {
             let all: Vec<Flow> = want.iter().flat_map(|(_, s)| s.clone()).collect();
             let cookies: Vec<u64> = want.iter().map(|(c, _)| *c).collect();
             let repair =
