@@ -244,32 +244,39 @@ async fn sweep_temp_links(ctx: &Replay<'_>) -> Result<()> {
     Ok(())
 }
 
-/// Settles the pending files of one guest (the caller holds its lock).
+/// Before an attach to `own` (whose lock the caller holds): settles that
+/// guest's pending files, then those attaches to other guests left when
+/// they were killed. One directory read when there is none, the common
+/// case (a request saved on every attach).
 ///
 /// A temporary link in the guest is only ever left by an attach killed
 /// half-way, and such an attach always leaves its pending file (written
 /// before its first change): with none for this guest there is nothing to
-/// sweep, and the guest's links are not listed (the common case, a
-/// request saved on every attach).
-pub async fn settle_guest(ctx: &Replay<'_>, netns: NetnsId) -> Result<()> {
-    let prefix = format!("{netns}-");
-    let ours: Vec<String> = ctx
-        .state
-        .list(DIR)?
-        .into_iter()
-        .filter_map(|name| {
-            name.strip_prefix(&prefix)
-                .and_then(|n| n.strip_suffix(".json"))
-                .map(str::to_string)
-        })
-        .collect();
-    if ours.is_empty() {
+/// sweep, and the guest's links are not listed.
+pub async fn settle_before_attach(ctx: &Replay<'_>, own: NetnsId) -> Result<()> {
+    let files = files(ctx.state)?;
+    if files.is_empty() {
         return Ok(());
     }
-    sweep_temp_links(ctx).await?;
-    for ifname in &ours {
-        settle_one(ctx, netns, ifname).await?;
+    let ours: Vec<&str> = files
+        .iter()
+        .filter(|(ns, _)| *ns == own)
+        .map(|(_, ifname)| ifname.as_str())
+        .collect();
+    if !ours.is_empty() {
+        sweep_temp_links(ctx).await?;
+        for ifname in ours {
+            settle_one(ctx, own, ifname).await?;
+        }
     }
+    let env = Env {
+        state: ctx.state,
+        host: ctx.host,
+        host_ns: ctx.host_ns,
+        drivers: ctx.drivers,
+        settings: ctx.settings,
+    };
+    env.settle(files, Some(own)).await?;
     Ok(())
 }
 
@@ -294,32 +301,6 @@ pub async fn settle_all(
         settings,
     };
     env.settle(files, None).await
-}
-
-/// In an attach (holding the lock of guest `own`): settles the pending
-/// files other guests' attaches left when they were killed. A file whose
-/// guest's lock is held is an attach still running and is left alone; so
-/// is this guest's own (settled before the attach looks at the host).
-pub async fn settle_others(
-    state: &StateDir,
-    host: &Netlink,
-    host_ns: &Netns,
-    drivers: &dyn DriverSet,
-    settings: &Settings,
-    own: NetnsId,
-) -> Result<Vec<PendingAttach>> {
-    let files = files(state)?;
-    if files.is_empty() {
-        return Ok(Vec::new());
-    }
-    let env = Env {
-        state,
-        host,
-        host_ns,
-        drivers,
-        settings,
-    };
-    env.settle(files, Some(own)).await
 }
 
 /// The pending files, with the guest and interface their names give.

@@ -157,7 +157,11 @@ pub async fn gather(
 pub fn facts(name: String, link: Option<Link>, ovs_bridge: bool, sys: &Sysfs<'_>) -> HostFacts {
     // Facts about a name that does not exist as a link would describe a
     // stranger (another namespace's device of that name, a stale fixture).
-    let present = link.is_some() && sys.has_interface(&name);
+    // A link netlink calls a bridge is decided by that alone (see
+    // [`decide`]): its sysfs files are not read (five lookups in /sys an
+    // attach to a bridge would pay for nothing).
+    let netlink_bridge = link.as_ref().is_some_and(|l| l.is_kind("bridge"));
+    let present = link.is_some() && !netlink_bridge && sys.has_interface(&name);
     HostFacts {
         sriov_totalvfs: if present {
             sys.sriov_totalvfs(&name)
@@ -165,7 +169,7 @@ pub fn facts(name: String, link: Option<Link>, ovs_bridge: bool, sys: &Sysfs<'_>
             0
         },
         sysfs_arphrd: if present { sys.arphrd(&name) } else { None },
-        sysfs_bridge: present && sys.is_bridge(&name),
+        sysfs_bridge: netlink_bridge || (present && sys.is_bridge(&name)),
         is_vf: present && sys.is_vf(&name),
         name,
         link,

@@ -87,6 +87,17 @@ pub struct LockGuard {
 #[derive(Clone, Debug)]
 pub struct StateDir {
     root: PathBuf,
+    /// What [`StateDir::open`] verified (the root, its known directories
+    /// that exist), held for this value's life (one command or daemon pass)
+    /// instead of verified again on every access (~20 system calls an
+    /// attach); a swap of the directory behind our back cannot redirect it.
+    verified: Option<Verified>,
+}
+
+#[derive(Clone, Debug)]
+struct Verified {
+    root: Dir,
+    known: Vec<(&'static str, Dir)>,
 }
 
 fn io_err(what: String) -> impl FnOnce(std::io::Error) -> Error {
@@ -120,11 +131,15 @@ impl StateDir {
     pub fn open(root: &Path) -> Result<StateDir> {
         let dir = Dir::open_root(root, true)?
             .ok_or_else(|| Error::failed(format!("cannot create {}", root.display())))?;
+        let mut known = Vec::new();
         for sub in KNOWN_DIRS {
-            dir.sub(sub, CREATED_DIRS.contains(sub))?;
+            if let Some(d) = dir.sub(sub, CREATED_DIRS.contains(sub))? {
+                known.push((*sub, d));
+            }
         }
         Ok(StateDir {
             root: root.to_path_buf(),
+            verified: Some(Verified { root: dir, known }),
         })
     }
 
@@ -132,6 +147,7 @@ impl StateDir {
     pub fn open_read(root: &Path) -> StateDir {
         StateDir {
             root: root.to_path_buf(),
+            verified: None,
         }
     }
 
@@ -142,12 +158,25 @@ impl StateDir {
     /// The state root, verified; `None` if it does not exist and `create`
     /// is false.
     pub fn root_dir(&self, create: bool) -> Result<Option<Dir>> {
-        Dir::open_root(&self.root, create)
+        match &self.verified {
+            Some(v) => Ok(Some(v.root.clone())),
+            None => Dir::open_root(&self.root, create),
+        }
     }
 
     /// A directory beneath the root (`""` is the root), every directory on
     /// the way verified; created (0700) when `create`.
     pub fn dir(&self, rel: &str, create: bool) -> Result<Option<Dir>> {
+        if let Some(v) = &self.verified {
+            let (first, rest) = rel.split_once('/').unwrap_or((rel, ""));
+            if let Some((_, d)) = v.known.iter().find(|(n, _)| *n == first) {
+                return if rest.is_empty() {
+                    Ok(Some(d.clone()))
+                } else {
+                    d.walk(rest, create)
+                };
+            }
+        }
         let Some(root) = self.root_dir(create)? else {
             return Ok(None);
         };

@@ -23,6 +23,7 @@ use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, renameat, OFlag};
@@ -50,9 +51,13 @@ pub enum OpenHow {
 }
 
 /// A directory beneath (or at) the state root, verified and held open.
-#[derive(Debug)]
+///
+/// Clones share the descriptor (a [`crate::state::StateDir`] keeps the
+/// ones it verified on opening); listing never reads through it, so no
+/// clone sees another's directory offset.
+#[derive(Clone, Debug)]
 pub struct Dir {
-    fd: OwnedFd,
+    fd: Arc<OwnedFd>,
     path: PathBuf,
 }
 
@@ -140,7 +145,7 @@ impl Dir {
             }
         };
         let d = Dir {
-            fd,
+            fd: Arc::new(fd),
             path: path.to_path_buf(),
         };
         if created {
@@ -160,7 +165,7 @@ impl Dir {
         )
         .map_err(|e| io_failed("open", path, e))?;
         Ok(Dir {
-            fd,
+            fd: Arc::new(fd),
             path: path.to_path_buf(),
         })
     }
@@ -241,7 +246,10 @@ impl Dir {
                 Err(e) => return Err(io_failed("open", &path, e)),
             }
         };
-        let d = Dir { fd, path };
+        let d = Dir {
+            fd: Arc::new(fd),
+            path,
+        };
         if created {
             // Only a directory we own can be fixed; verify() says the rest.
             let st = fstat(&d.fd).map_err(|e| io_failed("stat", &d.path, e))?;
@@ -274,17 +282,20 @@ impl Dir {
 
     /// A second handle on the same directory (its own offset for listing).
     fn reopen(&self) -> Result<Dir> {
-        let fd = openat(
+        Ok(Dir {
+            fd: Arc::new(self.reopen_fd()?),
+            path: self.path.clone(),
+        })
+    }
+
+    fn reopen_fd(&self) -> Result<OwnedFd> {
+        openat(
             &self.fd,
             ".",
             OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_RDONLY,
             Mode::empty(),
         )
-        .map_err(|e| io_failed("open", &self.path, e))?;
-        Ok(Dir {
-            fd,
-            path: self.path.clone(),
-        })
+        .map_err(|e| io_failed("open", &self.path, e))
     }
 
     /// Opens a file in this directory, never through a symbolic link, and
@@ -414,7 +425,7 @@ impl Dir {
             )
             .map_err(|e| io_failed("open", &self.path.join(name), e))?;
             let d = Dir {
-                fd,
+                fd: Arc::new(fd),
                 path: self.path.join(name),
             };
             for (child, _) in d.entries()? {
@@ -431,8 +442,8 @@ impl Dir {
 
     /// The names in this directory with their `lstat`, `.` and `..` left out.
     pub fn entries(&self) -> Result<Vec<(String, FileStat)>> {
-        let d = self.reopen()?;
-        let mut dir = nix::dir::Dir::from_fd(d.fd).map_err(|e| io_failed("list", &self.path, e))?;
+        let mut dir = nix::dir::Dir::from_fd(self.reopen_fd()?)
+            .map_err(|e| io_failed("list", &self.path, e))?;
         let mut out = Vec::new();
         for ent in dir.iter() {
             let ent = ent.map_err(|e| io_failed("list", &self.path, e))?;

@@ -108,11 +108,8 @@ pub async fn attach_to(
             drivers,
             addressing: &pipework_dhcp::undo::DhcpUndo,
         };
-        crate::pending::settle_guest(&undo, guest.info.netns).await?;
-        // And what attaches to other guests left when they were killed (one
-        // directory read when there is none).
-        crate::pending::settle_others(&state, &host, &host_ns, drivers, settings, guest.info.netns)
-            .await?;
+        // And what attaches to other guests left when they were killed.
+        crate::pending::settle_before_attach(&undo, guest.info.netns).await?;
         let facts = probe::gather(&host, &req.host, drivers, settings)
             .await
             .step("probe host interface")?;

@@ -118,6 +118,12 @@ pub fn run_and_print(pipework: &Path, state: &Path, tag: &str, rounds: usize) {
         ok
     })
     .collect();
+    // Every ratio is to pipework's ADD: without it there is no table.
+    if !matches!(tools.first(), Some(Tool::Pipework(_))) {
+        println!("(CNI mode skipped: pipework's CNI route needs host-local)");
+        println!();
+        return;
+    }
     for b in ["brcnp", "brcnb"] {
         bridge(b);
     }
