@@ -261,3 +261,75 @@ fn many_guests_at_once() {
     left.retain(|n| n != "brbulk");
     assert_eq!(left, baseline);
 }
+
+/// An apply of many guests (attached on several threads) killed at any
+/// instant: `gc` settles what it left, applying the file again completes
+/// every attach exactly once (no guest keeps a leftover or a second link),
+/// and pruning takes the host back to where it was.
+#[test]
+fn a_killed_apply_leaves_what_gc_and_a_second_apply_settle() {
+    if !is_root() {
+        return;
+    }
+    let mut s = Sandbox::new("applykill");
+    let files = Files::new(&s);
+    let baseline = s.host_link_names();
+    let guests: Vec<String> = (0..12).map(|i| s.guest(&format!("g{i}"))).collect();
+    let text: String = guests
+        .iter()
+        .enumerate()
+        .map(|(i, g)| format!("brakill netns:{g} 10.87.0.{}/24\n", i + 2))
+        .collect();
+    let file = write(&files, "kill.conf", &text);
+    for delay_ms in [4, 8, 12, 16, 20, 25, 30, 40, 60] {
+        let mut c = std::process::Command::new("ip");
+        c.args(["netns", "exec", &s.host])
+            .arg(pipework_bin())
+            .args(["apply", &file])
+            .env("PIPEWORK_STATE_DIR", &s.state_dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        for (k, v) in &s.env {
+            c.env(k, v);
+        }
+        let mut child = c.spawn().expect("spawn pipework apply");
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        let had = guests.iter().filter(|g| links(g).len() > 1).count();
+        eprintln!(
+            "killed after {delay_ms} ms: {had} of {} guests had a link",
+            guests.len()
+        );
+        s.pipework(&["gc"]).ok();
+        let r = s.pipework(&["apply", &file]);
+        assert_eq!(r.code, 0, "killed after {delay_ms} ms: {}", r.stderr);
+        for (i, g) in guests.iter().enumerate() {
+            let mut names: Vec<String> = links(g)
+                .iter()
+                .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+                .filter(|n| n != "lo")
+                .collect();
+            names.sort();
+            assert_eq!(names, vec!["eth1"], "guest {i}, killed after {delay_ms} ms");
+            let mut a = addresses(g, "eth1");
+            a.retain(|a| !a.starts_with("fe80:"));
+            assert_eq!(a, vec![format!("10.87.0.{}/24", i + 2)], "guest {i}");
+        }
+        let ports = s
+            .host_links()
+            .iter()
+            .filter(|l| l["master"] == "brakill")
+            .count();
+        assert_eq!(ports, guests.len(), "killed after {delay_ms} ms");
+        // Pruned by the same file, emptied (prune takes what it declared).
+        std::fs::write(&file, "").unwrap();
+        let r = s.pipework(&["apply", "--prune", &file]);
+        std::fs::write(&file, &text).unwrap();
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        let mut left = s.host_link_names();
+        left.retain(|n| n != "brakill");
+        assert_eq!(left, baseline, "killed after {delay_ms} ms");
+    }
+}

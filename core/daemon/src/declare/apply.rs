@@ -27,6 +27,8 @@ pub struct Entry {
 
 /// How many guests `apply` attaches at once.
 const CONCURRENT_GUESTS: usize = 16;
+/// At most this many threads share them (one per CPU below that).
+const MAX_THREADS: usize = 4;
 
 /// Resolves the intent's guest and makes the intent hold there.
 async fn ensure_one(
@@ -71,8 +73,8 @@ pub async fn apply(
     // Guests are independent: their attaches run concurrently (an HPC job
     // starts hundreds at once), a guest's own interfaces one after the
     // other in file order (they share the guest's lock anyway). The bound
-    // keeps open sockets and guest threads few; the kernel serialises link
-    // creation itself, so more would only queue.
+    // keeps open sockets few; the kernel serialises link creation itself,
+    // so more would only queue. They are spread over a thread per CPU.
     let mut slot: HashMap<&pipework_model::GuestRef, usize> = HashMap::new();
     let mut by_guest: Vec<Vec<(usize, &Intent)>> = Vec::new();
     for (i, intent) in intents.iter().enumerate() {
@@ -82,19 +84,21 @@ pub async fn apply(
         });
         by_guest[k].push((i, intent));
     }
-    let owner = &owner;
-    let mut done: Vec<(usize, Entry)> = stream::iter(by_guest)
-        .map(|group| async move {
-            let mut out = Vec::new();
-            for (i, intent) in group {
-                out.push((i, ensure_one(intent, owner, drivers, settings).await));
-            }
-            out
-        })
-        .buffer_unordered(CONCURRENT_GUESTS)
-        .flat_map(stream::iter)
-        .collect()
-        .await;
+    let mut done = attach_all(by_guest, &owner, drivers, settings).await;
+    // A worker thread that died took its entries with it: each of those
+    // interfaces is reported, not dropped from the report.
+    let seen: HashSet<usize> = done.iter().map(|(i, _)| *i).collect();
+    for (i, intent) in intents.iter().enumerate() {
+        if !seen.contains(&i) {
+            let entry = Entry {
+                guest: intent.guest.to_string(),
+                interface: intent.ifname.clone(),
+                outcome: "failed",
+                error: Some("internal error: its attach stopped without a result".into()),
+            };
+            done.push((i, entry));
+        }
+    }
     done.sort_by_key(|(i, _)| *i);
     let mut out: Vec<Entry> = done.into_iter().map(|(_, e)| e).collect();
     if prune {
@@ -118,4 +122,109 @@ pub async fn apply(
         }
     }
     Ok(out)
+}
+
+type Group<'a> = Vec<(usize, &'a Intent)>;
+
+/// Runs the guests' groups, [`CONCURRENT_GUESTS`] at a time, on one thread
+/// per CPU (up to [`MAX_THREADS`]), each with a runtime of its own: a
+/// guest's attach never leaves its thread (its sockets and its brief visits
+/// to the guest's namespace are that thread's), and what the kernel does
+/// for one attach outside the bridge's lock (files, namespaces, delivering
+/// the announcements) runs beside another's. One CPU: on this runtime.
+async fn attach_all(
+    groups: Vec<Group<'_>>,
+    owner: &BTreeMap<String, String>,
+    drivers: &dyn DriverSet,
+    settings: &Settings,
+) -> Vec<(usize, Entry)> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(MAX_THREADS)
+        .min(groups.len());
+    if threads <= 1 {
+        return run_groups(
+            groups.into_iter(),
+            CONCURRENT_GUESTS,
+            owner,
+            drivers,
+            settings,
+        )
+        .await;
+    }
+    let queue = std::sync::Mutex::new(groups.into_iter());
+    let next = || {
+        queue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .next()
+    };
+    let per_thread = CONCURRENT_GUESTS.div_ceil(threads);
+    // The calling runtime waits meanwhile: `apply` is all this process
+    // does, and nothing of it runs on that runtime.
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
+                    match rt {
+                        Ok(rt) => rt.block_on(run_groups(
+                            std::iter::from_fn(next),
+                            per_thread,
+                            owner,
+                            drivers,
+                            settings,
+                        )),
+                        Err(e) => fail_groups(std::iter::from_fn(next), &e.to_string()),
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// Each group's interfaces one after the other (they share the guest's
+/// lock anyway), `at_once` groups at a time.
+async fn run_groups<'a>(
+    groups: impl Iterator<Item = Group<'a>>,
+    at_once: usize,
+    owner: &BTreeMap<String, String>,
+    drivers: &dyn DriverSet,
+    settings: &Settings,
+) -> Vec<(usize, Entry)> {
+    stream::iter(groups)
+        .map(|group| async move {
+            let mut out = Vec::new();
+            for (i, intent) in group {
+                out.push((i, ensure_one(intent, owner, drivers, settings).await));
+            }
+            out
+        })
+        .buffer_unordered(at_once)
+        .flat_map(stream::iter)
+        .collect()
+        .await
+}
+
+/// A thread that could not start its runtime reports the groups it took
+/// as failed rather than losing them.
+fn fail_groups<'a>(groups: impl Iterator<Item = Group<'a>>, why: &str) -> Vec<(usize, Entry)> {
+    groups
+        .flatten()
+        .map(|(i, intent)| {
+            let entry = Entry {
+                guest: intent.guest.to_string(),
+                interface: intent.ifname.clone(),
+                outcome: "failed",
+                error: Some(format!("cannot start an async runtime: {why}")),
+            };
+            (i, entry)
+        })
+        .collect()
 }
