@@ -246,8 +246,9 @@ async fn sweep_temp_links(ctx: &Replay<'_>) -> Result<()> {
 
 /// Before an attach to `own` (whose lock the caller holds): settles that
 /// guest's pending files, then those attaches to other guests left when
-/// they were killed. One directory read when there is none, the common
-/// case (a request saved on every attach).
+/// they were killed (a file whose guest's lock is held is an attach still
+/// running and is left alone). One directory read when there is none, the
+/// common case (a request saved on every attach).
 ///
 /// A temporary link in the guest is only ever left by an attach killed
 /// half-way, and such an attach always leaves its pending file (written

@@ -108,7 +108,8 @@ pub async fn attach_to(
             drivers,
             addressing: &pipework_dhcp::undo::DhcpUndo,
         };
-        // And what attaches to other guests left when they were killed.
+        // And, in the same directory read, what attaches to other guests
+        // left when they were killed.
         crate::pending::settle_before_attach(&undo, guest.info.netns).await?;
         let facts = probe::gather(&host, &req.host, drivers, settings)
             .await

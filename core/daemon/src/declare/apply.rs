@@ -162,31 +162,49 @@ async fn attach_all(
     let per_thread = CONCURRENT_GUESTS.div_ceil(threads);
     // The calling runtime waits meanwhile: `apply` is all this process
     // does, and nothing of it runs on that runtime.
-    std::thread::scope(|s| {
+    let mut done: Vec<(usize, Entry)> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build();
-                    match rt {
-                        Ok(rt) => rt.block_on(run_groups(
-                            std::iter::from_fn(next),
-                            per_thread,
-                            owner,
-                            drivers,
-                            settings,
-                        )),
-                        Err(e) => fail_groups(std::iter::from_fn(next), &e.to_string()),
-                    }
-                })
+            .filter_map(|_| {
+                let work = || match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt.block_on(run_groups(
+                        std::iter::from_fn(next),
+                        per_thread,
+                        owner,
+                        drivers,
+                        settings,
+                    )),
+                    Err(e) => fail_groups(std::iter::from_fn(next), &e.to_string()),
+                };
+                std::thread::Builder::new()
+                    .name("pipework-apply".into())
+                    .spawn_scoped(s, work)
+                    .map_err(|e| tracing::warn!("apply: one thread fewer: {e}"))
+                    .ok()
             })
             .collect();
         workers
             .into_iter()
             .flat_map(|w| w.join().unwrap_or_default())
             .collect()
-    })
+    });
+    // What no thread took (none could be started): on this runtime.
+    let left: Vec<Group<'_>> = std::iter::from_fn(next).collect();
+    if !left.is_empty() {
+        done.extend(
+            run_groups(
+                left.into_iter(),
+                CONCURRENT_GUESTS,
+                owner,
+                drivers,
+                settings,
+            )
+            .await,
+        );
+    }
+    done
 }
 
 /// Each group's interfaces one after the other (they share the guest's
