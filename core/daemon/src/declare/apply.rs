@@ -131,7 +131,8 @@ type Group<'a> = Vec<(usize, &'a Intent)>;
 /// guest's attach never leaves its thread (its sockets and its brief visits
 /// to the guest's namespace are that thread's), and what the kernel does
 /// for one attach outside the bridge's lock (files, namespaces, delivering
-/// the announcements) runs beside another's. One CPU: on this runtime.
+/// the announcements) runs beside another's. With one CPU, or what no
+/// thread took (none could start, or start its runtime): on this runtime.
 async fn attach_all(
     groups: Vec<Group<'_>>,
     owner: &BTreeMap<String, String>,
@@ -142,16 +143,6 @@ async fn attach_all(
         .map_or(1, |n| n.get())
         .min(MAX_THREADS)
         .min(groups.len());
-    if threads <= 1 {
-        return run_groups(
-            groups.into_iter(),
-            CONCURRENT_GUESTS,
-            owner,
-            drivers,
-            settings,
-        )
-        .await;
-    }
     let queue = std::sync::Mutex::new(groups.into_iter());
     let next = || {
         queue
@@ -159,50 +150,43 @@ async fn attach_all(
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .next()
     };
-    let per_thread = CONCURRENT_GUESTS.div_ceil(threads);
-    // The calling runtime waits meanwhile: `apply` is all this process
-    // does, and nothing of it runs on that runtime.
-    let mut done: Vec<(usize, Entry)> = std::thread::scope(|s| {
-        let workers: Vec<_> = (0..threads)
-            .filter_map(|_| {
-                let work = || match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt.block_on(run_groups(
-                        std::iter::from_fn(next),
-                        per_thread,
-                        owner,
-                        drivers,
-                        settings,
-                    )),
-                    Err(e) => fail_groups(std::iter::from_fn(next), &e.to_string()),
-                };
-                std::thread::Builder::new()
-                    .name("pipework-apply".into())
-                    .spawn_scoped(s, work)
-                    .map_err(|e| tracing::warn!("apply: one thread fewer: {e}"))
-                    .ok()
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().unwrap_or_default())
-            .collect()
-    });
-    // What no thread took (none could be started): on this runtime.
+    let mut done = Vec::new();
+    if threads > 1 {
+        let per_thread = CONCURRENT_GUESTS.div_ceil(threads);
+        // The calling runtime waits meanwhile: `apply` is all this process
+        // does, and nothing of it runs on that runtime.
+        done = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .filter_map(|_| {
+                    let work = || {
+                        let rt = tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                            .map_err(|e| tracing::warn!("apply: one thread fewer: {e}"))
+                            .ok()?;
+                        let groups = std::iter::from_fn(next);
+                        Some(rt.block_on(run_groups(groups, per_thread, owner, drivers, settings)))
+                    };
+                    std::thread::Builder::new()
+                        .name("pipework-apply".into())
+                        .spawn_scoped(s, work)
+                        .map_err(|e| tracing::warn!("apply: one thread fewer: {e}"))
+                        .ok()
+                })
+                .collect();
+            // A worker that panicked loses its entries: `apply` reports
+            // those interfaces as failed.
+            workers
+                .into_iter()
+                .filter_map(|w| w.join().ok().flatten())
+                .flatten()
+                .collect()
+        });
+    }
     let left: Vec<Group<'_>> = std::iter::from_fn(next).collect();
     if !left.is_empty() {
-        done.extend(
-            run_groups(
-                left.into_iter(),
-                CONCURRENT_GUESTS,
-                owner,
-                drivers,
-                settings,
-            )
-            .await,
-        );
+        let groups = left.into_iter();
+        done.extend(run_groups(groups, CONCURRENT_GUESTS, owner, drivers, settings).await);
     }
     done
 }
@@ -228,21 +212,4 @@ async fn run_groups<'a>(
         .flat_map(stream::iter)
         .collect()
         .await
-}
-
-/// A thread that could not start its runtime reports the groups it took
-/// as failed rather than losing them.
-fn fail_groups<'a>(groups: impl Iterator<Item = Group<'a>>, why: &str) -> Vec<(usize, Entry)> {
-    groups
-        .flatten()
-        .map(|(i, intent)| {
-            let entry = Entry {
-                guest: intent.guest.to_string(),
-                interface: intent.ifname.clone(),
-                outcome: "failed",
-                error: Some(format!("cannot start an async runtime: {why}")),
-            };
-            (i, entry)
-        })
-        .collect()
 }
