@@ -31,6 +31,9 @@ use pipework_sys::netns::Netns;
 mod announce;
 mod extend;
 mod host_mac;
+mod host_side;
+
+pub use host_side::HostSide;
 
 const DAD_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -61,21 +64,36 @@ pub async fn attach(
 }
 
 /// Attaches to an already resolved guest.
-#[tracing::instrument(
-    name = "attach",
-    skip_all,
-    fields(guest = %guest.name(), host = ?req.host, interface, driver)
-)]
 pub async fn attach_to(
     req: &AttachRequest,
     guest: &Guest,
     drivers: &dyn DriverSet,
     settings: &Settings,
 ) -> Result<AttachmentRecord> {
-    let state = StateDir::open(&settings.state_dir)?;
+    let host_side = HostSide::open(settings)?;
+    attach_with(&host_side, req, guest, drivers, settings).await
+}
+
+/// Attaches to an already resolved guest with host-side handles the caller
+/// shares between attaches (see [`HostSide`]).
+#[tracing::instrument(
+    name = "attach",
+    skip_all,
+    fields(guest = %guest.name(), host = ?req.host, interface, driver)
+)]
+pub async fn attach_with(
+    host_side: &HostSide,
+    req: &AttachRequest,
+    guest: &Guest,
+    drivers: &dyn DriverSet,
+    settings: &Settings,
+) -> Result<AttachmentRecord> {
+    let HostSide {
+        state,
+        ns: host_ns,
+        netlink: host,
+    } = host_side;
     let _guest_lock = state.lock_guest(guest.info.netns).await?;
-    let host_ns = Netns::current().step("open host namespace")?;
-    let host = Netlink::connect_here("host").step("open netlink")?;
     // The ICMPv6 socket for the announcement is opened in the same trip into
     // the guest as its netlink socket: one thread, one setns.
     let announce = req.options.announce && !req.address.statics().is_empty();
@@ -98,10 +116,10 @@ pub async fn attach_to(
         // looking at the host (it may have made the bridge we would use).
         let undo = Replay {
             ctx: UndoContext {
-                host: &host,
+                host,
                 guest: Some(&guest_nl),
-                host_ns: &host_ns,
-                state: &state,
+                host_ns,
+                state,
                 settings,
                 mode: UndoMode::Rollback,
             },
@@ -111,7 +129,7 @@ pub async fn attach_to(
         // And, in the same directory read, what attaches to other guests
         // left when they were killed.
         crate::pending::settle_before_attach(&undo, guest.info.netns).await?;
-        let facts = probe::gather(&host, &req.host, drivers, settings)
+        let facts = probe::gather(host, &req.host, drivers, settings)
             .await
             .step("probe host interface")?;
         let kind = probe::decide(&facts, probe_flags(req)).map_err(Error::usage)?;
@@ -145,12 +163,12 @@ pub async fn attach_to(
             req,
             guest,
             resolv,
-            host: &host,
+            host,
             guest_nl: &guest_nl,
-            host_ns: &host_ns,
+            host_ns,
             drivers,
             settings,
-            state: &state,
+            state,
             announcer: announcer.as_ref(),
             rollback_left_some: AtomicBool::new(false),
         };

@@ -12,6 +12,7 @@ use pipework_base::driver::DriverSet;
 use pipework_base::error::Result;
 use pipework_base::guest::{Guest, ResolveOptions};
 use pipework_base::settings::Settings;
+use pipework_core::attach::HostSide;
 use pipework_core::detach::detach_matching;
 
 /// What happened to one guest interface.
@@ -32,6 +33,7 @@ const MAX_THREADS: usize = 4;
 
 /// Resolves the intent's guest and makes the intent hold there.
 async fn ensure_one(
+    host: &HostSide,
     intent: &Intent,
     owner: &BTreeMap<String, String>,
     drivers: &dyn DriverSet,
@@ -46,7 +48,7 @@ async fn ensure_one(
         let guest = Guest::resolve(&intent.guest, &ResolveOptions { wait_running: wait })
             .await
             .map_err(|e| e.context(format!("guest {}", intent.guest)))?;
-        ensure(&guest, intent, owner, drivers, settings).await
+        ensure(host, &guest, intent, owner, drivers, settings).await
     }
     .await;
     Entry {
@@ -192,7 +194,9 @@ async fn attach_all(
 }
 
 /// Each group's interfaces one after the other (they share the guest's
-/// lock anyway), `at_once` groups at a time.
+/// lock anyway), `at_once` groups at a time, all sharing one [`HostSide`]
+/// opened on this runtime. If it cannot be opened, every interface of these
+/// groups fails with that error (each attach would have failed opening it).
 async fn run_groups<'a>(
     groups: impl Iterator<Item = Group<'a>>,
     at_once: usize,
@@ -200,11 +204,30 @@ async fn run_groups<'a>(
     drivers: &dyn DriverSet,
     settings: &Settings,
 ) -> Vec<(usize, Entry)> {
+    let host = match HostSide::open(settings) {
+        Ok(h) => h,
+        Err(e) => {
+            let error = e.to_string();
+            return groups
+                .flatten()
+                .map(|(i, intent)| {
+                    let entry = Entry {
+                        guest: intent.guest.to_string(),
+                        interface: intent.ifname.clone(),
+                        outcome: "failed",
+                        error: Some(error.clone()),
+                    };
+                    (i, entry)
+                })
+                .collect();
+        }
+    };
+    let host = &host;
     stream::iter(groups)
         .map(|group| async move {
             let mut out = Vec::new();
             for (i, intent) in group {
-                out.push((i, ensure_one(intent, owner, drivers, settings).await));
+                out.push((i, ensure_one(host, intent, owner, drivers, settings).await));
             }
             out
         })

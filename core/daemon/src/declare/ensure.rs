@@ -7,8 +7,8 @@ use pipework_base::driver::DriverSet;
 use pipework_base::error::{Error, Result};
 use pipework_base::guest::Guest;
 use pipework_base::settings::Settings;
-use pipework_base::state::{AttachmentRecord, StateDir};
-use pipework_core::attach::attach_to;
+use pipework_base::state::AttachmentRecord;
+use pipework_core::attach::{attach_with, HostSide};
 use pipework_core::detach::detach_guest;
 use pipework_model::IfName;
 use pipework_sys::netlink::Netlink;
@@ -35,15 +35,17 @@ impl Outcome {
 
 /// Makes `intent` hold on `guest`. `owner` are the labels saying who
 /// declares (an attachment made by hand, or by another owner, is never
-/// replaced).
+/// replaced). `host` is shared with the caller's other ensures on this
+/// runtime ([`HostSide`]).
 pub async fn ensure(
+    host: &HostSide,
     guest: &Guest,
     intent: &Intent,
     owner: &BTreeMap<String, String>,
     drivers: &dyn DriverSet,
     settings: &Settings,
 ) -> Result<Outcome> {
-    let state = StateDir::open(&settings.state_dir)?;
+    let state = host.state();
     let ifname: IfName = intent.ifname.parse()?;
     let mut outcome = Outcome::Attached;
     if let Some(rec) = state.load(guest.info.netns, &intent.ifname)? {
@@ -71,7 +73,7 @@ pub async fn ensure(
     for (n, req) in intent.requests.iter().enumerate() {
         let mut req = req.clone();
         req.labels = all.clone();
-        if let Err(e) = attach_to(&req, guest, drivers, settings).await {
+        if let Err(e) = attach_with(host, &req, guest, drivers, settings).await {
             // All of an interface's declarations hold, or none.
             if n > 0 {
                 let _ = detach_guest(guest, Some(&ifname), drivers, settings).await;

@@ -11,6 +11,7 @@ use crate::declare::{labels, plan};
 use pipework_base::docker::ContainerInfo;
 use pipework_base::guest::Guest;
 use pipework_base::state::AttachmentRecord;
+use pipework_core::attach::HostSide;
 use pipework_core::detach::detach_matching;
 use pipework_model::GuestRef;
 
@@ -64,13 +65,30 @@ async fn converge(sh: &Shared, c: &ContainerInfo) -> bool {
         (labels::CONTAINER.to_string(), c.id.clone()),
     ]);
     let drivers = sh.ctx.drivers.as_ref();
-    for intent in &intents {
-        match ensure(&guest, intent, &owner, drivers, &sh.ctx.settings).await {
-            Ok(Outcome::Unchanged) => {}
-            Ok(o) => info!(container = %facts.name, interface = %intent.ifname, "{}", o.as_str()),
+    // Opened once for the container's interfaces; if it cannot be, each
+    // would have failed opening it: said once, and the teardown still runs.
+    let host = match intents.is_empty() {
+        true => None,
+        false => match HostSide::open(&sh.ctx.settings) {
+            Ok(h) => Some(h),
             Err(e) => {
                 warn!(container = %facts.name, "{e}");
                 ok = false;
+                None
+            }
+        },
+    };
+    if let Some(host) = &host {
+        for intent in &intents {
+            match ensure(host, &guest, intent, &owner, drivers, &sh.ctx.settings).await {
+                Ok(Outcome::Unchanged) => {}
+                Ok(o) => {
+                    info!(container = %facts.name, interface = %intent.ifname, "{}", o.as_str())
+                }
+                Err(e) => {
+                    warn!(container = %facts.name, "{e}");
+                    ok = false;
+                }
             }
         }
     }

@@ -1,0 +1,36 @@
+//! What the attaches of one command share on the host: the state directory
+//! (opened and verified once), the host's namespace and one netlink socket
+//! in it. A single attach opens them for itself; `apply` opens them once per
+//! worker thread and hands them to every attach that thread runs, so its
+//! hundreds of attaches do not each open, verify and close them again.
+
+use pipework_base::error::{Context, Result};
+use pipework_base::settings::Settings;
+use pipework_base::state::StateDir;
+use pipework_sys::netlink::Netlink;
+use pipework_sys::netns::Netns;
+
+pub struct HostSide {
+    pub(crate) state: StateDir,
+    pub(crate) ns: Netns,
+    /// Requests of concurrent attaches share it: each waits for the
+    /// replies to its own sequence number (the socket joins no multicast
+    /// group, so nothing else arrives on it).
+    pub(crate) netlink: Netlink,
+}
+
+impl HostSide {
+    /// Opens them in the calling thread's namespace, which must be the
+    /// host's. The netlink socket is served by a task on the current tokio
+    /// runtime: use the value on that runtime only.
+    pub fn open(settings: &Settings) -> Result<HostSide> {
+        let state = StateDir::open(&settings.state_dir)?;
+        let ns = Netns::current().step("open host namespace")?;
+        let netlink = Netlink::connect_here("host").step("open netlink")?;
+        Ok(HostSide { state, ns, netlink })
+    }
+
+    pub fn state(&self) -> &StateDir {
+        &self.state
+    }
+}
