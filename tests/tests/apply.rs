@@ -333,3 +333,59 @@ fn a_killed_apply_leaves_what_gc_and_a_second_apply_settle() {
         assert_eq!(left, baseline, "killed after {delay_ms} ms");
     }
 }
+
+/// Bulk attach shares the host side: each worker thread opens one route
+/// netlink socket on the host for all the attaches it runs, so an apply of
+/// N guests opens N sockets (one in each guest's namespace) plus one per
+/// thread, not two per attach. The witness is `strace` of the socket calls.
+#[test]
+fn apply_opens_one_host_netlink_socket_per_thread_not_per_attach() {
+    let mut s = Sandbox::new("applysock");
+    let files = Files::new(&s);
+    let guests: Vec<String> = (0..16).map(|i| s.guest(&format!("g{i}"))).collect();
+    let text: String = guests
+        .iter()
+        .enumerate()
+        .map(|(i, g)| format!("brsock netns:{g} 10.87.0.{}/24\n", i + 2))
+        .collect();
+    let file = write(&files, "sock.conf", &text);
+    let trace = files.0.join("socket.trace");
+    let out = run(std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &s.host,
+            "strace",
+            "-f",
+            "-qq",
+            "-e",
+            "trace=socket",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg(pipework_bin())
+        .args(["apply", &file])
+        .env("PIPEWORK_STATE_DIR", &s.state_dir));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for (i, g) in guests.iter().enumerate() {
+        let mut a = addresses(g, "eth1");
+        a.retain(|a| !a.starts_with("fe80:"));
+        assert_eq!(a, vec![format!("10.87.0.{}/24", i + 2)], "{g}");
+    }
+    let calls = std::fs::read_to_string(&trace).unwrap();
+    let route_sockets = calls
+        .lines()
+        .filter(|l| l.contains("AF_NETLINK") && l.contains("NETLINK_ROUTE"))
+        .count();
+    // Up to 4 worker threads (one per CPU).
+    assert!(
+        (16..=16 + 4).contains(&route_sockets),
+        "{route_sockets} route netlink sockets for 16 attaches:\n{calls}"
+    );
+    std::fs::write(&file, "").unwrap();
+    s.pipework(&["apply", "--prune", &file]).ok();
+}
