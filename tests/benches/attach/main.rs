@@ -10,8 +10,9 @@
 //! - latency of one attach and one detach at N = 1, 10, 100, 1000 ports on
 //!   the bridge against iproute2's fastest route (`PIPEWORK_BENCH_SIZES`);
 //! - CNI mode against the reference bridge plugin and netavark;
-//! - bulk attach of 100 and 1000 guests with `pipework apply` against an
-//!   iproute2 script and separate commands (`PIPEWORK_BENCH_BULK`);
+//! - bulk attach of 100 and 1000 guests with `pipework apply` (announcing,
+//!   and with `--no-announce`, the script's work) against an iproute2
+//!   script and separate commands (`PIPEWORK_BENCH_BULK`);
 //! - system calls, netlink requests, processes, peak memory per attach and
 //!   binary sizes.
 //!
