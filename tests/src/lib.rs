@@ -253,6 +253,30 @@ impl Sandbox {
         }
     }
 
+    /// The host links once the kernel's link watch has caught up (no link
+    /// both `LOWER_UP` and `NO-CARRIER`: a bridge's running state follows
+    /// its first forwarding port up to a second later), else as they are
+    /// after 3 s. For a snapshot taken right after an attach that later
+    /// snapshots are compared with.
+    pub fn host_links_after_link_watch(&self) -> Vec<Value> {
+        let t = std::time::Instant::now();
+        loop {
+            let now = self.host_links();
+            let has = |l: &Value, f: &str| {
+                l["flags"]
+                    .as_array()
+                    .is_some_and(|v| v.iter().any(|x| x == f))
+            };
+            let pending = now
+                .iter()
+                .any(|l| has(l, "LOWER_UP") && has(l, "NO-CARRIER"));
+            if !pending || t.elapsed() > std::time::Duration::from_secs(3) {
+                return now;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// The PID of the sandbox's pipework daemon, if one runs.
     pub fn daemon_pid(&self) -> Option<i32> {
         let p: i32 = std::fs::read_to_string(self.state_dir.join("daemon.pid"))

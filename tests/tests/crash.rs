@@ -309,7 +309,7 @@ fn a_second_attach_refuses_what_it_cannot_change() {
     let m = s.guest("m");
     s.pipework(&["brext", &g, "10.60.0.2/24"]).ok();
     s.pipework(&["nice", &m, "10.61.0.2/24"]).ok();
-    let host = s.host_links();
+    let host = s.host_links_after_link_watch();
     let guests = (links(&g), links(&m));
     let refused: &[(&[&str], &str)] = &[
         (&["brext", &g, "10.60.0.3/24", "@10"], "@10"),

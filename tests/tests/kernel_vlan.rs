@@ -90,7 +90,7 @@ fn a_failed_vlan_attach_removes_only_what_it_made() {
     }
     // With another user on the VLAN, a failure keeps the sub-interface.
     s.pipework(&[&pf, &a, "10.71.0.2/24", "@41"]).ok();
-    let with_a = s.host_links();
+    let with_a = s.host_links_after_link_watch();
     let r = s.pipework_env(
         &[&pf, &b, "10.71.0.3/24", "@41"],
         &[("PIPEWORK_FAULT", "before-commit")],

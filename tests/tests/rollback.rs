@@ -114,7 +114,7 @@ fn a_fault_while_adding_a_second_address_keeps_the_first() {
     let mut s = Sandbox::new("rbextend");
     let g = s.guest("g");
     s.pipework(&["brx", &g, "10.82.0.2/24"]).ok();
-    let host_before = s.host_links();
+    let host_before = s.host_links_after_link_watch();
     let guest_before = (links(&g), routes(&g), addresses(&g, "eth1"));
     let r = s.pipework_env(
         &["brx", &g, "10.82.1.2/24@10.82.1.1"],
