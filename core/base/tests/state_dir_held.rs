@@ -7,16 +7,30 @@ use std::path::PathBuf;
 
 use pipework_base::state::StateDir;
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("pw-held-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A scratch directory under the target directory (not /tmp), removed when
+/// the test ends, passed or not.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("held-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Scratch(d)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 #[test]
 fn a_swapped_state_directory_does_not_redirect_an_open_one() {
-    let top = scratch("swap");
+    let scratch = Scratch::new("swap");
+    let top = &scratch.0;
     let root = top.join("state");
     let state = StateDir::open(&root).unwrap();
     state.write_file("attachments/1/a.json", b"{}").unwrap();
@@ -41,17 +55,15 @@ fn a_swapped_state_directory_does_not_redirect_an_open_one() {
 
     let err = StateDir::open(&root).unwrap_err().to_string();
     assert!(err.contains("refusing the state directory"), "{err}");
-    std::fs::remove_dir_all(&top).unwrap();
 }
 
 #[test]
 fn a_directory_missing_at_opening_is_made_when_written() {
-    let top = scratch("later");
-    let root = top.join("state");
+    let scratch = Scratch::new("later");
+    let root = scratch.0.join("state");
     let state = StateDir::open(&root).unwrap();
     assert!(!root.join("leases").exists());
     state.write_file("leases/eth1.json", b"{}").unwrap();
     assert!(root.join("leases/eth1.json").is_file());
     assert_eq!(state.list("leases").unwrap(), vec!["eth1.json".to_string()]);
-    std::fs::remove_dir_all(&top).unwrap();
 }

@@ -67,16 +67,17 @@ async fn converge(sh: &Shared, c: &ContainerInfo) -> bool {
     let drivers = sh.ctx.drivers.as_ref();
     // Opened once for the container's interfaces; if it cannot be, each
     // would have failed opening it: said once, and the teardown still runs.
-    let host = match intents.is_empty() {
-        true => None,
-        false => match HostSide::open(&sh.ctx.settings) {
+    let host = if intents.is_empty() {
+        None
+    } else {
+        match HostSide::open(&sh.ctx.settings) {
             Ok(h) => Some(h),
             Err(e) => {
                 warn!(container = %facts.name, "{e}");
                 ok = false;
                 None
             }
-        },
+        }
     };
     if let Some(host) = &host {
         for intent in &intents {
