@@ -19,6 +19,8 @@ mod help;
 mod nw_format;
 mod out;
 mod subcommands;
+#[cfg(test)]
+mod unwind_tests;
 mod usage_error;
 
 use std::process::ExitCode;

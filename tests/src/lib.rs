@@ -162,6 +162,10 @@ impl Sandbox {
         ]);
         self.ip_host(&["link", "set", &format!("{name}p"), "up"]);
         self.ip_host(&["link", "set", name, "up"]);
+        // Until the kernel's link watch has run, the pair shows NO-CARRIER
+        // beside LOWER_UP: a snapshot of the host taken now would differ
+        // from any taken later, whatever pipework does.
+        self.host_links_after_link_watch();
     }
 
     /// Runs pipework inside the host namespace with the sandbox's state dir.

@@ -632,3 +632,27 @@ fn a_closed_or_full_stdout_is_one_line_and_the_exit_code_stays_true() {
     assert!(ip(&g, &["-j", "addr", "show", "eth2"]).contains("10.7.0.3"));
     assert!(s.pipework(&["list"]).ok().stdout.contains("eth2"));
 }
+
+/// `cli/build.rs` links GCC's unwinder into the binary: no libgcc_s to map
+/// at every start (the unwinding itself is tested by the binary's own unit
+/// test, linked the same way; a static build has no NEEDED at all). readelf
+/// is the witness.
+#[test]
+fn the_binary_needs_no_shared_unwinder() {
+    let out = std::process::Command::new("readelf")
+        .arg("-d")
+        .arg(pipework_bin())
+        .output()
+        .expect("readelf runs");
+    assert!(
+        out.status.success(),
+        "readelf: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dynamic = String::from_utf8_lossy(&out.stdout);
+    let needed: Vec<&str> = dynamic.lines().filter(|l| l.contains("(NEEDED)")).collect();
+    assert!(
+        !needed.iter().any(|l| l.contains("libgcc_s")),
+        "{needed:#?}"
+    );
+}

@@ -94,14 +94,17 @@ pub async fn attach_with(
         netlink: host,
     } = host_side;
     let _guest_lock = state.lock_guest(guest.info.netns).await?;
-    // The ICMPv6 socket for the announcement is opened in the same trip into
-    // the guest as its netlink socket: one thread, one setns.
-    let announce = req.options.announce && !req.address.statics().is_empty();
-    let (guest_nl, announcer) = Netlink::connect_in_with(&guest.netns, guest.name(), move || {
-        announce.then(Announcer::open)
-    })
-    .await
-    .step("open netlink in the guest")?;
+    // The ICMPv6 socket for the announcement of IPv6 addresses is opened in
+    // the same trip into the guest as its netlink socket: one setns.
+    let statics = req.address.statics();
+    let announce = req.options.announce && !statics.is_empty();
+    let ipv6 = statics.iter().any(|a| a.address.addr().is_ipv6());
+    let (guest_nl, announcer) =
+        Netlink::connect_in_with(&guest.netns, host_ns, guest.name(), move || {
+            announce.then(|| Announcer::open(ipv6))
+        })
+        .await
+        .step("open netlink in the guest")?;
     let announcer = match announcer {
         Some(Ok(a)) => Some(a),
         Some(Err(e)) => {

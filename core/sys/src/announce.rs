@@ -59,13 +59,20 @@ pub struct Announcer {
 }
 
 impl Announcer {
-    /// Opens the ICMPv6 socket; call on a thread inside the guest's
-    /// namespace (see [`crate::netlink::Netlink::connect_in_with`]). Never
-    /// fails: without IPv6 in the guest only the IPv6 announcements fail.
-    pub fn open() -> io::Result<Announcer> {
-        Ok(Announcer {
-            icmp6: open_icmp6(),
-        })
+    /// Opens the ICMPv6 socket if `ipv6` addresses are to be announced;
+    /// call on a thread inside the guest's namespace (see
+    /// [`crate::netlink::Netlink::connect_in_with`]). Never fails: without
+    /// IPv6 in the guest only the IPv6 announcements fail.
+    pub fn open(ipv6: bool) -> io::Result<Announcer> {
+        let icmp6 = if ipv6 {
+            open_icmp6()
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "no IPv6 address was to be announced",
+            ))
+        };
+        Ok(Announcer { icmp6 })
     }
 
     /// Announces `addrs`, the addresses of link `ifindex` (whose MAC is

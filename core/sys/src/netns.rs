@@ -75,6 +75,14 @@ impl Netns {
         Netns::open(Path::new("/proc/thread-self/ns/net"))
     }
 
+    /// The identity of the calling thread's namespace, from one `stat`
+    /// (for a comparison; no handle kept).
+    pub fn current_id() -> io::Result<NetnsId> {
+        Ok(NetnsId(
+            std::fs::metadata("/proc/thread-self/ns/net")?.ino(),
+        ))
+    }
+
     /// A new, empty namespace that lives as long as the returned handle (or
     /// anything else holding it: a bind mount, a process).
     pub fn create_anonymous() -> io::Result<Netns> {
@@ -113,10 +121,22 @@ impl Netns {
     /// in the other namespace. Sockets opened by `f` stay bound to this
     /// namespace after the thread leaves it.
     pub fn enter_briefly<T>(&self, f: impl FnOnce() -> T) -> io::Result<T> {
-        let home = File::open("/proc/thread-self/ns/net")?;
+        let home: OwnedFd = File::open("/proc/thread-self/ns/net")?.into();
+        self.enter_briefly_from(home.as_fd(), f)
+    }
+
+    /// [`Netns::enter_briefly`] for a caller that already holds the
+    /// namespace its thread is in (`home`, e.g. the host's handle an
+    /// attach opened), which saves opening it again from `/proc`. The
+    /// thread goes back to `home`, so it must be the thread's namespace.
+    pub fn enter_briefly_from<T>(
+        &self,
+        home: BorrowedFd<'_>,
+        f: impl FnOnce() -> T,
+    ) -> io::Result<T> {
         setns(&self.fd, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
         // Taken back on every way out of `f`, unwinding included.
-        let _back = GoBack(home.into());
+        let _back = GoBack(home);
         Ok(f())
     }
 
@@ -159,11 +179,11 @@ impl Netns {
 }
 
 /// Takes the thread back to the namespace it came from ([`Netns::enter_briefly`]).
-struct GoBack(OwnedFd);
+struct GoBack<'a>(BorrowedFd<'a>);
 
-impl Drop for GoBack {
+impl Drop for GoBack<'_> {
     fn drop(&mut self) {
-        if let Err(e) = setns(&self.0, CloneFlags::CLONE_NEWNET) {
+        if let Err(e) = setns(self.0, CloneFlags::CLONE_NEWNET) {
             // Going on would make every later link, address and socket of
             // this process in the other namespace (a guest's, usually).
             // Nothing done from here could be trusted, so the process stops
@@ -210,6 +230,18 @@ mod tests {
             .unwrap();
         assert_eq!(inside, other.id());
         assert_eq!(Netns::current().unwrap().id(), home.id());
+    }
+
+    #[test]
+    fn enter_briefly_from_comes_back_to_home() {
+        let home = Netns::current().unwrap();
+        let other = Netns::create_anonymous().unwrap();
+        let inside = other
+            .enter_briefly_from(home.as_fd(), || Netns::current_id().unwrap())
+            .unwrap();
+        assert_eq!(inside, other.id());
+        assert_eq!(Netns::current_id().unwrap(), home.id());
+        assert_ne!(home.id(), other.id());
     }
 
     #[test]

@@ -90,7 +90,7 @@ impl Guest {
         }?;
         // `/proc/self/ns/net`, `/proc/1/ns/net`, a process of the host: the
         // guest end would land beside the host's own interfaces.
-        if Netns::current().is_ok_and(|h| h.id() == g.info.netns) {
+        if Netns::current_id().is_ok_and(|h| h == g.info.netns) {
             return Err(Error::usage(format!(
                 "guest {r} is in pipework's own network namespace (the host's): a guest needs its own"
             )));

@@ -388,14 +388,20 @@ impl Netlink {
     pub async fn link_by_name(&self, name: &str) -> Result<Option<Link>, NlError> {
         let mut m = LinkMessage::default();
         m.attributes.push(LinkAttribute::IfName(name.to_string()));
-        m.attributes
-            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::Vf]));
+        // Counters are never read from these replies: the kernel need not
+        // gather or send them.
+        m.attributes.push(LinkAttribute::ExtMask(vec![
+            LinkExtentMask::Vf,
+            LinkExtentMask::SkipStats,
+        ]));
         self.get_one(m, || format!("get link {name}")).await
     }
 
     pub async fn link_by_index(&self, index: u32) -> Result<Option<Link>, NlError> {
         let mut m = LinkMessage::default();
         m.header.index = index;
+        m.attributes
+            .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
         self.get_one(m, || format!("get link #{index}")).await
     }
 

@@ -24,7 +24,7 @@ pub use rule::{RuleEntry, RuleSpec};
 pub use vf::{VfConfig, VfSetting};
 
 use std::io;
-use std::os::fd::{FromRawFd, IntoRawFd};
+use std::os::fd::{AsFd, FromRawFd, IntoRawFd};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -55,14 +55,17 @@ impl Netlink {
     /// A connection in `ns`: the calling thread enters it for the socket
     /// call ([`Netns::enter_briefly`]).
     pub async fn connect_in(ns: &Netns, label: &str) -> io::Result<Netlink> {
-        Ok(Netlink::connect_in_with(ns, label, || ()).await?.0)
+        let (sock, ()) = ns.enter_briefly(|| open_socket().map(|s| (s, ())))??;
+        Ok(Netlink::from_socket(sock, label))
     }
 
     /// Like [`Netlink::connect_in`], also running `extra` inside the
     /// namespace (to open other sockets there in the same trip; it must not
-    /// block).
+    /// block). `home` is the calling thread's namespace, which the caller
+    /// holds ([`Netns::enter_briefly_from`]).
     pub async fn connect_in_with<T, F>(
         ns: &Netns,
+        home: &Netns,
         label: &str,
         extra: F,
     ) -> io::Result<(Netlink, T)>
@@ -70,7 +73,8 @@ impl Netlink {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let (sock, t) = ns.enter_briefly(move || open_socket().map(|s| (s, extra())))??;
+        let (sock, t) =
+            ns.enter_briefly_from(home.as_fd(), move || open_socket().map(|s| (s, extra())))??;
         Ok((Netlink::from_socket(sock, label), t))
     }
 
