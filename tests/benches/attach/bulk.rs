@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{addr, bridge, median, netns_batch, time, time_stdin};
+use crate::common::{addr, bridge, median, netns_batch, netns_delete_and_settle, time, time_stdin};
 
 const LABELS: [&str; 4] = [
     "pipework apply",
@@ -114,8 +114,9 @@ pub fn run(bin: &Path, state: &Path, tag: &str, sizes: &[usize], rounds: usize) 
             }
             // Deleting the namespaces deletes every guest end, and with it
             // its host end; the records left are thrown away with the
-            // round's state directory.
-            netns_batch("del", &guests);
+            // round's state directory. The next round starts once the
+            // kernel is done with that (4N links).
+            netns_delete_and_settle(&guests);
             let _ = std::fs::remove_dir_all(&st);
         }
         rows.push(row);

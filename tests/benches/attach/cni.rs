@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{bridge, median, netns_batch, stats, time_stdin};
+use crate::common::{bridge, median, netns_batch, netns_delete_and_settle, stats, time_stdin};
 
 const CNI_PATH: &str = "/usr/lib/cni";
 const NETAVARK: &str = "/usr/lib/podman/netavark";
@@ -155,7 +155,7 @@ pub fn run_and_print(pipework: &Path, state: &Path, tag: &str, rounds: usize) {
         t.run_with(state, &anchor, "anchor", true, "10.23.0.3");
     }
     guests.push(anchor);
-    netns_batch("del", &guests);
+    netns_delete_and_settle(&guests);
     println!(
         "## CNI mode, {rounds} rounds of ADD then DEL (each tool its own bridge and namespace)"
     );

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::common::{addr, bridge, netns_batch};
+use crate::common::{addr, bridge, netns_batch, netns_delete_and_settle};
 
 /// Per route: (label, system calls, netlink requests, processes+threads
 /// started, peak RSS in KiB of its largest process).
@@ -177,7 +177,7 @@ pub fn run(bins: &[(&str, PathBuf)], state: &Path, tag: &str) -> Vec<Cost> {
         }
     }
     let _ = std::fs::remove_file(&batch);
-    netns_batch("del", &guests);
+    netns_delete_and_settle(&guests);
     costs
 }
 

@@ -15,7 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::common::{addr, bridge, median, netns_batch, running, stats, time, time_stdin, Bins};
+use crate::common::{
+    addr, bridge, median, netns_batch, netns_delete_and_settle, running, stats, time, time_stdin,
+    Bins,
+};
 
 /// One way of attaching a guest, on its own bridge and guest interface.
 #[derive(Clone)]
@@ -167,7 +170,7 @@ pub fn run(bins: &Bins, state: &Path, tag: &str, sizes: &[usize]) -> (Vec<Row>, 
                 }
             }
         }
-        netns_batch("del", &guests);
+        netns_delete_and_settle(&guests);
         rows.push(row);
     }
     (rows, leftover)
