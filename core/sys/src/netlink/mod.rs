@@ -55,7 +55,7 @@ impl Netlink {
     /// A connection in `ns`: the calling thread enters it for the socket
     /// call ([`Netns::enter_briefly`]).
     pub async fn connect_in(ns: &Netns, label: &str) -> io::Result<Netlink> {
-        let (sock, ()) = ns.enter_briefly(|| open_socket().map(|s| (s, ())))??;
+        let sock = ns.enter_briefly(open_socket)??;
         Ok(Netlink::from_socket(sock, label))
     }
 
