@@ -173,14 +173,24 @@ impl Sandbox {
         self.pipework_env(args, &[])
     }
 
-    pub fn pipework_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+    /// The command [`Sandbox::pipework`] runs: pipework with `args` in the
+    /// host namespace, with the sandbox's state directory and environment,
+    /// under `wrapper` (e.g. strace and its options) if any; not started.
+    pub fn pipework_command(&self, wrapper: &[&std::ffi::OsStr], args: &[&str]) -> Command {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.host]).arg(pipework_bin());
-        c.args(args);
-        c.env("PIPEWORK_STATE_DIR", &self.state_dir);
+        c.args(["netns", "exec", &self.host])
+            .args(wrapper)
+            .arg(pipework_bin())
+            .args(args)
+            .env("PIPEWORK_STATE_DIR", &self.state_dir);
         for (k, v) in &self.env {
             c.env(k, v);
         }
+        c
+    }
+
+    pub fn pipework_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let mut c = self.pipework_command(&[], args);
         for (k, v) in env {
             c.env(k, v);
         }

@@ -21,21 +21,6 @@ impl Drop for Files {
     }
 }
 
-/// `pipework apply FILE` in the sandbox's host namespace, with its state
-/// directory and environment, run under `wrapper` (e.g. strace) if any.
-fn apply_command(s: &Sandbox, wrapper: &[&std::ffi::OsStr], file: &str) -> std::process::Command {
-    let mut c = std::process::Command::new("ip");
-    c.args(["netns", "exec", &s.host])
-        .args(wrapper)
-        .arg(pipework_bin())
-        .args(["apply", file])
-        .env("PIPEWORK_STATE_DIR", &s.state_dir);
-    for (k, v) in &s.env {
-        c.env(k, v);
-    }
-    c
-}
-
 fn write(f: &Files, name: &str, text: &str) -> String {
     let p = f.0.join(name);
     std::fs::write(&p, text).unwrap();
@@ -297,7 +282,8 @@ fn a_killed_apply_leaves_what_gc_and_a_second_apply_settle() {
         .collect();
     let file = write(&files, "kill.conf", &text);
     for delay_ms in [4, 8, 12, 16, 20, 25, 30, 40, 60] {
-        let mut child = apply_command(&s, &[], &file)
+        let mut child = s
+            .pipework_command(&[], &["apply", &file])
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
@@ -364,7 +350,7 @@ fn apply_opens_one_host_netlink_socket_per_thread_not_per_attach() {
         .map(std::ffi::OsStr::new)
         .chain([trace.as_os_str()])
         .collect();
-    let out = run(&mut apply_command(&s, &strace, &file));
+    let out = run(&mut s.pipework_command(&strace, &["apply", &file]));
     assert!(
         out.status.success(),
         "{}",
