@@ -92,6 +92,8 @@ impl Driver for LinuxBridge {
             host_peer: Some(pair.host.name),
             bridge: Some(name.to_string()),
             vlan: vid.map(|v| v.get()),
+            untagged_bridge: (vid.is_none() && bridge.vlan_filtering == Some(false))
+                .then_some(bridge.index),
             mtu: bridge.mtu,
             details: Default::default(),
         })

@@ -52,6 +52,7 @@ impl Driver for Dummy {
             host_peer: None,
             bridge: None,
             vlan: None,
+            untagged_bridge: None,
             mtu: link.mtu,
             details: Default::default(),
         })

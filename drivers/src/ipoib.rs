@@ -119,6 +119,7 @@ impl Driver for Ipoib {
             host_peer: None,
             bridge: None,
             vlan: None,
+            untagged_bridge: None,
             mtu: link.mtu,
             details,
         })

@@ -188,6 +188,7 @@ impl Driver for Macvlan {
             host_peer: None,
             bridge: None,
             vlan: vid.map(|v| v.get()),
+            untagged_bridge: None,
             mtu: parent.mtu,
             details,
         })

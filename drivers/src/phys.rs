@@ -114,6 +114,7 @@ impl Driver for Phys {
             host_peer: None,
             bridge: None,
             vlan: vid.map(|v| v.get()),
+            untagged_bridge: None,
             mtu: link.mtu,
             details,
         })

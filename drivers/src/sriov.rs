@@ -172,6 +172,7 @@ impl Driver for SriovVf {
             host_peer: None,
             bridge: None,
             vlan: vlan.map(|v| v.get()),
+            untagged_bridge: None,
             mtu: moved.mtu,
             details,
         })

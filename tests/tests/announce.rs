@@ -146,6 +146,98 @@ fn no_announce_means_silence() {
     );
 }
 
+/// `apply` announces the IPv4 addresses of guests on an untagged Linux
+/// bridge port from the host: a packet socket per worker thread sends the
+/// guest's gratuitous ARP into the bridge, which floods it to the ports as
+/// if the guest had sent it, outside the lock every link change takes (the
+/// kernel's `arp_notify` sends it inside). Witnesses: the neighbour's cache
+/// (`ip -j neigh`: stale entries updated, a new one made where
+/// `arp_accept` is on) and `strace` (`apply` opened packet sockets, one per
+/// worker thread). `--no-announce` on a line keeps that guest silent.
+#[test]
+fn apply_announces_bridge_guests_from_the_host() {
+    let mut s = Sandbox::new("announceap");
+    let watcher = s.guest("w");
+    let guests: Vec<String> = (0..4).map(|i| s.guest(&format!("g{i}"))).collect();
+    let quiet = s.guest("q");
+    s.pipework(&["brap4", &watcher, "10.44.0.1/24,fd00:44::1/64"])
+        .ok();
+    for i in 0..4 {
+        stale_entry(&watcher, &format!("10.44.0.{}", i + 2));
+    }
+    stale_entry(&watcher, "fd00:44::2");
+    stale_entry(&watcher, "10.44.0.9");
+    // And one that accepts unsolicited ARP learns a brand-new address.
+    accept_unsolicited(&watcher);
+    let fresh = s.guest("f");
+    let mut text: String = guests
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            format!(
+                "brap4 netns:{g} 10.44.0.{}/24 02:00:00:44:00:0{}\n",
+                i + 2,
+                i + 2
+            )
+        })
+        .collect();
+    text = text.replacen("brap4 netns", "brap4 --no-dad netns", 1);
+    text = text.replacen(
+        "/24 02:00:00:44:00:02",
+        "/24,fd00:44::2/64 02:00:00:44:00:02",
+        1,
+    );
+    text.push_str(&format!("brap4 --no-announce netns:{quiet} 10.44.0.9/24\n"));
+    text.push_str(&format!(
+        "brap4 netns:{fresh} 10.44.0.20/24 02:00:00:44:00:20\n"
+    ));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-apply", s.prefix));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("announce.conf");
+    std::fs::write(&file, text).unwrap();
+    let trace = dir.join("socket.trace");
+    let strace: Vec<&std::ffi::OsStr> = ["strace", "-f", "-qq", "-e", "trace=socket", "-o"]
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .chain([trace.as_os_str()])
+        .collect();
+    let out = run(&mut s.pipework_command(&strace, &["apply", file.to_str().unwrap()]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for i in 0..4 {
+        let mac = format!("02:00:00:44:00:0{}", i + 2);
+        let ip = format!("10.44.0.{}", i + 2);
+        assert_eq!(wait_for_mac(&watcher, &ip, &mac), Some(mac), "{ip}");
+    }
+    assert_eq!(
+        wait_for_mac(&watcher, "fd00:44::2", "02:00:00:44:00:02").as_deref(),
+        Some("02:00:00:44:00:02")
+    );
+    assert_eq!(
+        wait_for_neigh(&watcher, "10.44.0.20").as_deref(),
+        Some("02:00:00:44:00:20")
+    );
+    let calls = std::fs::read_to_string(&trace).unwrap();
+    let packet = calls.lines().filter(|l| l.contains("AF_PACKET")).count();
+    assert!(
+        (1..=4).contains(&packet),
+        "{packet} packet sockets:\n{calls}"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(
+        neigh_mac(&watcher, "10.44.0.9").as_deref(),
+        Some("02:00:00:00:00:99"),
+        "--no-announce: silence"
+    );
+    std::fs::write(&file, "").unwrap();
+    s.pipework(&["apply", "--prune", file.to_str().unwrap()])
+        .ok();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn guest_sysctl(ns: &str, key: &str) -> String {
     must(std::process::Command::new("ip").args(["netns", "exec", ns, "sysctl", "-n", key]))
         .trim()

@@ -129,6 +129,10 @@ pub struct Plugged {
     pub bridge: Option<String>,
     /// 802.1Q id applied (OVS tag, sub-interface, bridge PVID).
     pub vlan: Option<u16>,
+    /// The index of the Linux bridge the host end is an untagged port of:
+    /// a frame sent into that bridge reaches the guest's neighbours as one
+    /// from the guest would (`apply` announces through it).
+    pub untagged_bridge: Option<u32>,
     pub mtu: u32,
     /// Driver-specific facts for `inspect` (OVS port UUID, VF index, pkey...).
     pub details: serde_json::Map<String, serde_json::Value>,

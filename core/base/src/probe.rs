@@ -238,6 +238,7 @@ mod tests {
             num_vf: None,
             vlan_id: None,
             bridge_port_state: None,
+            vlan_filtering: None,
         }
     }
 

@@ -7,6 +7,7 @@
 use pipework_base::error::{Context, Result};
 use pipework_base::settings::Settings;
 use pipework_base::state::StateDir;
+use pipework_sys::bridge_arp::BridgeArp;
 use pipework_sys::netlink::Netlink;
 use pipework_sys::netns::Netns;
 
@@ -17,6 +18,11 @@ pub struct HostSide {
     /// replies to its own sequence number (the socket joins no multicast
     /// group, so nothing else arrives on it).
     pub(crate) netlink: Netlink,
+    /// `apply` announces the IPv4 addresses of guests on untagged Linux
+    /// bridge ports through it, outside the link-change lock (see
+    /// [`pipework_sys::bridge_arp`]); `None`: every attach has the kernel
+    /// announce them.
+    pub(crate) bridge_arp: Option<BridgeArp>,
 }
 
 impl HostSide {
@@ -27,7 +33,23 @@ impl HostSide {
         let state = StateDir::open(&settings.state_dir)?;
         let ns = Netns::current().step("open host namespace")?;
         let netlink = Netlink::connect_here("host").step("open netlink")?;
-        Ok(HostSide { state, ns, netlink })
+        Ok(HostSide {
+            state,
+            ns,
+            netlink,
+            bridge_arp: None,
+        })
+    }
+
+    /// For many attaches at once: opens the packet socket they announce
+    /// through (closing it costs an RCU grace period, once). Without it
+    /// (no `CAP_NET_RAW`...) they announce as a single attach does.
+    pub fn with_bridge_arp(mut self) -> HostSide {
+        match BridgeArp::open() {
+            Ok(a) => self.bridge_arp = Some(a),
+            Err(e) => tracing::debug!("no packet socket for gratuitous ARP: {e}"),
+        }
+        self
     }
 
     pub fn state(&self) -> &StateDir {

@@ -24,7 +24,8 @@ use pipework_base::undo::Replay;
 use pipework_dhcp::resolv::ResolvTarget;
 use pipework_model::{AttachRequest, Family, IfName, MacAddr, MacSpec, StaticAddress};
 use pipework_sys::announce::Announcer;
-use pipework_sys::netlink::{Link, LinkChange, Netlink, RouteSpec};
+use pipework_sys::bridge_arp::BridgeArp;
+use pipework_sys::netlink::{Link, LinkChange, Netlink};
 use pipework_sys::netns::Netns;
 
 /// How long an attach waits for IPv6 duplicate address detection.
@@ -32,6 +33,7 @@ mod announce;
 mod extend;
 mod host_mac;
 mod host_side;
+mod routes;
 
 pub use host_side::HostSide;
 
@@ -92,6 +94,7 @@ pub async fn attach_with(
         state,
         ns: host_ns,
         netlink: host,
+        bridge_arp,
     } = host_side;
     let _guest_lock = state.lock_guest(guest.info.netns).await?;
     // The ICMPv6 socket for the announcement of IPv6 addresses is opened in
@@ -173,6 +176,7 @@ pub async fn attach_with(
             settings,
             state,
             announcer: announcer.as_ref(),
+            bridge_arp: bridge_arp.as_ref(),
             rollback_left_some: AtomicBool::new(false),
         };
         job.run(driver, kind, &facts.name, facts.link.as_ref(), &ifname)
@@ -196,6 +200,7 @@ struct Job<'a> {
     settings: &'a Settings,
     state: &'a StateDir,
     announcer: Option<&'a Announcer>,
+    bridge_arp: Option<&'a BridgeArp>,
     /// A rollback could not undo every step: the pending file stays, so the
     /// next attach to this guest, `gc` or the daemon finishes the undo (and
     /// sweeps the guest's temporary links, which it does only when a pending
@@ -406,7 +411,14 @@ impl Job<'_> {
 
         driver.after_up(ctx, &mut plugged, journal).await?;
         let cleared = self
-            .announce(plugged.guest_ifindex, mac, statics, notify_on, marked)
+            .announce(
+                plugged.guest_ifindex,
+                plugged.untagged_bridge,
+                mac,
+                statics,
+                notify_on,
+                marked,
+            )
             .await?;
 
         if marked && !cleared {
@@ -477,47 +489,6 @@ impl Job<'_> {
             }
         }
         Ok(Some(link))
-    }
-
-    async fn routes(
-        &self,
-        ifindex: u32,
-        statics: &[StaticAddress],
-        journal: &mut Journal,
-    ) -> Result<()> {
-        for a in statics {
-            let Some(gw) = a.gateway else { continue };
-            let link_local = matches!(gw, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
-            if a.gateway_is_off_link() && !link_local {
-                ops::add_guest_route(self.guest_nl, RouteSpec::host_on_link(gw, ifindex), journal)
-                    .await
-                    .map_err(|e| e.context(format!("step on-link route to {gw}")))?;
-            }
-            ops::replace_default_route(self.guest_nl, a.family(), gw, ifindex, journal)
-                .await
-                .map_err(|e| e.context(format!("step default route via {gw}")))?;
-        }
-        Ok(())
-    }
-
-    /// The request's own routes ([`AttachRequest::routes`]), each journaled.
-    /// They come once every address is on the link, leased ones included:
-    /// a gateway is reachable only once its subnet is.
-    async fn extra_routes(&self, ifindex: u32, journal: &mut Journal) -> Result<()> {
-        for r in &self.req.routes {
-            let mut spec = RouteSpec::new(Family::of(&r.destination.addr()));
-            spec.destination = Some(r.destination.trunc());
-            spec.gateway = r.gateway;
-            spec.oif = Some(ifindex);
-            if r.gateway.is_none() {
-                // RT_SCOPE_LINK, as `ip route add <dst> dev <if>` makes it.
-                spec.scope = 253;
-            }
-            ops::add_guest_route(self.guest_nl, spec, journal)
-                .await
-                .map_err(|e| e.context(format!("step route {r}")))?;
-        }
-        Ok(())
     }
 
     fn record(

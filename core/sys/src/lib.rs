@@ -9,6 +9,7 @@
 //! guests, drivers or the journal; it depends only on `pipework-model`.
 
 pub mod announce;
+pub mod bridge_arp;
 pub mod dhcp4_socket;
 pub mod dhcp6_socket;
 pub mod fdpass;

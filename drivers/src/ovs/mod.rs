@@ -368,6 +368,7 @@ impl Driver for Ovs {
             host_peer: Some(port),
             bridge: Some(bridge.to_string()),
             vlan: vlan_id,
+            untagged_bridge: None,
             mtu,
             details,
         })

@@ -90,6 +90,26 @@ fn host_triple() -> String {
 
 /// Wall time of one process, from spawn to exit; it must succeed.
 pub fn time(c: &mut Command) -> Duration {
+    time_cpu(c).0
+}
+
+/// The CPU time (user + system) of every child reaped so far, this
+/// process's included descendants: `getrusage(RUSAGE_CHILDREN)`.
+fn children_cpu() -> Duration {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_CHILDREN).map_or(Duration::ZERO, |ru| {
+        let tv = |t: nix::sys::time::TimeVal| {
+            Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000)
+        };
+        tv(ru.user_time()) + tv(ru.system_time())
+    })
+}
+
+/// Like [`time`], also returning the CPU time the command's processes
+/// used (user and system, from the kernel's accounting of reaped children:
+/// exact, unlike a sampling profiler's).
+pub fn time_cpu(c: &mut Command) -> (Duration, Duration) {
+    let cpu0 = children_cpu();
     let start = Instant::now();
     let out = c
         .stdout(Stdio::null())
@@ -97,17 +117,22 @@ pub fn time(c: &mut Command) -> Duration {
         .output()
         .expect("spawn");
     let d = start.elapsed();
+    let cpu = children_cpu().saturating_sub(cpu0);
     assert!(
         out.status.success(),
         "{c:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    d
+    (d, cpu)
 }
 
-/// Like [`time`], with `input` on the process's standard input (written
-/// after the spawn, inside the timed span).
 pub fn time_stdin(c: &mut Command, input: &str) -> Duration {
+    time_stdin_cpu(c, input).0
+}
+
+/// [`time_stdin`] with the CPU time, as [`time_cpu`].
+pub fn time_stdin_cpu(c: &mut Command, input: &str) -> (Duration, Duration) {
+    let cpu0 = children_cpu();
     let start = Instant::now();
     let mut child = c
         .stdin(Stdio::piped())
@@ -123,12 +148,13 @@ pub fn time_stdin(c: &mut Command, input: &str) -> Duration {
         .unwrap();
     let out = child.wait_with_output().unwrap();
     let d = start.elapsed();
+    let cpu = children_cpu().saturating_sub(cpu0);
     assert!(
         out.status.success(),
         "{c:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    d
+    (d, cpu)
 }
 
 pub fn quiet(c: &mut Command) {

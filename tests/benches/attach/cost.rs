@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::common::{addr, bridge, netns_batch, netns_delete_and_settle};
+use crate::common::{addr, bridge, median, netns_batch, netns_delete_and_settle, time_cpu};
 
 /// Per route: (label, system calls, netlink requests, processes+threads
 /// started, peak RSS in KiB of its largest process).
@@ -181,6 +181,39 @@ pub fn run(bins: &[(&str, PathBuf)], state: &Path, tag: &str) -> Vec<Cost> {
     costs
 }
 
+/// Start-up and exit alone: each build's `--version`, `ip -V` and
+/// `/bin/true`, 200 runs each, interleaved: (label, wall samples, CPU
+/// samples). What every attach pays before its first change, and the
+/// iproute2 route twice.
+fn startup(
+    bins: &[(&str, PathBuf)],
+) -> Vec<(String, Vec<std::time::Duration>, Vec<std::time::Duration>)> {
+    let mut cmds: Vec<(String, Vec<String>)> = bins
+        .iter()
+        .map(|(label, bin)| {
+            (
+                format!("{label} --version"),
+                vec![bin.display().to_string(), "--version".into()],
+            )
+        })
+        .collect();
+    cmds.push(("ip -V".into(), vec!["ip".into(), "-V".into()]));
+    cmds.push(("/bin/true".into(), vec!["/bin/true".into()]));
+    let mut out: Vec<_> = cmds
+        .iter()
+        .map(|(l, _)| (l.clone(), Vec::new(), Vec::new()))
+        .collect();
+    for round in 0..200 {
+        for j in 0..cmds.len() {
+            let k = (round + j) % cmds.len();
+            let (wall, cpu) = time_cpu(Command::new(&cmds[k].1[0]).args(&cmds[k].1[1..]));
+            out[k].1.push(wall);
+            out[k].2.push(cpu);
+        }
+    }
+    out
+}
+
 pub fn print(costs: &[Cost], bins: &[(&str, PathBuf)], leftover: usize) {
     println!("## Cost of one attach (strace -f; GNU time's maximum resident set)");
     println!();
@@ -224,6 +257,18 @@ pub fn print(costs: &[Cost], bins: &[(&str, PathBuf)], leftover: usize) {
             "| {label} | {:.1} MiB | {:.1} MiB |",
             built as f64 / 1048576.0,
             size as f64 / 1048576.0
+        );
+    }
+    println!();
+    println!("Start-up and exit alone (200 runs each, interleaved; medians; CPU: user + system of the process):");
+    println!();
+    println!("| command | wall | CPU |");
+    println!("| --- | ---: | ---: |");
+    for (label, wall, cpu) in startup(bins) {
+        println!(
+            "| {label} | {:.2} ms | {:.2} ms |",
+            median(&wall),
+            median(&cpu)
         );
     }
     println!();

@@ -16,8 +16,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::common::{
-    addr, bridge, median, netns_batch, netns_delete_and_settle, running, stats, time, time_stdin,
-    Bins,
+    addr, bridge, median, netns_batch, netns_delete_and_settle, running, stats, time, time_cpu,
+    time_stdin_cpu, Bins,
 };
 
 /// One way of attaching a guest, on its own bridge and guest interface.
@@ -50,7 +50,8 @@ impl Route {
         }
     }
 
-    fn attach(&self, state: &Path, guest: &str, i: usize) -> Duration {
+    /// Wall time and CPU time (all its processes) of one attach.
+    fn attach(&self, state: &Path, guest: &str, i: usize) -> (Duration, Duration) {
         match self {
             Route::Pipework {
                 bin,
@@ -58,7 +59,7 @@ impl Route {
                 ifname,
                 net,
                 ..
-            } => time(Command::new(bin).arg("--state-dir").arg(state).args([
+            } => time_cpu(Command::new(bin).arg("--state-dir").arg(state).args([
                 bridge,
                 "-i",
                 ifname,
@@ -69,13 +70,15 @@ impl Route {
                 let host = format!("vb{i}");
                 let a = addr(2, i);
                 let guest_side = format!("addr add {a} dev eth2\nlink set eth2 up\n");
-                time(Command::new("ip").args([
+                let (w1, c1) = time_cpu(Command::new("ip").args([
                     "link", "add", &host, "mtu", "1500", "master", IP_BRIDGE, "up", "type", "veth",
                     "peer", "name", "eth2", "netns", guest,
-                ])) + time_stdin(
+                ]));
+                let (w2, c2) = time_stdin_cpu(
                     Command::new("ip").args(["-n", guest, "-batch", "-"]),
                     &guest_side,
-                )
+                );
+                (w1 + w2, c1 + c2)
             }
         }
     }
@@ -97,6 +100,8 @@ pub struct Row {
     pub n: usize,
     /// Per route (in [`routes`]'s order): attach and detach samples.
     pub attach: Vec<Vec<Duration>>,
+    /// CPU time (user + system) of each attach's processes.
+    pub attach_cpu: Vec<Vec<Duration>>,
     pub detach: Vec<Vec<Duration>>,
 }
 
@@ -141,6 +146,7 @@ pub fn run(bins: &Bins, state: &Path, tag: &str, sizes: &[usize]) -> (Vec<Row>, 
         let mut row = Row {
             n,
             attach: vec![Vec::new(); routes.len()],
+            attach_cpu: vec![Vec::new(); routes.len()],
             detach: vec![Vec::new(); routes.len()],
         };
         for round in 0..rounds {
@@ -153,7 +159,9 @@ pub fn run(bins: &Bins, state: &Path, tag: &str, sizes: &[usize]) -> (Vec<Row>, 
                 for j in 0..routes.len() {
                     let which = (k + j) % routes.len();
                     let r = &routes[which];
-                    row.attach[which].push(r.attach(state, g, i));
+                    let (wall, cpu) = r.attach(state, g, i);
+                    row.attach[which].push(wall);
+                    row.attach_cpu[which].push(cpu);
                     if n == 1 {
                         if let Route::Pipework { bin, .. } = r {
                             leftover = leftover.max(running(bin));
@@ -184,29 +192,7 @@ pub fn print(bins: &Bins, rows: &[Row]) {
         "iproute2: `ip link add vbI mtu 1500 master brip up type veth peer name eth2 netns G` + `ip -n G -batch -` (addr add; link set up)"
     );
     println!();
-    print!("| N |");
-    for r in &routes {
-        print!(" {} median | p95 |", r.label());
-    }
-    println!(" dynamic / iproute2 | static / iproute2 |");
-    print!("| ---: |");
-    for _ in &routes {
-        print!(" ---: | ---: |");
-    }
-    println!(" ---: | ---: |");
-    for row in rows {
-        print!("| {} |", row.n);
-        for s in &row.attach {
-            let (m, p) = stats(s);
-            print!(" {m:.2} ms | {p:.2} ms |");
-        }
-        let ip = median(&row.attach[2]);
-        println!(
-            " {:.2} | {:.2} |",
-            median(&row.attach[0]) / ip,
-            median(&row.attach[1]) / ip
-        );
-    }
+    ratio_table(&routes, rows, |r| &r.attach, true);
     if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
         if first.n == 1 && last.n > 1 {
             print!("\nGrowth, median at N={} / median at N=1:", last.n);
@@ -220,6 +206,12 @@ pub fn print(bins: &Bins, rows: &[Row]) {
             println!();
         }
     }
+    println!();
+    println!(
+        "CPU time per attach (median; user + system time of the route's processes, getrusage of reaped children):"
+    );
+    println!();
+    ratio_table(&routes, rows, |r| &r.attach_cpu, false);
     println!();
     println!("## Detach latency (pipework detach -i; ip link del)");
     println!();
@@ -241,4 +233,47 @@ pub fn print(bins: &Bins, rows: &[Row]) {
         println!();
     }
     println!();
+}
+
+/// One row per N: each route's median (and p95 when `p95`) of the samples
+/// `pick` chooses, then both builds' medians over iproute2's.
+fn ratio_table(
+    routes: &[Route],
+    rows: &[Row],
+    pick: impl Fn(&Row) -> &Vec<Vec<Duration>>,
+    p95: bool,
+) {
+    let (head, rule) = if p95 {
+        (" median | p95 |", " ---: | ---: |")
+    } else {
+        (" |", " ---: |")
+    };
+    print!("| N |");
+    for r in routes {
+        print!(" {}{head}", r.label());
+    }
+    println!(" dynamic / iproute2 | static / iproute2 |");
+    print!("| ---: |");
+    for _ in routes {
+        print!("{rule}");
+    }
+    println!(" ---: | ---: |");
+    for row in rows {
+        let samples = pick(row);
+        print!("| {} |", row.n);
+        for s in samples {
+            let (m, p) = stats(s);
+            if p95 {
+                print!(" {m:.2} ms | {p:.2} ms |");
+            } else {
+                print!(" {m:.2} ms |");
+            }
+        }
+        let ip = median(&samples[2]);
+        println!(
+            " {:.2} | {:.2} |",
+            median(&samples[0]) / ip,
+            median(&samples[1]) / ip
+        );
+    }
 }

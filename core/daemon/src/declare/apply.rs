@@ -205,7 +205,7 @@ async fn run_groups<'a>(
     settings: &Settings,
 ) -> Vec<(usize, Entry)> {
     let host = match HostSide::open(settings) {
-        Ok(h) => h,
+        Ok(h) => h.with_bridge_arp(),
         Err(e) => {
             let error = e.to_string();
             return groups

@@ -5,9 +5,9 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use netlink_packet_core::{DefaultNla, NLM_F_CREATE, NLM_F_DUMP, NLM_F_ECHO, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    AfSpecInet, AfSpecUnspec, InetDevConf, InfoBridgePort, InfoData, InfoKind, InfoPortData,
-    InfoVeth, InfoVlan, IpoibMode, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
-    MacVlanMode,
+    AfSpecInet, AfSpecUnspec, InetDevConf, InfoBridge, InfoBridgePort, InfoData, InfoKind,
+    InfoPortData, InfoVeth, InfoVlan, IpoibMode, LinkAttribute, LinkExtentMask, LinkFlags,
+    LinkInfo, LinkMessage, MacVlanMode,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::{
@@ -48,6 +48,8 @@ pub struct Link {
     pub vlan_id: Option<u16>,
     /// STP state of a bridge port (`BR_STATE_*`: 3 is forwarding).
     pub bridge_port_state: Option<u8>,
+    /// A bridge's `vlan_filtering`.
+    pub vlan_filtering: Option<bool>,
 }
 
 impl Link {
@@ -69,6 +71,7 @@ impl Link {
             num_vf: None,
             vlan_id: None,
             bridge_port_state: None,
+            vlan_filtering: None,
         };
         for a in &m.attributes {
             match a {
@@ -89,6 +92,13 @@ impl Link {
                                 for x in v {
                                     if let InfoVlan::Id(id) = x {
                                         l.vlan_id = Some(*id);
+                                    }
+                                }
+                            }
+                            LinkInfo::Data(InfoData::Bridge(v)) => {
+                                for x in v {
+                                    if let InfoBridge::VlanFiltering(on) = x {
+                                        l.vlan_filtering = Some(*on);
                                     }
                                 }
                             }
