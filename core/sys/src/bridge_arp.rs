@@ -9,9 +9,10 @@
 //! the same frame (the guest's MAC as source, broadcast) goes into the
 //! bridge device, which floods it to its ports exactly as if the guest had
 //! sent it, without that lock (in the reply form, which costs each
-//! receiver less: see [`gratuitous_arp_reply`]). A packet socket's close waits for an RCU
-//! grace period (`synchronize_net()`), so one socket serves all of an
-//! `apply`'s attaches and is closed once at its end.
+//! receiver less: see [`gratuitous_arp_reply`]). A packet socket's close
+//! waits for an RCU grace period (`synchronize_net()`), so one socket
+//! serves all the attaches of an `apply` worker thread and is closed once,
+//! when the thread is done.
 //!
 //! Only for a bridge port without VLAN: the bridge device sends untagged
 //! frames into its own default VLAN, which is the port's only when VLAN

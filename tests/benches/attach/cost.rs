@@ -136,8 +136,12 @@ fn peak_rss(cmd: &[String]) -> u64 {
     kib
 }
 
-/// Measures each route on fresh guests (one for the counts, one for RSS).
-pub fn run(bins: &[(&str, PathBuf)], state: &Path, tag: &str) -> Vec<Cost> {
+/// Start-up and exit alone, per command: (label, wall samples, CPU samples).
+pub type Startup = Vec<(String, Vec<std::time::Duration>, Vec<std::time::Duration>)>;
+
+/// Measures each route on fresh guests (one for the counts, one for RSS),
+/// then start-up alone.
+pub fn run(bins: &[(&str, PathBuf)], state: &Path, tag: &str) -> (Vec<Cost>, Startup) {
     bridge("brcost");
     let guests: Vec<String> = (0..2).map(|i| format!("{tag}-c{i}")).collect();
     netns_batch("add", &guests);
@@ -178,16 +182,13 @@ pub fn run(bins: &[(&str, PathBuf)], state: &Path, tag: &str) -> Vec<Cost> {
     }
     let _ = std::fs::remove_file(&batch);
     netns_delete_and_settle(&guests);
-    costs
+    (costs, startup(bins))
 }
 
 /// Start-up and exit alone: each build's `--version`, `ip -V` and
-/// `/bin/true`, 200 runs each, interleaved: (label, wall samples, CPU
-/// samples). What every attach pays before its first change, and the
-/// iproute2 route twice.
-fn startup(
-    bins: &[(&str, PathBuf)],
-) -> Vec<(String, Vec<std::time::Duration>, Vec<std::time::Duration>)> {
+/// `/bin/true`, 200 runs each, interleaved. What every attach pays before
+/// its first change, and the iproute2 route twice.
+fn startup(bins: &[(&str, PathBuf)]) -> Startup {
     let mut cmds: Vec<(String, Vec<String>)> = bins
         .iter()
         .map(|(label, bin)| {
@@ -214,7 +215,7 @@ fn startup(
     out
 }
 
-pub fn print(costs: &[Cost], bins: &[(&str, PathBuf)], leftover: usize) {
+pub fn print(costs: &[Cost], startup: &Startup, bins: &[(&str, PathBuf)], leftover: usize) {
     println!("## Cost of one attach (strace -f; GNU time's maximum resident set)");
     println!();
     println!(
@@ -264,11 +265,11 @@ pub fn print(costs: &[Cost], bins: &[(&str, PathBuf)], leftover: usize) {
     println!();
     println!("| command | wall | CPU |");
     println!("| --- | ---: | ---: |");
-    for (label, wall, cpu) in startup(bins) {
+    for (label, wall, cpu) in startup {
         println!(
             "| {label} | {:.2} ms | {:.2} ms |",
-            median(&wall),
-            median(&cpu)
+            median(wall),
+            median(cpu)
         );
     }
     println!();

@@ -95,8 +95,8 @@ fn main() {
         ("pipework dynamic", bins.dynamic.clone()),
         ("pipework static", bins.static_.clone()),
     ];
-    let costs = cost::run(&named, &state.join("cost"), &tag);
-    cost::print(&costs, &named, leftover);
+    let (costs, startup) = cost::run(&named, &state.join("cost"), &tag);
+    cost::print(&costs, &startup, &named, leftover);
 }
 
 /// Deletes the bench's namespaces (their names start with its tag) and its
