@@ -110,16 +110,22 @@ impl Driver for LinuxBridge {
 
     /// Frames sent before the bridge forwards on our port are dropped, and
     /// the port only starts forwarding once the guest end is up (carrier) and
-    /// the kernel's link watch has run: wait for that before the announcement.
+    /// the kernel's link watch has run: wait for that before the guest
+    /// announces itself. Nothing to wait for when it does not (no static
+    /// address, `--no-announce`, or `apply` sent the ARP from the host).
     async fn after_up(
         &self,
         ctx: &AttachContext<'_>,
         plugged: &mut Plugged,
+        guest_announces: bool,
         _journal: &mut Journal,
     ) -> Result<()> {
         let Some(peer) = plugged.host_peer.as_deref() else {
             return Ok(());
         };
+        if !guest_announces {
+            return Ok(());
+        }
         let deadline = Instant::now() + PORT_FORWARDING_WAIT;
         let mut pause = Duration::from_micros(200);
         loop {

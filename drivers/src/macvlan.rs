@@ -198,6 +198,7 @@ impl Driver for Macvlan {
         &self,
         ctx: &AttachContext<'_>,
         plugged: &mut Plugged,
+        _guest_announces: bool,
         journal: &mut Journal,
     ) -> Result<()> {
         shim::attach(ctx, plugged, MacvlanStep::ShimUsed, journal).await

@@ -172,10 +172,14 @@ pub trait Driver: Send + Sync {
 
     /// Runs once the guest link is up and addressed, before the announcement
     /// (OVS waits for its port to forward; port security flows).
+    /// `guest_announces`: the guest sends its announcement right after
+    /// (frames a port that does not forward yet would drop); false when
+    /// there is none or the host sent it.
     async fn after_up(
         &self,
         _ctx: &AttachContext<'_>,
         _plugged: &mut Plugged,
+        _guest_announces: bool,
         _journal: &mut Journal,
     ) -> Result<()> {
         Ok(())

@@ -14,18 +14,51 @@ use pipework_model::{MacAddr, StaticAddress};
 use pipework_sys::netlink::LinkChange;
 
 impl Job<'_> {
-    /// Announces the static addresses. Returns whether the attaching
+    /// With the command's `BridgeArp` (`apply`) and a guest on an untagged
+    /// Linux bridge port (`untagged_bridge`, see [`Plugged::untagged_bridge`]):
+    /// announces the static IPv4 addresses from the host into the bridge.
+    /// Returns whether all of them went out; if not, [`Job::announce`]
+    /// has the guest's kernel announce them all.
+    ///
+    /// [`Plugged::untagged_bridge`]: pipework_base::driver::Plugged::untagged_bridge
+    pub(super) fn announce_from_host(
+        &self,
+        untagged_bridge: Option<u32>,
+        mac: MacAddr,
+        statics: &[StaticAddress],
+    ) -> bool {
+        let (Some(_), Some(arp), Some(bridge)) = (self.announcer, self.bridge_arp, untagged_bridge)
+        else {
+            return false;
+        };
+        statics.iter().all(|a| match a.address.addr() {
+            IpAddr::V4(v4) => arp
+                .announce(bridge, mac, v4)
+                .map_err(|e| debug!("{e}: announcing through the guest instead"))
+                .is_ok(),
+            IpAddr::V6(_) => true,
+        })
+    }
+
+    /// Whether the guest itself will send announcements (so that its
+    /// bridge port must forward first): an IPv6 address, or an IPv4 one
+    /// the host did not announce.
+    pub(super) fn guest_announces(&self, statics: &[StaticAddress], host_sent: bool) -> bool {
+        self.announcer.is_some()
+            && statics
+                .iter()
+                .any(|a| a.address.addr().is_ipv6() || !host_sent)
+    }
+
+    /// Announces the static addresses the host did not (`host_sent`: see
+    /// [`Job::announce_from_host`]). Returns whether the attaching
     /// marker was cleared on the way: a fresh link (`notify_on`) announces
     /// its IPv4 addresses with one request, its MAC set again, and the
     /// marker's clearing rides in that request instead of one of its own.
-    /// `untagged_bridge`: see [`Plugged::untagged_bridge`]; with the
-    /// command's `BridgeArp` the IPv4 addresses are announced through it.
-    ///
-    /// [`Plugged::untagged_bridge`]: pipework_base::driver::Plugged::untagged_bridge
     pub(super) async fn announce(
         &self,
         ifindex: u32,
-        untagged_bridge: Option<u32>,
+        host_sent: bool,
         mac: MacAddr,
         statics: &[StaticAddress],
         notify_on: bool,
@@ -34,18 +67,8 @@ impl Job<'_> {
         let mut cleared = false;
         if let Some(a) = self.announcer {
             let mut addrs: Vec<IpAddr> = statics.iter().map(|a| a.address.addr()).collect();
-            if let (Some(arp), Some(bridge)) = (self.bridge_arp, untagged_bridge) {
-                // On a failure the kernel's way below announces them all.
-                let sent = addrs.iter().all(|a| match a {
-                    IpAddr::V4(v4) => arp
-                        .announce(bridge, mac, *v4)
-                        .map_err(|e| debug!("{e}: announcing through the guest instead"))
-                        .is_ok(),
-                    IpAddr::V6(_) => true,
-                });
-                if sent {
-                    addrs.retain(IpAddr::is_ipv6);
-                }
+            if host_sent {
+                addrs.retain(IpAddr::is_ipv6);
             }
             if notify_on && marked && addrs.iter().any(IpAddr::is_ipv4) {
                 let poke = LinkChange::new(ifindex)

@@ -128,7 +128,7 @@ impl Job<'_> {
                 d.extend(self.req, &rec, statics, self.settings, &mut journal)
                     .await?;
             }
-            self.announce(link.index, None, rec.mac, statics, false, false)
+            self.announce(link.index, false, rec.mac, statics, false, false)
                 .await?;
             fault::point("before-commit")?;
             rec.addresses.extend(statics.iter().map(|a| a.address));

@@ -409,11 +409,17 @@ impl Job<'_> {
         }
         self.extra_routes(plugged.guest_ifindex, journal).await?;
 
-        driver.after_up(ctx, &mut plugged, journal).await?;
+        // A host-sent announcement goes into the bridge, not through the
+        // guest's port: it needs no wait for that port to forward.
+        let host_sent = self.announce_from_host(plugged.untagged_bridge, mac, statics);
+        let guest_announces = self.guest_announces(statics, host_sent);
+        driver
+            .after_up(ctx, &mut plugged, guest_announces, journal)
+            .await?;
         let cleared = self
             .announce(
                 plugged.guest_ifindex,
-                plugged.untagged_bridge,
+                host_sent,
                 mac,
                 statics,
                 notify_on,

@@ -378,6 +378,7 @@ impl Driver for Ovs {
         &self,
         ctx: &AttachContext<'_>,
         plugged: &mut Plugged,
+        _guest_announces: bool,
         journal: &mut Journal,
     ) -> Result<()> {
         let remote = remote_of(ctx.settings)?;
