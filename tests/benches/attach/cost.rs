@@ -42,6 +42,22 @@ fn commands(
             (label.to_string(), vec![cmd])
         })
         .collect();
+    // What an attach costs without its announcement (no wait for the
+    // port either: see the bridge driver's `after_up`).
+    if let Some((label, bin)) = bins.first() {
+        let cmd = vec![
+            bin.display().to_string(),
+            "--no-announce".into(),
+            "--state-dir".into(),
+            state.display().to_string(),
+            "brcost".into(),
+            "-i".into(),
+            "eth9".into(),
+            g.into(),
+            addr(49, i),
+        ];
+        out.push((format!("{label}, --no-announce"), vec![cmd]));
+    }
     let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     out.push((
         "iproute2 (2 processes)".into(),
