@@ -238,6 +238,106 @@ fn apply_announces_bridge_guests_from_the_host() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The STP state of each port of `bridge` in the sandbox's host (witness:
+/// `bridge -j link`), by port name.
+fn port_states(s: &Sandbox, bridge: &str) -> Vec<(String, String)> {
+    let out =
+        must(std::process::Command::new("bridge").args(["-n", &s.host, "-j", "link", "show"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["master"] == bridge)
+        .map(|p| {
+            (
+                p["ifname"].as_str().unwrap_or_default().to_string(),
+                p["state"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// On a bridge running STP a new port forwards only after listening and
+/// learning (twice the forward delay, 3 s each here). An attach whose
+/// guest announces itself waits for its port (up to 2 s, then announces
+/// anyway with a warning); one with nothing to announce does not wait;
+/// `apply` sends the ARP from the host into the bridge, which reaches a
+/// forwarding neighbour while the new guest's own port still listens.
+#[test]
+fn only_a_guest_that_announces_itself_waits_for_its_port() {
+    let mut s = Sandbox::new("announcestp");
+    s.ip_host(&[
+        "link",
+        "add",
+        "brstp",
+        "type",
+        "bridge",
+        "stp_state",
+        "1",
+        "forward_delay",
+        "300",
+    ]);
+    s.ip_host(&["link", "set", "brstp", "up"]);
+    let watcher = s.guest("w");
+    s.pipework(&["brstp", "--no-announce", &watcher, "10.46.0.1/24"])
+        .ok();
+    // The watcher's port forwards after 6 s.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while port_states(&s, "brstp")
+        .iter()
+        .any(|(_, st)| st != "forwarding")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?}",
+            port_states(&s, "brstp")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    const WAITED: &str = "is not forwarding yet";
+
+    let quiet = s.guest("q");
+    let r = s
+        .pipework(&["brstp", "--no-announce", &quiet, "10.46.0.2/24"])
+        .ok();
+    assert!(!r.stderr.contains(WAITED), "{}", r.stderr);
+
+    let loud = s.guest("l");
+    let r = s.pipework(&["brstp", &loud, "10.46.0.3/24"]).ok();
+    assert!(r.stderr.contains(WAITED), "{}", r.stderr);
+
+    stale_entry(&watcher, "10.46.0.4");
+    let fresh = s.guest("f");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{}-apply", s.prefix));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("stp.conf");
+    std::fs::write(
+        &file,
+        format!("brstp netns:{fresh} 10.46.0.4/24 02:00:00:46:00:04\n"),
+    )
+    .unwrap();
+    let before: Vec<String> = port_states(&s, "brstp")
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    let r = s.pipework(&["apply", file.to_str().unwrap()]).ok();
+    assert!(!r.stderr.contains(WAITED), "{}", r.stderr);
+    let new_port: Vec<(String, String)> = port_states(&s, "brstp")
+        .into_iter()
+        .filter(|(n, _)| !before.contains(n))
+        .collect();
+    assert_eq!(new_port.len(), 1, "{new_port:?}");
+    assert_ne!(new_port[0].1, "forwarding", "{new_port:?}");
+    assert_eq!(
+        wait_for_mac(&watcher, "10.46.0.4", "02:00:00:46:00:04").as_deref(),
+        Some("02:00:00:46:00:04")
+    );
+    std::fs::write(&file, "").unwrap();
+    s.pipework(&["apply", "--prune", file.to_str().unwrap()])
+        .ok();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 fn guest_sysctl(ns: &str, key: &str) -> String {
     must(std::process::Command::new("ip").args(["netns", "exec", ns, "sysctl", "-n", key]))
         .trim()
