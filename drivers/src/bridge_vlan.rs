@@ -15,13 +15,11 @@ const DEFAULT_PVID: u16 = 1;
 /// Turns VLAN filtering on if it is off. Returns whether it did, for the
 /// caller to record at once (a rollback turns it off again; a detach leaves
 /// it, as other ports may rely on it by then).
+/// `bridge` was looked up under the bridge's lock: its `vlan_filtering` is
+/// current (absent when the kernel cannot filter, which the change below
+/// then says).
 pub async fn ensure_filtering(ctx: &AttachContext<'_>, bridge: &Link) -> Result<bool> {
-    if ctx
-        .host
-        .bridge_vlan_filtering(bridge.index)
-        .await
-        .step("read VLAN filtering")?
-    {
+    if bridge.vlan_filtering == Some(true) {
         return Ok(false);
     }
     ctx.host

@@ -3,8 +3,7 @@
 //! `bridge vlan add/del dev PORT vid N [pvid] [untagged]` send).
 
 use netlink_packet_route::link::{
-    AfSpecBridge, BridgeVlanInfo, BridgeVlanInfoFlags, InfoBridge, InfoData, InfoKind,
-    LinkAttribute, LinkInfo, LinkMessage,
+    AfSpecBridge, BridgeVlanInfo, BridgeVlanInfoFlags, InfoKind, LinkAttribute, LinkMessage,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use rtnetlink::{LinkBridge, LinkMessageBuilder};
@@ -42,37 +41,6 @@ fn port_vlan_message(port: u32, vid: u16, flags: BridgeVlanInfoFlags) -> LinkMes
 }
 
 impl Netlink {
-    /// Whether VLAN filtering is on for this bridge.
-    pub async fn bridge_vlan_filtering(&self, bridge: u32) -> Result<bool, NlError> {
-        let mut m = LinkMessage::default();
-        m.header.index = bridge;
-        let replies = self
-            .request(RouteNetlinkMessage::GetLink(m), 0, || {
-                format!("read bridge #{bridge}")
-            })
-            .await?;
-        for r in &replies {
-            let RouteNetlinkMessage::NewLink(l) = r else {
-                continue;
-            };
-            for a in &l.attributes {
-                let LinkAttribute::LinkInfo(infos) = a else {
-                    continue;
-                };
-                for i in infos {
-                    if let LinkInfo::Data(InfoData::Bridge(opts)) = i {
-                        for o in opts {
-                            if let InfoBridge::VlanFiltering(v) = o {
-                                return Ok(*v);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        Ok(false)
-    }
-
     /// Makes `vid` the port's PVID, untagged on egress: the guest behind the
     /// port sees plain frames, the bridge tags them `vid`.
     pub async fn bridge_port_set_pvid(&self, port: u32, vid: u16) -> Result<(), NlError> {
