@@ -4,14 +4,13 @@
 
 use crate::out::{errln, outln};
 use std::io::Read;
-use std::process::ExitCode;
 
 use pipework_cni::config::{code, CniError};
 use pipework_cni::{RawEnv, Reply};
 use pipework_core::settings::Settings;
 use pipework_drivers::Drivers;
 
-pub fn run(command: &str) -> ExitCode {
+pub fn run(command: &str) -> u8 {
     let var = |k: &str| std::env::var(k).ok();
     let env = RawEnv {
         container_id: var("CNI_CONTAINERID"),
@@ -49,5 +48,5 @@ pub fn run(command: &str) -> ExitCode {
     if let Some(err) = &reply.stderr {
         errln!("{err}");
     }
-    ExitCode::from(reply.exit_code)
+    reply.exit_code
 }

@@ -47,4 +47,4 @@ pub use pipework_base::{Context, Error, ErrorKind, Result};
 pub use pipework_dhcp as dhcp;
 pub use pipework_model as model;
 pub use pipework_model::random;
-pub use pipework_sys::{announce, fdwatch, netlink, netns, sysfs};
+pub use pipework_sys::{announce, entry_point, fdwatch, netlink, netns, sysfs};

@@ -32,13 +32,16 @@ pub async fn create(
     journal: &mut Journal,
 ) -> Result<VethPair> {
     let explicit = ctx.request.host_ifname.clone();
+    // The generated name is not looked up first: the kernel refuses a taken
+    // one (`NLM_F_EXCL`) and the loop below tries a random one, so the common
+    // case costs one request. The write-ahead step of a refused request is
+    // taken back at once; one a kill leaves in that moment deletes only a
+    // veth whose peer is in another namespace under a name made for this
+    // guest and interface (`v<if>pl<pid>` or `pw<hash>`, see `host_peer`).
     let mut name: IfName = match &explicit {
         Some(n) => n.clone(),
         None => hostname::host_peer(ctx.guest_ifname, &ctx.guest.info),
     };
-    if explicit.is_none() && ctx.host.link_by_name(name.as_str()).await?.is_some() {
-        name = hostname::random_host_peer();
-    }
     for attempt in 0..3 {
         let peer = NewLink::veth_peer(ctx.guest_ifname.as_str())
             .mtu(mtu)
@@ -85,7 +88,8 @@ pub async fn create(
                     ctx.guest_ifname
                 )));
             }
-            // Another run took the name between our check and our request.
+            // The generated name is taken (a link left by hand, or another
+            // run's random name): a random one.
             Err(e) if e.is(libc::EEXIST) && explicit.is_none() && attempt < 2 => {
                 name = hostname::random_host_peer();
             }

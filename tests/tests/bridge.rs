@@ -230,6 +230,41 @@ fn host_side_names_honour_dash_l_and_stay_short() {
     assert!(addresses(&a, "eth1").iter().all(|x| x.starts_with("fe80")));
 }
 
+/// The generated host name is not looked up before the request: when a link
+/// has it (here a veth whose peer is in another namespace, what pipework's
+/// own would look like), the kernel refuses it and a random one is used;
+/// the link that had the name is left as it was.
+#[test]
+fn a_taken_generated_host_name_gives_way_to_a_random_one() {
+    let mut s = Sandbox::new("nametaken");
+    let other = s.guest("other");
+    let p = GuestProcess::spawn_unshared();
+    let planted = format!("veth1pl{}", p.pid());
+    s.ip_host(&[
+        "link", "add", &planted, "type", "veth", "peer", "name", "x0", "netns", &other,
+    ]);
+    let before = link(&s.host, &planted).unwrap();
+    s.pipework(&["brnt", &p.pid().to_string(), "10.84.0.2/24"])
+        .ok();
+    let after = link(&s.host, &planted).unwrap();
+    assert_eq!(after["ifindex"], before["ifindex"]);
+    assert!(after.get("master").is_none(), "{after}");
+    let ports = ip_json(&s.host, &["link", "show", "master", "brnt"]);
+    let ports = ports.as_array().unwrap();
+    assert_eq!(ports.len(), 1, "{ports:?}");
+    let name = ports[0]["ifname"].as_str().unwrap();
+    assert!(name.starts_with("pw") && name.len() == 12, "{name}");
+    let addr = ip_pid(p.pid(), &["-j", "-4", "addr", "show", "eth1"]);
+    assert!(addr.contains("10.84.0.2"), "{addr}");
+    // Detach removes what the attach made, not the planted link.
+    s.pipework(&["detach", &p.pid().to_string()]).ok();
+    assert!(link(&s.host, name).is_none());
+    assert_eq!(
+        link(&s.host, &planted).unwrap()["ifindex"],
+        before["ifindex"]
+    );
+}
+
 /// `-l NAME` of an existing link, as the original: a down veth is replaced
 /// (and stderr says so), an up one refused; unlike the original, a failed
 /// attach gives the old veth back, and only a veth is replaced.

@@ -12,6 +12,7 @@ pub mod announce;
 pub mod bridge_arp;
 pub mod dhcp4_socket;
 pub mod dhcp6_socket;
+pub mod entry;
 pub mod fdpass;
 pub mod fdwatch;
 pub mod isolate;
