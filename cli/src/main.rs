@@ -7,8 +7,8 @@
 //! CNI crate), or use `unsafe`.
 
 #![forbid(unsafe_code)]
-// The C `main` is `pipework_sys::entry_point!`'s (it skips a part of std's
-// start-up that costs about 0.1 ms of every command; see there).
+// The C `main` is `pipework_sys::entry_point!`'s (it skips the part of std's
+// start-up that cost about half a millisecond of every command; see there).
 #![cfg_attr(not(test), no_main)]
 
 mod apply;
