@@ -25,6 +25,7 @@ mod subcommands;
 #[cfg(test)]
 mod unwind_tests;
 mod usage_error;
+mod warn_log;
 
 use crate::out::errln;
 
@@ -111,18 +112,9 @@ fn init_logging(verbose: u8) {
     let env = std::env::var("PIPEWORK_LOG").ok().filter(|v| !v.is_empty());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     if verbose == 0 && env.is_none() {
-        // The common case: warnings only, without building a directive filter.
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::WARN)
-            .with_writer(std::io::stderr)
-            // On a write error tracing-subscriber says so with `eprint!`,
-            // which panics when stderr is a closed pipe: half an attach,
-            // nothing rolled back. A log line lost is only a log line.
-            .log_internal_errors(false)
-            .with_target(false)
-            .with_ansi(ansi)
-            .without_time()
-            .init();
+        // The common case: warnings only (see `warn_log` why not `fmt`).
+        let _ =
+            tracing_subscriber::util::SubscriberInitExt::try_init(warn_log::WarnLog::stderr(ansi));
         return;
     }
     let level = match verbose {
@@ -140,6 +132,9 @@ fn init_logging(verbose: u8) {
     let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // On a write error tracing-subscriber says so with `eprint!`,
+        // which panics when stderr is a closed pipe: half an attach,
+        // nothing rolled back. A log line lost is only a log line.
         .log_internal_errors(false)
         .with_target(true)
         .with_ansi(ansi);

@@ -46,8 +46,12 @@ pub async fn create(
         let peer = NewLink::veth_peer(ctx.guest_ifname.as_str())
             .mtu(mtu)
             .mac(ctx.mac)
+            .single_queue()
             .netns(std::os::fd::AsFd::as_fd(&ctx.guest.netns));
-        let mut new = NewLink::veth(name.as_str(), peer).mtu(mtu).up();
+        let mut new = NewLink::veth(name.as_str(), peer)
+            .mtu(mtu)
+            .single_queue()
+            .up();
         if let Some(m) = master {
             new = new.master(m);
         }

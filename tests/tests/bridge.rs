@@ -22,7 +22,18 @@ fn two_guests_on_a_new_bridge_ping_each_other() {
     assert_eq!(ports.as_array().unwrap().len(), 2);
     for p in ports.as_array().unwrap() {
         assert!(p["ifname"].as_str().unwrap().len() <= 15);
+        // One queue each way, both ends (asked for at creation: see
+        // `NewLink::single_queue`).
+        let d = ip_json(
+            &s.host,
+            &["-d", "link", "show", p["ifname"].as_str().unwrap()],
+        );
+        assert_eq!(d[0]["num_tx_queues"], 1, "{d}");
+        assert_eq!(d[0]["num_rx_queues"], 1, "{d}");
     }
+    let d = ip_json(&a, &["-d", "link", "show", "eth1"]);
+    assert_eq!(d[0]["num_tx_queues"], 1, "{d}");
+    assert_eq!(d[0]["num_rx_queues"], 1, "{d}");
 }
 
 #[test]

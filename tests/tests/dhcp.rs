@@ -386,14 +386,7 @@ fn the_daemon_killed_and_restarted_still_renews() {
     assert!(s.daemon_pid().is_none());
     let acks = srv.count("DHCPACK");
     // Started by hand this time (as systemd would), in the sandbox's host.
-    let mut d = std::process::Command::new("ip")
-        .args(["netns", "exec", &s.host])
-        .arg(pipework_bin())
-        .args(["daemon", "--state-dir"])
-        .arg(&s.state_dir)
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut d = spawn_daemon(&s);
     assert!(
         srv.wait_count("DHCPACK", acks + 1, Duration::from_secs(15)),
         "no renewal after the restart: {}",
@@ -408,6 +401,57 @@ fn the_daemon_killed_and_restarted_still_renews() {
     assert!(r.stderr.contains("already runs"), "{}", r.stderr);
     let _ = d.kill();
     let _ = d.wait();
+}
+
+/// `pipework daemon` in the sandbox's host namespace, started directly (as
+/// a service manager would).
+fn spawn_daemon(s: &Sandbox) -> std::process::Child {
+    std::process::Command::new("ip")
+        .args(["netns", "exec", &s.host])
+        .arg(pipework_bin())
+        .args(["daemon", "--state-dir"])
+        .arg(&s.state_dir)
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGTERM and SIGINT stop a daemon cleanly: it exits 0 and takes its
+/// socket and PID file with it (the daemon's own self-pipe, not tokio's
+/// signal driver, since 2026-12-02).
+#[test]
+fn the_daemon_stops_cleanly_on_sigterm_and_sigint() {
+    let s = Sandbox::new("dhcpdsig");
+    for sig in [libc::SIGTERM, libc::SIGINT] {
+        let mut d = spawn_daemon(&s);
+        let sock = s.state_dir.join("daemon.sock");
+        assert!(
+            pipework_tests::ovs::eventually(Duration::from_secs(10), || sock.exists()
+                && s.daemon_pid().is_some()),
+            "the daemon did not start"
+        );
+        let pid = s.daemon_pid().unwrap();
+        // Twice: a second signal while it stops must not kill it half-way.
+        kill(pid, sig);
+        kill(pid, sig);
+        let t = Instant::now();
+        let status = loop {
+            if let Some(st) = d.try_wait().unwrap() {
+                break st;
+            }
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "still running after {sig}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert_eq!(status.code(), Some(0), "signal {sig}: {status:?}");
+        assert!(!sock.exists(), "signal {sig}: the socket is left");
+        assert!(
+            !s.state_dir.join("daemon.pid").exists(),
+            "signal {sig}: the PID file is left"
+        );
+    }
 }
 
 #[test]

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use nix::fcntl::{Flock, FlockArg};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::signal::unix::{signal, SignalKind};
 use tracing::{info, warn};
 
 use crate::ctx::DaemonCtx;
@@ -132,8 +131,7 @@ pub async fn run(
         });
     }
 
-    let mut term = signal(SignalKind::terminate()).step("install signal handlers")?;
-    let mut int = signal(SignalKind::interrupt()).step("install signal handlers")?;
+    let shutdown = pipework_sys::signals::Shutdown::install().step("install signal handlers")?;
     let active = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut idle_since = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -151,8 +149,7 @@ pub async fn run(
                 }
                 Err(e) => warn!("accept: {e}"),
             },
-            _ = term.recv() => break,
-            _ = int.recv() => break,
+            _ = shutdown.recv() => break,
             _ = tick.tick() => {
                 let busy = active.load(std::sync::atomic::Ordering::SeqCst) > 0
                     || services.iter().any(|s| s.busy());

@@ -14,9 +14,9 @@ use pipework_sys::netns::Netns;
 pub struct HostSide {
     pub(crate) state: StateDir,
     pub(crate) ns: Netns,
-    /// Requests of concurrent attaches share it: each waits for the
-    /// replies to its own sequence number (the socket joins no multicast
-    /// group, so nothing else arrives on it).
+    /// Requests of concurrent attaches share it, one at a time: each reads
+    /// the replies to its own sequence number (the socket joins no
+    /// multicast group, so nothing else arrives on it).
     pub(crate) netlink: Netlink,
     /// `apply` announces the IPv4 addresses of guests on untagged Linux
     /// bridge ports through it, outside the link-change lock (see
@@ -27,7 +27,7 @@ pub struct HostSide {
 
 impl HostSide {
     /// Opens them in the calling thread's namespace, which must be the
-    /// host's. The netlink socket is served by a task on the current tokio
+    /// host's. The netlink socket is registered with the current tokio
     /// runtime: use the value on that runtime only.
     pub fn open(settings: &Settings) -> Result<HostSide> {
         let state = StateDir::open(&settings.state_dir)?;

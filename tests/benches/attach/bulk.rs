@@ -10,7 +10,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::common::{addr, bridge, median, netns_batch, netns_delete_and_settle, time, time_stdin};
+use crate::common::{
+    addr, bridge, ip_veth_args, median, netns_batch, netns_delete_and_settle, time, time_stdin,
+};
 
 const LABELS: [&str; 4] = [
     "pipework apply",
@@ -56,9 +58,9 @@ fn script(guests: &[String]) -> Duration {
         .iter()
         .enumerate()
         .map(|(i, g)| {
-            format!(
-                "link add vs{i} mtu 1500 master brscript up type veth peer name eth2 netns {g}\n"
-            )
+            let mut line = ip_veth_args(&format!("vs{i}"), "brscript", g).join(" ");
+            line.push('\n');
+            line
         })
         .collect();
     let t0 = Instant::now();

@@ -105,6 +105,22 @@ fn children_cpu() -> Duration {
     })
 }
 
+/// iproute2's host-side command of an attach: the veth with its host end
+/// `host` a port of `bridge` and up, its peer `eth2` created in `guest`,
+/// both ends with one queue each way (as pipework makes them; see
+/// `latency.rs`).
+pub fn ip_veth_args(host: &str, bridge: &str, guest: &str) -> Vec<String> {
+    let one_queue = ["numtxqueues", "1", "numrxqueues", "1"];
+    let mut v: Vec<&str> = vec!["link", "add", host, "mtu", "1500"];
+    v.extend(one_queue);
+    v.extend([
+        "master", bridge, "up", "type", "veth", "peer", "name", "eth2",
+    ]);
+    v.extend(one_queue);
+    v.extend(["netns", guest]);
+    v.into_iter().map(String::from).collect()
+}
+
 /// Like [`time`], also returning the CPU time the command's processes
 /// used (user and system, from the kernel's accounting of reaped children:
 /// exact, unlike a sampling profiler's).

@@ -1,21 +1,25 @@
 //! What one attach costs besides time: system calls and netlink requests
 //! (counted with strace, following every thread and child), peak resident
 //! memory (the kernel's `ru_maxrss` of the largest process, through GNU
-//! `time`), and the binaries' sizes as built and stripped.
+//! `time`), page faults (its `ru_minflt`, summed over the route's
+//! processes), and the binaries' sizes as built and stripped.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::common::{addr, bridge, median, netns_batch, netns_delete_and_settle, time_cpu};
+use crate::common::{
+    addr, bridge, ip_veth_args, median, netns_batch, netns_delete_and_settle, time_cpu,
+};
 
 /// Per route: (label, system calls, netlink requests, processes+threads
-/// started, peak RSS in KiB of its largest process).
+/// started, peak RSS in KiB of its largest process, page faults).
 pub struct Cost {
     pub label: String,
     pub syscalls: u64,
     pub netlink: u64,
     pub clones: u64,
     pub rss_kib: u64,
+    pub faults: u64,
 }
 
 /// The commands of one attach of guest `g` (index `i`) by each route.
@@ -62,24 +66,11 @@ fn commands(
     out.push((
         "iproute2 (2 processes)".into(),
         vec![
-            s(&[
-                "ip",
-                "link",
-                "add",
-                &format!("vc{i}"),
-                "mtu",
-                "1500",
-                "master",
-                "brcost",
-                "up",
-                "type",
-                "veth",
-                "peer",
-                "name",
-                "eth2",
-                "netns",
-                g,
-            ]),
+            [
+                vec!["ip".to_string()],
+                ip_veth_args(&format!("vc{i}"), "brcost", g),
+            ]
+            .concat(),
             // The guest side's batch, from a file: strace must not count
             // the bench's pipe.
             s(&["ip", "-n", g, "-batch", "GUESTBATCH"]),
@@ -128,28 +119,28 @@ fn strace_counts(cmd: &[String]) -> (u64, u64, u64) {
     (total, clones, netlink)
 }
 
-/// The peak resident set of `cmd`, in KiB, as GNU time reports it (the
-/// `time` package). Not through a Python or Rust parent: the kernel counts
-/// the parent's resident pages as the child's high-water mark up to its
-/// exec, so every command then "used" the parent's size.
-fn peak_rss(cmd: &[String]) -> u64 {
+/// The peak resident set of `cmd`, in KiB, and its minor page faults, as
+/// GNU time reports them (the `time` package). Not through a Python or Rust
+/// parent: the kernel counts the parent's resident pages as the child's
+/// high-water mark up to its exec, so every command then "used" the
+/// parent's size. Page faults are most of what a start costs besides the
+/// exec itself (each several microseconds in a VM): the mapping of the code
+/// as it runs, the relocated data, the heap and the stack.
+fn peak_rss_faults(cmd: &[String]) -> (u64, u64) {
     let out = std::env::temp_dir().join(format!("pw-bench-rss-{}", std::process::id()));
     let ok = Command::new("/usr/bin/time")
-        .args(["-f", "%M", "-o"])
+        .args(["-f", "%M %R", "-o"])
         .arg(&out)
         .args(cmd)
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success());
     assert!(ok, "/usr/bin/time {cmd:?} failed (apt-get install time)");
-    let kib = std::fs::read_to_string(&out)
-        .unwrap_or_default()
-        .lines()
-        .last()
-        .and_then(|l| l.trim().parse().ok())
-        .unwrap_or(0);
+    let text = std::fs::read_to_string(&out).unwrap_or_default();
     let _ = std::fs::remove_file(&out);
-    kib
+    let mut last = text.lines().last().unwrap_or("").split_whitespace();
+    let mut next = || last.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    (next(), next())
 }
 
 /// Start-up and exit alone, per command: (label, wall samples, CPU samples).
@@ -178,6 +169,7 @@ pub fn run(bins: &[(&str, PathBuf)], state: &Path, tag: &str) -> (Vec<Cost>, Sta
                     netlink: 0,
                     clones: 0,
                     rss_kib: 0,
+                    faults: 0,
                 });
             }
             for mut cmd in cmds {
@@ -191,7 +183,9 @@ pub fn run(bins: &[(&str, PathBuf)], state: &Path, tag: &str) -> (Vec<Cost>, Sta
                     c.clones += clones;
                     c.netlink += netlink;
                 } else {
-                    c.rss_kib = c.rss_kib.max(peak_rss(&cmd));
+                    let (kib, faults) = peak_rss_faults(&cmd);
+                    c.rss_kib = c.rss_kib.max(kib);
+                    c.faults += faults;
                 }
             }
         }
@@ -232,20 +226,23 @@ fn startup(bins: &[(&str, PathBuf)]) -> Startup {
 }
 
 pub fn print(costs: &[Cost], startup: &Startup, bins: &[(&str, PathBuf)], leftover: usize) {
-    println!("## Cost of one attach (strace -f; GNU time's maximum resident set)");
+    println!(
+        "## Cost of one attach (strace -f; GNU time's maximum resident set and minor page faults)"
+    );
     println!();
     println!(
-        "| route | system calls | netlink requests | processes + threads started | peak RSS |"
+        "| route | system calls | netlink requests | processes + threads started | peak RSS | page faults |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
     for c in costs {
         println!(
-            "| {} | {} | {} | {} | {:.1} MiB |",
+            "| {} | {} | {} | {} | {:.1} MiB | {} |",
             c.label,
             c.syscalls,
             c.netlink,
             c.clones,
-            c.rss_kib as f64 / 1024.0
+            c.rss_kib as f64 / 1024.0,
+            c.faults
         );
     }
     println!();

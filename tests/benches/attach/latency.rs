@@ -6,7 +6,11 @@
 //! add` creates the veth with the host end already a port of the bridge and
 //! up and the peer inside the namespace under its final name (a single
 //! `RTM_NEWLINK`); then `ip -n <ns> -batch -` adds the address and sets the
-//! peer up. One process cannot do both: `ip -batch` takes no `-n` per line
+//! peer up. Both ends get one queue each way (`numtxqueues 1 numrxqueues
+//! 1`), as pipework's veths do: without it the kernel creates a queue per
+//! CPU and waits for two RCU grace periods cutting them down to one, a
+//! wait pipework does not pay, so iproute2 is spared it too. One process
+//! cannot do both: `ip -batch` takes no `-n` per line
 //! (`netns exec` forks another `ip`), and the kernel refuses a veth peer
 //! created up (`ENOTCONN`), so the guest side needs a second process in the
 //! namespace.
@@ -16,8 +20,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::common::{
-    addr, bridge, median, netns_batch, netns_delete_and_settle, running, stats, time, time_cpu,
-    time_stdin_cpu, Bins,
+    addr, bridge, ip_veth_args, median, netns_batch, netns_delete_and_settle, running, stats, time,
+    time_cpu, time_stdin_cpu, Bins,
 };
 
 /// One way of attaching a guest, on its own bridge and guest interface.
@@ -70,10 +74,8 @@ impl Route {
                 let host = format!("vb{i}");
                 let a = addr(2, i);
                 let guest_side = format!("addr add {a} dev eth2\nlink set eth2 up\n");
-                let (w1, c1) = time_cpu(Command::new("ip").args([
-                    "link", "add", &host, "mtu", "1500", "master", IP_BRIDGE, "up", "type", "veth",
-                    "peer", "name", "eth2", "netns", guest,
-                ]));
+                let (w1, c1) =
+                    time_cpu(Command::new("ip").args(ip_veth_args(&host, IP_BRIDGE, guest)));
                 let (w2, c2) = time_stdin_cpu(
                     Command::new("ip").args(["-n", guest, "-batch", "-"]),
                     &guest_side,
@@ -211,7 +213,7 @@ pub fn print(bins: &Bins, rows: &[Row]) {
     println!("## Attach latency, one process per attach, one bridge per route");
     println!();
     println!(
-        "iproute2: `ip link add vbI mtu 1500 master brip up type veth peer name eth2 netns G` + `ip -n G -batch -` (addr add; link set up)"
+        "iproute2: `ip link add vbI mtu 1500 numtxqueues 1 numrxqueues 1 master brip up type veth peer name eth2 numtxqueues 1 numrxqueues 1 netns G` + `ip -n G -batch -` (addr add; link set up)"
     );
     println!();
     ratio_table(&routes, rows, |r| &r.attach, true);

@@ -1,12 +1,14 @@
 //! rtnetlink, bound to one namespace.
 //!
-//! [`Netlink`] wraps an `rtnetlink` connection whose socket was opened inside a
-//! given namespace. Every request goes through [`Netlink::request`], which gives
+//! [`Netlink`] wraps a netlink socket opened inside a given namespace
+//! (`conn`). Every request goes through [`Netlink::request`], which gives
 //! uniform errors with the kernel's extended-ack message. The object modules
-//! (`link`, `addr`, `route`, `rule`) hold the requests we need.
+//! (`link`, `addr`, `route`, `rule`) hold the requests we need, built with
+//! rtnetlink's message builders and netlink-packet-route.
 
 mod addr;
 mod bridge_vlan;
+mod conn;
 mod error;
 mod link;
 #[cfg(test)]
@@ -24,23 +26,23 @@ pub use rule::{RuleEntry, RuleSpec};
 pub use vf::{VfConfig, VfSetting};
 
 use std::io;
-use std::os::fd::{AsFd, FromRawFd, IntoRawFd};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
-use futures::StreamExt;
-use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
+use netlink_packet_core::{NetlinkMessage, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST};
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_sys::{protocols::NETLINK_ROUTE, Socket, TokioSocket};
+use netlink_sys::{protocols::NETLINK_ROUTE, Socket};
 
 use crate::netns::Netns;
 
 /// `NETLINK_CAP_ACK`: do not echo the whole request back in error messages.
 const NETLINK_CAP_ACK: libc::c_int = 10;
 
-/// An rtnetlink connection inside one namespace.
+/// An rtnetlink connection inside one namespace. Clones share the socket;
+/// their requests take turns on it.
 #[derive(Clone)]
 pub struct Netlink {
-    handle: rtnetlink::Handle,
+    conn: Arc<conn::Conn>,
     /// "host" or the guest's name, for error messages.
     label: Arc<str>,
 }
@@ -49,14 +51,14 @@ impl Netlink {
     /// A connection in the calling thread's namespace. Needs a tokio runtime.
     pub fn connect_here(label: &str) -> io::Result<Netlink> {
         let sock = open_socket()?;
-        Ok(Netlink::from_socket(sock, label))
+        Netlink::from_socket(sock, label)
     }
 
     /// A connection in `ns`: the calling thread enters it for the socket
     /// call ([`Netns::enter_briefly`]).
     pub async fn connect_in(ns: &Netns, label: &str) -> io::Result<Netlink> {
         let sock = ns.enter_briefly(open_socket)??;
-        Ok(Netlink::from_socket(sock, label))
+        Netlink::from_socket(sock, label)
     }
 
     /// Like [`Netlink::connect_in`], also running `extra` inside the
@@ -75,18 +77,14 @@ impl Netlink {
     {
         let (sock, t) =
             ns.enter_briefly_from(home.as_fd(), move || open_socket().map(|s| (s, extra())))??;
-        Ok((Netlink::from_socket(sock, label), t))
+        Ok((Netlink::from_socket(sock, label)?, t))
     }
 
-    fn from_socket(sock: Socket, label: &str) -> Netlink {
-        // SAFETY: the fd comes from a Socket we own and give up here.
-        let tokio_sock = unsafe { TokioSocket::from_raw_fd(sock.into_raw_fd()) };
-        let (conn, handle, _) = rtnetlink::from_socket(tokio_sock);
-        tokio::spawn(conn);
-        Netlink {
-            handle,
+    fn from_socket(sock: Socket, label: &str) -> io::Result<Netlink> {
+        Ok(Netlink {
+            conn: Arc::new(conn::Conn::new(sock)?),
             label: label.into(),
-        }
+        })
     }
 
     pub fn label(&self) -> &str {
@@ -101,23 +99,11 @@ impl Netlink {
         flags: u16,
         op: impl FnOnce() -> String,
     ) -> Result<Vec<RouteNetlinkMessage>, NlError> {
-        let req = envelope(msg, flags);
-        let mut handle = self.handle.clone();
-        let mut stream = match handle.request(req) {
-            Ok(s) => s,
-            Err(e) => return Err(NlError::other(op(), &self.label, e.to_string())),
-        };
-        let mut out = Vec::new();
-        while let Some(m) = stream.next().await {
-            match m.payload {
-                NetlinkPayload::InnerMessage(inner) => out.push(inner),
-                NetlinkPayload::Error(e) if e.code.is_some() => {
-                    return Err(NlError::from_kernel(op(), &self.label, &e));
-                }
-                _ => {}
-            }
+        match self.conn.request(envelope(msg, flags)).await {
+            Ok(conn::Replies::Done(out)) => Ok(out),
+            Ok(conn::Replies::Error(e)) => Err(NlError::from_kernel(op(), &self.label, &e)),
+            Err(e) => Err(NlError::io(op(), &self.label, e)),
         }
-        Ok(out)
     }
 }
 
