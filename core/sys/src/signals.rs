@@ -36,9 +36,12 @@ pub fn latched() -> Option<i32> {
 /// The write end of the daemon's self-pipe, once [`Shutdown::install`] made
 /// it (-1 before).
 static WAKE_FD: AtomicI32 = AtomicI32::new(-1);
+/// The last signal [`Shutdown`] caught. Not the latch's [`RECEIVED`]: a
+/// daemon told to stop finishes what it is doing, it does not undo it.
+static SHUTDOWN_SIGNAL: AtomicI32 = AtomicI32::new(0);
 
 extern "C" fn on_shutdown_signal(sig: libc::c_int) {
-    RECEIVED.store(sig, Ordering::SeqCst);
+    SHUTDOWN_SIGNAL.store(sig, Ordering::SeqCst);
     let fd = WAKE_FD.load(Ordering::SeqCst);
     if fd >= 0 {
         // SAFETY: write(2) is async-signal-safe; errno is put back so that
@@ -116,7 +119,7 @@ impl Shutdown {
                 )
             };
             if n > 0 {
-                return Ok(RECEIVED.load(Ordering::SeqCst));
+                return Ok(SHUTDOWN_SIGNAL.load(Ordering::SeqCst));
             }
             let err = std::io::Error::last_os_error();
             if n == 0 || err.kind() != std::io::ErrorKind::WouldBlock {
