@@ -80,11 +80,9 @@ impl Shutdown {
         // the handler for the life of the process (never closed, so the
         // handler never writes to a reused number).
         let rx = unsafe { std::os::fd::OwnedFd::from_raw_fd(fds[0]) };
-        let old = WAKE_FD.swap(fds[1], Ordering::SeqCst);
-        if old >= 0 {
-            // SAFETY: a second install: the old end is no longer used.
-            unsafe { libc::close(old) };
-        }
+        // A second install leaves the first write end open (a handler
+        // running now may still write to it).
+        WAKE_FD.store(fds[1], Ordering::SeqCst);
         for sig in [libc::SIGTERM, libc::SIGINT] {
             // SAFETY: a zeroed sigaction with our handler; the handler only
             // touches atomics and write(2).
