@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use serde_json::Value;
 
+pub mod arpwatch;
 pub mod dhcp;
 pub mod hw;
 pub mod lxc;

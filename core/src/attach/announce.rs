@@ -1,9 +1,10 @@
 //! The attach's announcement of its static addresses: a gratuitous ARP
-//! (through the kernel's `arp_notify`, or for `apply` on an untagged Linux
+//! (out of the guest's link from a packet socket inside the guest, or
+//! through the kernel's `arp_notify`, or for `apply` on an untagged Linux
 //! bridge port from the host into the bridge) and unsolicited neighbour
 //! advertisements, so that neighbours learn the guest's MAC at once.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use tracing::{debug, warn};
 
@@ -52,17 +53,20 @@ impl Job<'_> {
 
     /// Announces the static addresses the host did not (`host_sent`: see
     /// [`Job::announce_from_host`]). Returns whether the attaching
-    /// marker was cleared on the way: a fresh link (`notify_on`) announces
-    /// its IPv4 addresses with one request, its MAC set again, and the
-    /// marker's clearing rides in that request instead of one of its own.
+    /// marker was cleared on the way.
+    ///
+    /// A fresh Ethernet link (`fresh.ethernet`) announces its IPv4
+    /// addresses from the guest's packet socket when it has one. Otherwise
+    /// a fresh link (`fresh.notify_on`) announces them with one request,
+    /// its MAC set again, and the marker's clearing rides in that request
+    /// instead of one of its own.
     pub(super) async fn announce(
         &self,
         ifindex: u32,
         host_sent: bool,
         mac: MacAddr,
         statics: &[StaticAddress],
-        notify_on: bool,
-        marked: bool,
+        fresh: Fresh,
     ) -> Result<bool> {
         let mut cleared = false;
         if let Some(a) = self.announcer {
@@ -70,7 +74,20 @@ impl Job<'_> {
             if host_sent {
                 addrs.retain(IpAddr::is_ipv6);
             }
-            if notify_on && marked && addrs.iter().any(IpAddr::is_ipv4) {
+            let v4: Vec<Ipv4Addr> = addrs
+                .iter()
+                .filter_map(|a| match a {
+                    IpAddr::V4(v4) => Some(*v4),
+                    IpAddr::V6(_) => None,
+                })
+                .collect();
+            if fresh.ethernet && !v4.is_empty() {
+                match a.send_arp(ifindex, mac, &v4) {
+                    Ok(()) => addrs.retain(IpAddr::is_ipv6),
+                    Err(e) => debug!("{e}: the kernel announces instead"),
+                }
+            }
+            if fresh.notify_on && fresh.marked && addrs.iter().any(IpAddr::is_ipv4) {
                 let poke = LinkChange::new(ifindex)
                     .mac(mac)
                     .alias("")
@@ -87,7 +104,10 @@ impl Job<'_> {
                 }
             }
             if !addrs.is_empty() {
-                if let Err(e) = a.send(self.guest_nl, ifindex, mac, &addrs, notify_on).await {
+                if let Err(e) = a
+                    .send(self.guest_nl, ifindex, mac, &addrs, fresh.notify_on)
+                    .await
+                {
                     // Neighbours learn the address on first use anyway.
                     warn!("gratuitous ARP / unsolicited NA not sent: {e}");
                 }
@@ -96,4 +116,15 @@ impl Job<'_> {
         fault::point("announced")?;
         Ok(cleared)
     }
+}
+
+/// What the attach knows of the link it announces on.
+pub(super) struct Fresh {
+    /// Made by this attach, with `arp_notify` turned on.
+    pub notify_on: bool,
+    /// Made by this attach, and an Ethernet link (veth, macvlan).
+    pub ethernet: bool,
+    /// Carries the attaching marker (cleared with the announcement when
+    /// that is the kernel's).
+    pub marked: bool,
 }

@@ -128,7 +128,12 @@ impl Job<'_> {
                 d.extend(self.req, &rec, statics, self.settings, &mut journal)
                     .await?;
             }
-            self.announce(link.index, false, rec.mac, statics, false, false)
+            let fresh = super::announce::Fresh {
+                notify_on: false,
+                ethernet: false,
+                marked: false,
+            };
+            self.announce(link.index, false, rec.mac, statics, fresh)
                 .await?;
             fault::point("before-commit")?;
             rec.addresses.extend(statics.iter().map(|a| a.address));

@@ -10,6 +10,7 @@ use tracing::{debug, warn};
 
 use crate::pending::Pending;
 use crate::{dhcp, fault, hostname, ops, slaac, wait};
+use announce::Fresh;
 use pipework_base::driver::UndoContext;
 use pipework_base::driver::{
     AttachContext, Driver, DriverKind, DriverSet, MacHandling, Plan, Plugged,
@@ -97,14 +98,19 @@ pub async fn attach_with(
         bridge_arp,
     } = host_side;
     let _guest_lock = state.lock_guest(guest.info.netns).await?;
-    // The ICMPv6 socket for the announcement of IPv6 addresses is opened in
-    // the same trip into the guest as its netlink socket: one setns.
+    // The sockets that announce the addresses (packet for IPv4, ICMPv6 for
+    // IPv6) are opened in the same trip into the guest as its netlink
+    // socket: one setns.
     let statics = req.address.statics();
     let announce = req.options.announce && !statics.is_empty();
     let ipv6 = statics.iter().any(|a| a.address.addr().is_ipv6());
+    // `apply` announces IPv4 addresses on Linux bridges from the host
+    // (`bridge_arp`), or else through the kernel: no packet socket in each
+    // guest for that.
+    let ipv4 = bridge_arp.is_none() && statics.iter().any(|a| a.address.addr().is_ipv4());
     let (guest_nl, announcer) =
         Netlink::connect_in_with(&guest.netns, host_ns, guest.name(), move || {
-            announce.then(|| Announcer::open(ipv6))
+            announce.then(|| Announcer::open(ipv4, ipv6))
         })
         .await
         .step("open netlink in the guest")?;
@@ -416,14 +422,24 @@ impl Job<'_> {
         driver
             .after_up(ctx, &mut plugged, guest_announces, journal)
             .await?;
+        // A gratuitous ARP of our own making needs an Ethernet link: the
+        // veth and macvlan links this attach made are.
+        let ethernet = notify_on
+            && matches!(
+                kind,
+                DriverKind::LinuxBridge | DriverKind::Ovs | DriverKind::Macvlan
+            );
         let cleared = self
             .announce(
                 plugged.guest_ifindex,
                 host_sent,
                 mac,
                 statics,
-                notify_on,
-                marked,
+                Fresh {
+                    notify_on,
+                    ethernet,
+                    marked,
+                },
             )
             .await?;
 

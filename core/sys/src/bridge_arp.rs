@@ -1,18 +1,19 @@
 //! Gratuitous ARP sent from the host into a Linux bridge, for `apply`.
 //!
-//! A single attach has the kernel announce its IPv4 addresses (`arp_notify`,
-//! see [`crate::announce`]): no socket to close. But the kernel sends that
-//! ARP inside the netlink request, under the lock that serialises every
-//! link change on the host, and the bridge floods it to all its ports there
-//! and then: with hundreds of guests on a bridge, `apply`'s concurrent
-//! attaches wait on each other's floods. From a packet socket on the host,
+//! A single attach announces its IPv4 addresses from the guest's side, out
+//! of its own link, once its bridge port forwards (see [`crate::announce`]).
+//! `apply` does not wait for each port: its guests' ports come up while it
+//! works on others, and where the kernel announces (`arp_notify`) it does
+//! so inside the netlink request, under the lock that serialises every link
+//! change on the host, flooding hundreds of ports there and then: the
+//! concurrent attaches would wait on each other's floods. From a packet socket on the host,
 //! the same frame (the guest's MAC as source, broadcast) goes into the
 //! bridge device, which floods it to its ports exactly as if the guest had
 //! sent it, without that lock (in the reply form, which costs each
 //! receiver less: see [`gratuitous_arp_reply`]). A packet socket's close
-//! waits for an RCU grace period (`synchronize_net()`), so one socket
-//! serves all the attaches of an `apply` worker thread and is closed once,
-//! when the thread is done.
+//! waits for an RCU grace period (`synchronize_net()`) unless the kernel
+//! can release it after us ([`crate::late_release`]); either way one
+//! socket serves all the attaches of an `apply` worker thread.
 //!
 //! Only for a bridge port without VLAN: the bridge device sends untagged
 //! frames into its own default VLAN, which is the port's only when VLAN
@@ -20,7 +21,9 @@
 
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+
+use crate::late_release::LateRelease;
 
 use pipework_model::MacAddr;
 
@@ -59,13 +62,20 @@ pub fn gratuitous_arp_reply(mac: MacAddr, ip: Ipv4Addr) -> [u8; 42] {
 }
 
 /// A send-only packet socket in the namespace it was opened in (protocol
-/// 0: the kernel queues nothing to it).
-pub struct BridgeArp {
-    sock: OwnedFd,
+/// 0: the kernel queues nothing to it), sending gratuitous ARPs in the
+/// reply form ([`gratuitous_arp_reply`]) to the broadcast address.
+pub(crate) enum ArpSocket {
+    /// Released by the kernel after us ([`LateRelease`]): closing costs
+    /// nothing.
+    Late(LateRelease),
+    /// Closing it waits for an RCU grace period.
+    Plain(OwnedFd),
 }
 
-impl BridgeArp {
-    pub fn open() -> io::Result<BridgeArp> {
+impl ArpSocket {
+    /// With `late_only`, fails rather than give a socket whose close
+    /// would wait.
+    pub(crate) fn open(late_only: bool) -> io::Result<ArpSocket> {
         // SAFETY: plain socket(2); checked below.
         let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
@@ -73,23 +83,34 @@ impl BridgeArp {
         }
         // SAFETY: fd is new and ours.
         let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(BridgeArp { sock })
+        match LateRelease::new(sock) {
+            Ok(l) => Ok(ArpSocket::Late(l)),
+            Err((_, e)) if late_only => Err(io::Error::new(
+                e.kind(),
+                format!("no io_uring to release a packet socket after us: {e}"),
+            )),
+            Err((sock, _)) => Ok(ArpSocket::Plain(sock)),
+        }
     }
 
-    /// Sends the announcement of `ip` for `mac` into bridge `bridge`.
-    pub fn announce(&self, bridge: u32, mac: MacAddr, ip: Ipv4Addr) -> io::Result<()> {
+    /// Sends the announcement of `ip` for `mac` out of link `ifindex`.
+    pub(crate) fn send(&self, ifindex: u32, mac: MacAddr, ip: Ipv4Addr) -> io::Result<()> {
+        let fd = match self {
+            ArpSocket::Late(l) => l.as_fd(),
+            ArpSocket::Plain(fd) => fd.as_fd(),
+        };
         let frame = gratuitous_arp_reply(mac, ip);
         // SAFETY: zeroed sockaddr_ll is valid; fields set below.
         let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         sll.sll_family = libc::AF_PACKET as u16;
         sll.sll_protocol = ETH_P_ARP.to_be();
-        sll.sll_ifindex = bridge as i32;
+        sll.sll_ifindex = ifindex as i32;
         sll.sll_halen = 6;
         sll.sll_addr[..6].copy_from_slice(&BROADCAST);
         // SAFETY: buffer and address valid for their lengths.
         let n = unsafe {
             libc::sendto(
-                self.sock.as_raw_fd(),
+                fd.as_raw_fd(),
                 frame.as_ptr().cast(),
                 frame.len(),
                 0,
@@ -101,10 +122,28 @@ impl BridgeArp {
             let e = io::Error::last_os_error();
             return Err(io::Error::new(
                 e.kind(),
-                format!("gratuitous ARP for {ip} into bridge #{bridge}: {e}"),
+                format!("gratuitous ARP for {ip} out of link #{ifindex}: {e}"),
             ));
         }
         Ok(())
+    }
+}
+
+/// The host's packet socket for `apply`'s announcements into bridges.
+pub struct BridgeArp {
+    sock: ArpSocket,
+}
+
+impl BridgeArp {
+    pub fn open() -> io::Result<BridgeArp> {
+        Ok(BridgeArp {
+            sock: ArpSocket::open(false)?,
+        })
+    }
+
+    /// Sends the announcement of `ip` for `mac` into bridge `bridge`.
+    pub fn announce(&self, bridge: u32, mac: MacAddr, ip: Ipv4Addr) -> io::Result<()> {
+        self.sock.send(bridge, mac, ip)
     }
 }
 

@@ -16,6 +16,7 @@ pub mod entry;
 pub mod fdpass;
 pub mod fdwatch;
 pub mod isolate;
+pub mod late_release;
 pub mod netlink;
 pub mod netns;
 pub mod process;
