@@ -1,5 +1,6 @@
-//! Witnesses of a guest's gratuitous ARP: the frame itself as a neighbour
-//! receives it (which form, from whom, to whom), and a way to run pipework
+//! Witnesses of a guest's gratuitous ARP: a neighbour's cache (`ip -j
+//! neigh`), the frame itself as a neighbour receives it (which form, from
+//! whom, to whom), and a way to run pipework
 //! where the kernel refuses io_uring, as container runtimes' default seccomp
 //! filters do. Python's standard library only (no `unsafe` in our tests, no
 //! scapy).
@@ -8,6 +9,8 @@ use std::io::{BufRead, BufReader};
 use std::net::Ipv4Addr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+
+use crate::{ip, ip_json};
 
 /// Listens on a packet socket (ARP only), says `ready`, then prints the
 /// first ARP frame whose Ethernet source is the MAC asked for, in hex, and
@@ -124,4 +127,40 @@ pub fn packet_sockets(ns: &str) -> usize {
         .lines()
         .count()
         .saturating_sub(1)
+}
+
+/// The MAC netns `ns` caches for `addr` (`ip -j neigh`).
+pub fn neigh_mac(ns: &str, addr: &str) -> Option<String> {
+    let v = ip_json(ns, &["neigh", "show", "to", addr]);
+    v.as_array()?.first()?["lladdr"].as_str().map(String::from)
+}
+
+/// A stale cache entry with a MAC that is no longer true.
+pub fn stale_entry(ns: &str, addr: &str) {
+    ip(
+        ns,
+        &[
+            "neigh",
+            "replace",
+            addr,
+            "lladdr",
+            "02:00:00:00:00:99",
+            "dev",
+            "eth1",
+            "nud",
+            "stale",
+        ],
+    );
+}
+
+/// Waits up to 2 s for `ns` to cache `mac` for `addr`; what it caches then.
+pub fn wait_for_mac(ns: &str, addr: &str, mac: &str) -> Option<String> {
+    for _ in 0..100 {
+        let m = neigh_mac(ns, addr);
+        if m.as_deref() == Some(mac) {
+            return m;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    neigh_mac(ns, addr)
 }
