@@ -23,7 +23,7 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
-use crate::late_release::LateRelease;
+use crate::late_release::{LateRelease, LateRing};
 
 use pipework_model::MacAddr;
 
@@ -76,6 +76,19 @@ impl ArpSocket {
     /// With `late_only`, fails rather than give a socket whose close
     /// would wait.
     pub(crate) fn open(late_only: bool) -> io::Result<ArpSocket> {
+        // The ring first: where io_uring is refused and `late_only` asks,
+        // no socket is opened at all (dropping one would pay the wait this
+        // avoids).
+        let ring = match LateRing::new() {
+            Ok(r) => Some(r),
+            Err(e) if late_only => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("no io_uring to release a packet socket after us: {e}"),
+                ))
+            }
+            Err(_) => None,
+        };
         // SAFETY: plain socket(2); checked below.
         let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if fd < 0 {
@@ -83,12 +96,13 @@ impl ArpSocket {
         }
         // SAFETY: fd is new and ours.
         let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-        match LateRelease::new(sock) {
+        let Some(ring) = ring else {
+            return Ok(ArpSocket::Plain(sock));
+        };
+        match ring.hold(sock) {
             Ok(l) => Ok(ArpSocket::Late(l)),
-            Err((_, e)) if late_only => Err(io::Error::new(
-                e.kind(),
-                format!("no io_uring to release a packet socket after us: {e}"),
-            )),
+            // A ring that takes no file (not seen): the socket as it is;
+            // dropping it would wait just the same.
             Err((sock, _)) => Ok(ArpSocket::Plain(sock)),
         }
     }

@@ -42,21 +42,26 @@ pub struct LateRelease {
     _ring: OwnedFd,
 }
 
-impl LateRelease {
-    /// Registers `fd` with a new io_uring instance. On failure, returns
-    /// `fd` untouched with the reason.
-    pub fn new(fd: OwnedFd) -> Result<LateRelease, (OwnedFd, io::Error)> {
-        let ring = match ring() {
-            Ok(r) => r,
-            Err(e) => return Err((fd, e)),
-        };
+/// An io_uring instance made before the descriptor it is to hold, so that
+/// a caller can learn that io_uring is refused before it opens a socket
+/// whose close would wait (see `ArpSocket::open`).
+pub struct LateRing(OwnedFd);
+
+impl LateRing {
+    pub fn new() -> io::Result<LateRing> {
+        ring().map(LateRing)
+    }
+
+    /// Registers `fd` with this instance. On failure, returns `fd`
+    /// untouched with the reason.
+    pub fn hold(self, fd: OwnedFd) -> Result<LateRelease, (OwnedFd, io::Error)> {
         let files = [fd.as_raw_fd()];
         // SAFETY: io_uring_register(2) reads one int from `files`, which
-        // lives across the call; `ring` is an io_uring descriptor of ours.
+        // lives across the call; `self.0` is an io_uring descriptor of ours.
         let r = unsafe {
             libc::syscall(
                 libc::SYS_io_uring_register,
-                ring.as_raw_fd(),
+                self.0.as_raw_fd(),
                 IORING_REGISTER_FILES,
                 files.as_ptr(),
                 1 as libc::c_uint,
@@ -65,7 +70,18 @@ impl LateRelease {
         if r < 0 {
             return Err((fd, io::Error::last_os_error()));
         }
-        Ok(LateRelease { fd, _ring: ring })
+        Ok(LateRelease { fd, _ring: self.0 })
+    }
+}
+
+impl LateRelease {
+    /// Registers `fd` with a new io_uring instance. On failure, returns
+    /// `fd` untouched with the reason.
+    pub fn new(fd: OwnedFd) -> Result<LateRelease, (OwnedFd, io::Error)> {
+        match LateRing::new() {
+            Ok(r) => r.hold(fd),
+            Err(e) => Err((fd, e)),
+        }
     }
 }
 
